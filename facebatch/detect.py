@@ -1,0 +1,119 @@
+"""Face detection with MTCNN, returning plain dataclasses in full-resolution pixel coordinates."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image
+
+# MTCNN's smallest pyramid window is 12 px; a face needs about 20 px in the image it sees to be
+# found reliably, so we never shrink the detection copy below what keeps min_face_size at that.
+_DETECTOR_RELIABLE_FACE_PX = 20
+# A tight face crop fills the whole image, and MTCNN needs some context around a face.  When
+# nothing is found in an enrollment photo we retry on a copy with this much border on each side.
+_TIGHT_CROP_BORDER = 0.35
+
+
+@dataclass(frozen=True)
+class Face:
+    """A detected face: integer box (left, top, right, bottom) in upright full-resolution pixels."""
+
+    left: int
+    top: int
+    right: int
+    bottom: int
+    confidence: float
+    landmarks: dict = field(default_factory=dict, compare=False)
+
+    @property
+    def width(self) -> int:
+        return self.right - self.left
+
+    @property
+    def height(self) -> int:
+        return self.bottom - self.top
+
+    @property
+    def area(self) -> int:
+        return self.width * self.height
+
+
+@dataclass(frozen=True)
+class DetectorSettings:
+    min_face_size: int = 40  # pixels, shorter side of the box, in the full-resolution image
+    min_confidence: float = 0.90
+
+
+def detection_scale(settings: DetectorSettings) -> float:
+    """How much to shrink an image before detection: as far as keeps min_face_size at 20 px.
+
+    MTCNN is asked for faces of 20 px and up in the shrunken copy, which is the same as faces of
+    min_face_size and up in the original, at a fraction of the pixels.  (We do not pass larger
+    min_face_size values to mtcnn 1.0.0 itself: its pyramid then runs below PNet's 12 px input
+    and fails.)
+    """
+    return min(1.0, _DETECTOR_RELIABLE_FACE_PX / max(settings.min_face_size, 1))
+
+
+class Detector:
+    """MTCNN behind a small interface.  Create once per process: it builds three TF models."""
+
+    def __init__(self, settings: DetectorSettings = DetectorSettings()):
+        from mtcnn import MTCNN
+
+        self.settings = settings
+        self._mtcnn = MTCNN(device="CPU:0")
+
+    def _run(self, pixels: np.ndarray) -> list[tuple]:
+        if min(pixels.shape[:2]) < _DETECTOR_RELIABLE_FACE_PX:
+            return []  # too small to hold a detectable face, and too small for MTCNN's pyramid
+        results = self._mtcnn.detect_faces(pixels, min_face_size=_DETECTOR_RELIABLE_FACE_PX, box_format="xyxy")
+        return [(r["box"], float(r["confidence"]), r["keypoints"]) for r in results]
+
+    def detect(self, image: Image.Image, tight_crop_retry: bool = False) -> list[Face]:
+        """Faces in `image`, sorted left to right, filtered by confidence and minimum size.
+
+        With `tight_crop_retry`, an image where nothing is found is tried again with a border
+        around it, so that photos cropped to the face (as enrollment photos often are) still work.
+        """
+        faces = self._detect_scaled(image, self.settings.min_face_size)
+        if not faces and tight_crop_retry:
+            faces = self._detect_with_border(image)
+        return sorted(faces, key=lambda f: (f.left, f.top))
+
+    def _detect_scaled(self, image: Image.Image, min_face_size: int) -> list[Face]:
+        width, height = image.size
+        scale = detection_scale(self.settings)
+        small = image if scale == 1.0 else image.resize(
+            (max(1, round(width * scale)), max(1, round(height * scale))), Image.BILINEAR)
+        raw = self._run(np.asarray(small))
+        return self._to_faces(raw, 1.0 / scale, (0, 0), (width, height), min_face_size)
+
+    def _detect_with_border(self, image: Image.Image) -> list[Face]:
+        width, height = image.size
+        pad = int(round(max(width, height) * _TIGHT_CROP_BORDER))
+        canvas = Image.new("RGB", (width + 2 * pad, height + 2 * pad), (128, 128, 128))
+        canvas.paste(image, (pad, pad))
+        raw = self._run(np.asarray(canvas))
+        return self._to_faces(raw, 1.0, (pad, pad), (width, height), min_face_size=0)
+
+    def _to_faces(self, raw, scale, offset, size, min_face_size) -> list[Face]:
+        width, height = size
+        faces = []
+        for (x1, y1, x2, y2), confidence, keypoints in raw:
+            left = int(round(x1 * scale)) - offset[0]
+            top = int(round(y1 * scale)) - offset[1]
+            right = int(round(x2 * scale)) - offset[0]
+            bottom = int(round(y2 * scale)) - offset[1]
+            left, top = max(0, left), max(0, top)
+            right, bottom = min(width, right), min(height, bottom)
+            if confidence < self.settings.min_confidence or min(right - left, bottom - top) < min_face_size:
+                continue
+            landmarks = {k: (float(v[0]) * scale - offset[0], float(v[1]) * scale - offset[1])
+                         for k, v in keypoints.items()}
+            faces.append(Face(left, top, right, bottom, confidence, landmarks))
+        return faces
+
+
+def largest(faces: list[Face]) -> Face | None:
+    return max(faces, key=lambda f: f.area, default=None)

