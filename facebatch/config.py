@@ -1,0 +1,33 @@
+"""Settings shared by every command, as one frozen (and picklable) object, with the default folders."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .detect import DetectorSettings
+from .images import DEFAULT_MAX_PIXELS
+from .weights import DEFAULT_MODEL
+
+PEOPLE_DIR = Path("People")
+IMAGES_DIR = Path("images")
+OUTPUT_DIR = Path("Infered_image")
+DATABASE = Path("DataBase") / "DataBase.json"
+MODELS_ROOT = Path("Model")
+REPORT_NAME = "report.csv"
+IMAGES_PER_CHUNK = 8  # small enough to spread a short run over the workers, big enough to batch faces
+
+
+def default_jobs() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+
+
+@dataclass(frozen=True)
+class Settings:
+    model: str = DEFAULT_MODEL
+    models_root: Path = MODELS_ROOT
+    threshold: float = 1.15
+    detector: DetectorSettings = field(default_factory=DetectorSettings)
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    jobs: int = 1
+    tf_threads: int = 0  # 0: let TensorFlow decide (all cores); workers get cores // jobs

@@ -1,0 +1,53 @@
+"""The CSV report: its columns, one row per face, and formula-safe cells.  No file handling here."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .results import STATUS_ERROR, STATUS_NO_FACE, STATUS_OK, UNKNOWN, ImageResult
+
+HEADER = ["image", "face", "name", "distance", "confidence", "left", "top", "right", "bottom",
+          "status", "error", "annotated"]
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_cell(text: str) -> str:
+    """Neutralise text a spreadsheet would run as a formula, by prefixing a single quote (OWASP's advice)."""
+    return "'" + text if text.startswith(_FORMULA_STARTS) else text
+
+
+def one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def rows_for(result: ImageResult) -> list[list[str]]:
+    """CSV rows for one image: one per face, or a single row for no_face and error."""
+    image = safe_cell(result.image)
+    annotated = safe_cell(result.annotated)
+    if result.status != STATUS_OK or not result.faces:
+        return [[image, "", "", "", "", "", "", "", "", result.status, safe_cell(one_line(result.error)), annotated]]
+    rows = []
+    for index, labelled in enumerate(result.faces):
+        face = labelled.face
+        distance = "" if labelled.distance == float("inf") else f"{labelled.distance:.4f}"
+        rows.append([image, str(index), safe_cell(labelled.name), distance, f"{face.confidence:.4f}",
+                     str(face.left), str(face.top), str(face.right), str(face.bottom), STATUS_OK, "", annotated])
+    return rows
+
+
+@dataclass
+class Summary:
+    images: int = 0
+    faces: int = 0
+    known: int = 0
+    unknown: int = 0
+    no_face: int = 0
+    errors: int = 0
+    seconds: float = 0.0
+
+    def add(self, result: ImageResult) -> None:
+        self.images += 1
+        self.faces += len(result.faces)
+        self.unknown += sum(1 for f in result.faces if f.name == UNKNOWN)
+        self.known += sum(1 for f in result.faces if f.name != UNKNOWN)
+        self.no_face += result.status == STATUS_NO_FACE
+        self.errors += result.status == STATUS_ERROR
