@@ -35,10 +35,26 @@ class Engine:
 _ENGINES: dict[tuple, Engine] = {}
 
 
-def configure_tensorflow(threads: int) -> None:
-    """Quiet TensorFlow's start-up chatter and size its thread pools; must run before TF starts."""
+def _import_tensorflow_quietly():
+    """Import TensorFlow without the C++ start-up lines (CUDA probing, absl) it writes straight to fd 2.
+
+    Those lines would land in every cron mail.  Python-level errors still surface as exceptions.
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import tensorflow as tf
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            import tensorflow as tf
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+    return tf
+
+
+def configure_tensorflow(threads: int) -> None:
+    """Size TensorFlow's thread pools; must run before TF executes anything in this process."""
+    tf = _import_tensorflow_quietly()
 
     if threads > 0:
         try:
@@ -52,9 +68,9 @@ def get_engine(settings: Settings) -> Engine:
     """This process's detector and embedder for `settings`, created on first use."""
     key = (str(Path(settings.models_root).resolve()), settings.model, settings.detector)
     if key not in _ENGINES:
-        configure_tensorflow(settings.tf_threads)
         spec = weights.get_spec(settings.model)
-        arrays = weights.load_arrays(settings.models_root, spec)
+        arrays = weights.load_arrays(settings.models_root, spec)  # fails fast, before TensorFlow starts
+        configure_tensorflow(settings.tf_threads)
         _ENGINES[key] = Engine(spec, Detector(settings.detector), Embedder(arrays, spec.embedding_size,
                                                                             spec.standardisation))
     return _ENGINES[key]

@@ -1,0 +1,39 @@
+import numpy as np
+
+from facebatch.match import face_distance, label_faces, nearest_person
+from facebatch.results import UNKNOWN
+
+
+def unit(*values):
+    v = np.array(values, np.float32)
+    return v / np.linalg.norm(v)
+
+
+def test_face_distance_is_euclidean_between_unit_vectors():
+    a = np.stack([unit(1, 0, 0), unit(0, 1, 0)])
+    b = np.stack([unit(1, 0, 0), unit(0, 0, 1), unit(1, 1, 0)])
+    expected = np.linalg.norm(a[:, None] - b[None], axis=2)
+    np.testing.assert_allclose(face_distance(a, b), expected, atol=1e-6)
+
+
+def test_nearest_person_takes_the_closest_of_each_persons_embeddings():
+    # person 0 has two embeddings, person 1 one; the probe is nearest to person 0's second one
+    known = np.stack([unit(1, 0, 0), unit(0, 0, 1), unit(0, 1, 0)])
+    starts = np.array([0, 2])
+    probe = np.stack([unit(0, 0.1, 1)])
+    person, distance = nearest_person(probe, known, starts)
+    assert person.tolist() == [0]
+    np.testing.assert_allclose(distance, [np.linalg.norm(probe[0] - known[1])], atol=1e-6)
+
+
+def test_label_faces_applies_the_threshold():
+    known = np.stack([unit(1, 0), unit(0, 1)])
+    probes = np.stack([unit(1, 0.05), unit(1, 1)])
+    labels = label_faces(probes, known, np.array([0, 1]), ["ada", "bob"], threshold=0.5)
+    assert labels[0][0] == "ada" and labels[0][1] < 0.1
+    assert labels[1][0] == UNKNOWN and abs(labels[1][1] - 0.7654) < 1e-3
+
+
+def test_empty_gallery_makes_everyone_unknown():
+    labels = label_faces(np.stack([unit(1, 0)]), np.zeros((0, 2), np.float32), np.zeros(0, np.int64), [], 1.0)
+    assert labels == [(UNKNOWN, float("inf"))]
