@@ -1,0 +1,82 @@
+import json
+import stat
+
+import numpy as np
+import pytest
+
+from facebatch import gallery
+from facebatch.errors import DatabaseError
+
+
+def sample(model="facenet"):
+    rng = np.random.default_rng(1)
+    vectors = rng.normal(size=(3, 128)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    return gallery.Gallery(model, 128, {
+        "ada": [gallery.Enrollment("ada/1.jpg", "a" * 64, vectors[0]), gallery.Enrollment("ada/2.jpg", "b" * 64, vectors[1])],
+        "bob": [gallery.Enrollment("bob.jpg", "c" * 64, vectors[2])],
+    })
+
+
+def test_round_trip_is_exact_and_private(tmp_path):
+    path = tmp_path / "db" / "DataBase.json"
+    original = sample()
+    gallery.save(path, original)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    loaded = gallery.load(path, "facenet")
+    assert loaded.fingerprint() == original.fingerprint()
+    np.testing.assert_array_equal(loaded.people["ada"][1].embedding, original.people["ada"][1].embedding)
+    document = json.loads(path.read_text())
+    assert document["format"] == "facebatch-database" and document["version"] == 1 and document["embedding_size"] == 128
+
+
+def test_matrix_groups_embeddings_by_person():
+    names, known, starts = sample().matrix()
+    assert names == ["ada", "bob"] and known.shape == (3, 128) and starts.tolist() == [0, 2]
+
+
+def test_fingerprint_changes_with_content():
+    a, b = sample(), sample()
+    b.people.pop("bob")
+    assert a.fingerprint() != b.fingerprint()
+
+
+def test_missing_database_says_to_enroll_first(tmp_path):
+    with pytest.raises(DatabaseError, match="run facebatch enroll first"):
+        gallery.load(tmp_path / "none.json", "facenet")
+
+
+def test_other_model_is_refused_with_how_to_reenroll(tmp_path):
+    path = tmp_path / "db.json"
+    gallery.save(path, sample("facenet-casia512"))
+    with pytest.raises(DatabaseError, match=r"made with model facenet-casia512, not facenet; .*facebatch enroll"):
+        gallery.load(path, "facenet")
+
+
+def test_old_flat_format_is_refused(tmp_path):
+    path = tmp_path / "db.json"
+    path.write_text(json.dumps({"ada": [0.1] * 128}))
+    with pytest.raises(DatabaseError, match=r"old flat \{name: \[floats\]\} database.*facebatch enroll"):
+        gallery.load(path, "facenet")
+
+
+@pytest.mark.parametrize("content", [b"{\"format\": \"facebatch-database\", \"vers", b"\x80\x04\x95pickle", b"\xff\xfe",
+                                     b'{"format": "facebatch-database", "version": 1, "model": "facenet", '
+                                     b'"embedding_size": 128, "people": {"ada": [{"source": "a", "sha256": "x", '
+                                     b'"embedding": "AAAA"}]}}'])
+def test_corrupt_database_is_reported_and_left_untouched(tmp_path, content):
+    path = tmp_path / "db.json"
+    path.write_bytes(content)
+    with pytest.raises(DatabaseError, match=str(path)):
+        gallery.load(path, "facenet")
+    assert path.read_bytes() == content
+
+
+@pytest.mark.parametrize("name,problem", [("", "empty"), ("  ", "empty"), ("a/b", "path separator"),
+                                          ("a\\b", "path separator"), ("ad\na", "control"), ("unknown", "reserved")])
+def test_bad_person_names(name, problem):
+    assert problem in gallery.name_problem(name)
+
+
+def test_good_person_names():
+    assert gallery.name_problem("Zoë O'Brien-Smith") is None
