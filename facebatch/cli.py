@@ -52,7 +52,7 @@ def _run(action):
 
 
 def _settings(model: str, model_dir: Path, threshold: float | None, jobs: int, min_face_size: int,
-              max_pixels: int):
+              max_pixels: int, for_verify: bool = False):
     from .config import Settings
     from .detect import DetectorSettings
     from .weights import get_spec
@@ -60,7 +60,8 @@ def _settings(model: str, model_dir: Path, threshold: float | None, jobs: int, m
     spec = _run(lambda: get_spec(model))
     cores = max(1, os.cpu_count() or 1)
     return Settings(model=model, models_root=model_dir,
-                    threshold=spec.default_threshold if threshold is None else threshold,
+                    threshold=threshold if threshold is not None else
+                    spec.verify_threshold if for_verify else spec.default_threshold,
                     detector=DetectorSettings(min_face_size=min_face_size), max_pixels=max_pixels, jobs=jobs,
                     tf_threads=0 if jobs <= 1 else max(1, cores // jobs))
 
@@ -194,7 +195,7 @@ def verify(images, pairs_csv, root, report_path, threshold, model, model_dir, jo
     """Is this the same person?  Compare the largest face of A and B, or every pair in --pairs."""
     from . import verification
 
-    settings = _settings(model, model_dir, threshold, jobs or 1, min_face_size, max_pixels)
+    settings = _settings(model, model_dir, threshold, jobs or 1, min_face_size, max_pixels, for_verify=True)
     if pairs_csv is None:
         if len(images) != 2:
             _fail("give two images (facebatch verify A.jpg B.jpg) or --pairs CSV")

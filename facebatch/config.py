@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .detect import DetectorSettings
 from .images import DEFAULT_MAX_PIXELS
-from .weights import DEFAULT_MODEL
+from .weights import DEFAULT_MODEL, MODELS
 
 PEOPLE_DIR = Path("People")
 IMAGES_DIR = Path("images")
@@ -26,7 +26,7 @@ def default_jobs() -> int:
 class Settings:
     model: str = DEFAULT_MODEL
     models_root: Path = MODELS_ROOT
-    threshold: float = 1.15
+    threshold: float = MODELS[DEFAULT_MODEL].default_threshold
     detector: DetectorSettings = field(default_factory=DetectorSettings)
     max_pixels: int = DEFAULT_MAX_PIXELS
     jobs: int = 1

@@ -1,0 +1,135 @@
+"""The real models on real photos: enroll, annotate, verify."""
+from __future__ import annotations
+
+import csv
+import shutil
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageOps
+
+from facebatch import gallery as gallery_db
+from facebatch.annotation import annotate
+from facebatch.enrollment import enroll
+from facebatch.images import load_image
+from facebatch.results import UNKNOWN
+from facebatch.verification import verify_pairs
+
+# Measured on this data (docs/calibration.md): every validation photo names its person.  The floor
+# leaves room for one miss, so that a numerically different CPU does not fail the suite.
+VALIDATION_ACCURACY_FLOOR = 0.96
+VERIFY_ACCURACY_FLOOR = 0.95
+
+
+def read_report(path: Path) -> list[dict]:
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture(scope="module")
+def celebrity_db(tmp_path_factory, celebrity, settings):
+    db = tmp_path_factory.mktemp("db") / "DataBase.json"
+    outcome = enroll(celebrity / "train", db, settings)
+    assert outcome.added == 93 and outcome.skipped == 0
+    return db
+
+
+def test_enroll_is_idempotent_and_replaces_changed_photos(tmp_path, celebrity, settings, celebrity_db):
+    db = tmp_path / "db.json"
+    shutil.copy(celebrity_db, db)
+    before = db.read_bytes()
+    outcome = enroll(celebrity / "train", db, settings)
+    assert (outcome.added, outcome.replaced, outcome.unchanged, outcome.saved) == (0, 0, 93, False)
+    assert db.read_bytes() == before
+
+    people = tmp_path / "People"
+    shutil.copytree(celebrity / "train" / "madonna", people / "madonna")
+    enroll(people, db, settings)
+    photo = sorted((people / "madonna").glob("*.jpg"))[0]
+    ImageOps.mirror(Image.open(photo)).save(photo)
+    outcome = enroll(people, db, settings)
+    assert (outcome.added, outcome.replaced) == (0, 1)
+    entries = [e for e in gallery_db.load(db, "facenet").people["madonna"] if e.source == f"madonna/{photo.name}"]
+    assert len(entries) == 1
+
+
+def test_enrolled_validation_photos_are_named(tmp_path, celebrity, settings, celebrity_db):
+    report = tmp_path / "report.csv"
+    summary = annotate(celebrity / "val", celebrity_db, tmp_path / "out", report, settings)
+    rows = read_report(report)
+    assert summary.images == 25 and summary.errors == 0
+    named_right = {row["image"] for row in rows if row["name"] == row["image"].split("/")[0]}
+    accuracy = len(named_right) / summary.images
+    assert accuracy >= VALIDATION_ACCURACY_FLOOR, accuracy
+    for row in rows:
+        assert (tmp_path / "out" / row["annotated"]).is_file()
+
+
+def test_all_six_faces_of_the_group_photo_are_found(engine, insightface_dir):
+    faces = engine.detector.detect(load_image(insightface_dir / "t1.jpg"))
+    assert len(faces) == 6
+    assert [f.left for f in faces] == sorted(f.left for f in faces)
+
+
+@pytest.fixture(scope="module")
+def group_people(tmp_path_factory, engine, insightface_dir):
+    """Tight crops of the six faces of t1.jpg, as People/person_<i>.png, numbered left to right."""
+    people = tmp_path_factory.mktemp("group_people")
+    image = load_image(insightface_dir / "t1.jpg")
+    for index, face in enumerate(engine.detector.detect(image)):
+        image.crop((face.left, face.top, face.right, face.bottom)).save(people / f"person_{index}.png")
+    return people
+
+
+@pytest.fixture(scope="module")
+def flipped_group(tmp_path_factory, insightface_dir):
+    folder = tmp_path_factory.mktemp("flipped")
+    image = ImageOps.mirror(Image.open(insightface_dir / "t1.jpg"))
+    image.resize((int(image.width * 1.6), int(image.height * 1.6)), Image.LANCZOS).save(folder / "t1_flipped.jpg")
+    return folder
+
+
+def test_tight_crops_enroll_and_name_everyone_in_a_flipped_rescaled_copy(tmp_path, settings, group_people,
+                                                                          flipped_group):
+    db = tmp_path / "db.json"
+    outcome = enroll(group_people, db, settings)
+    assert outcome.added == 6, outcome.warnings
+    report = tmp_path / "report.csv"
+    annotate(flipped_group, db, tmp_path / "out", report, settings)
+    rows = read_report(report)
+    # mirrored: the leftmost face is now the rightmost
+    assert [row["name"] for row in rows] == [f"person_{i}" for i in reversed(range(6))]
+
+    with gallery_db.locked(db):
+        database = gallery_db.load(db, "facenet")
+        del database.people["person_2"]
+        gallery_db.save(db, database)
+    annotate(flipped_group, db, tmp_path / "out", report, settings)
+    names = [row["name"] for row in read_report(report)]
+    assert names == [f"person_{i}" if i != 2 else UNKNOWN for i in reversed(range(6))]
+
+
+def test_verify_pairs_on_the_celebrity_set(tmp_path, celebrity, settings):
+    from dataclasses import replace
+
+    from facebatch.weights import get_spec
+
+    val = {person: sorted((celebrity / "val" / person).glob("*.jpg")) for person in
+           sorted(p.name for p in (celebrity / "val").iterdir())}
+    pairs = []
+    people = list(val)
+    for i, person in enumerate(people):
+        photos = val[person]
+        pairs += [(photos[0], photos[k], True) for k in range(1, 5)]
+        other = val[people[(i + 1) % len(people)]]
+        pairs += [(photos[k], other[k], False) for k in range(4)]
+    pairs_csv = tmp_path / "pairs.csv"
+    with open(pairs_csv, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["first", "second"])
+        writer.writerows([a.relative_to(celebrity).as_posix(), b.relative_to(celebrity).as_posix()] for a, b, _ in pairs)
+    verify_settings = replace(settings, threshold=get_spec("facenet").verify_threshold)
+    results = verify_pairs(pairs_csv, celebrity, verify_settings)
+    assert len(results) == 40 and not any(r.error for r in results)
+    accuracy = sum(r.same == expected for r, (_, _, expected) in zip(results, pairs)) / len(pairs)
+    assert accuracy >= VERIFY_ACCURACY_FLOOR, accuracy
