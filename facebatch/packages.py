@@ -8,6 +8,7 @@ it, and we check the hash again ourselves.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
 import sys
@@ -33,6 +34,12 @@ class PinnedPackage:
     @property
     def requirement(self) -> str:
         return f"{self.name}=={self.version}"
+
+
+def default_cache_dir() -> Path:
+    """Where fetched archives are kept for reuse: `$FACEBATCH_CACHE/packages`, default `~/.cache/facebatch/packages`."""
+    base = os.environ.get("FACEBATCH_CACHE") or Path.home() / ".cache" / "facebatch"
+    return Path(base) / "packages"
 
 
 def sha256_of_file(path: Path) -> str:

