@@ -34,7 +34,8 @@ def images_to_annotate(input_dir: Path, output_dir: Path) -> list[str]:
 
 
 def annotate(input_dir: Path, db_path: Path, output_dir: Path, report_path: Path, settings: Settings,
-             on_result: Callable[[ImageResult], None] = lambda r: None) -> Summary:
+             on_result: Callable[[ImageResult], None] = lambda r: None,
+             on_start: Callable[[int], None] = lambda total: None) -> Summary:
     input_dir, output_dir, report_path = Path(input_dir), Path(output_dir), Path(report_path)
     if not input_dir.is_dir():
         raise UsageProblem(f"{input_dir}: no such folder; pass the folder of photos to annotate")
@@ -45,6 +46,7 @@ def annotate(input_dir: Path, db_path: Path, output_dir: Path, report_path: Path
     with gallery_db.locked(db_path):  # a consistent snapshot even while an enroll is writing
         known = gallery_db.load(db_path, spec.name).matrix()
     relatives = images_to_annotate(input_dir, output_dir)
+    on_start(len(relatives))
     summary = Summary()
     started = time.monotonic()
     with atomic_writer(report_path, "w") as handle:

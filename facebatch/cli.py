@@ -164,14 +164,34 @@ def annotate(images_dir, db_path, out_dir, report_path, threshold, model, model_
     settings = _settings(model, model_dir, threshold, jobs or default_jobs(), min_face_size, max_pixels)
     report_path = report_path or out_dir / "report.csv"
     console = _console()
+    # An animated bar only for a person at a terminal; cron and pipes get plain lines (or none with -q).
+    progress = None
+    if console.is_terminal and not quiet:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        progress = Progress(TextColumn("annotating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                            console=console, transient=True)
+    task = None
+
+    def start(total):
+        nonlocal task
+        if progress is not None:
+            progress.start()
+            task = progress.add_task("annotate", total=total)
 
     def show(result):
         if result.status == STATUS_ERROR:
             console.print(f"error: {images_dir / result.image}: {result.error}", markup=False)
-        elif not quiet and not console.is_terminal:
+        elif not quiet and progress is None:
             console.print(f"{result.image}: {len(result.faces)} faces", markup=False)
+        if progress is not None:
+            progress.advance(task)
 
-    summary = _run(lambda: run_annotate(images_dir, db_path, out_dir, report_path, settings, show))
+    try:
+        summary = _run(lambda: run_annotate(images_dir, db_path, out_dir, report_path, settings, show, start))
+    finally:
+        if progress is not None:
+            progress.stop()
     console.print(f"images {summary.images}, faces {summary.faces}, known {summary.known}, unknown {summary.unknown}, "
                   f"no face {summary.no_face}, errors {summary.errors}, time {summary.seconds:.1f}s; "
                   f"report: {report_path}", markup=False)

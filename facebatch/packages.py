@@ -17,6 +17,7 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 from .errors import WeightsError
 
@@ -107,12 +108,19 @@ def read_member(archive: Path, member: str) -> bytes:
         raise WeightsError(f"{archive}: cannot be read as an archive ({exc}); download it again") from None
 
 
-def list_members(archive: Path, prefix: str) -> list[str]:
-    """Names of the regular files in the archive below `prefix`, sorted."""
+def iter_members(archive: Path, prefix: str) -> Iterator[tuple[str, bytes]]:
+    """(name, content) of each regular file below `prefix`, in one pass over the archive.
+
+    One pass matters for a .tar.gz: it can only be read from the start, so reading members one
+    by one would decompress the whole archive again for each.
+    """
     if archive.name.endswith((".tar.gz", ".tgz")):
-        with tarfile.open(archive, "r:gz") as tar:
-            names = [m.name for m in tar.getmembers() if m.isfile()]
-    else:
-        with zipfile.ZipFile(archive) as zf:
-            names = [n for n in zf.namelist() if not n.endswith("/")]
-    return sorted(n for n in names if n.startswith(prefix))
+        with tarfile.open(archive, "r|gz") as tar:
+            for member in tar:
+                if member.isfile() and member.name.startswith(prefix):
+                    yield member.name, tar.extractfile(member).read()
+        return
+    with zipfile.ZipFile(archive) as zf:
+        for name in sorted(zf.namelist()):
+            if name.startswith(prefix) and not name.endswith("/"):
+                yield name, zf.read(name)

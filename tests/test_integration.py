@@ -133,3 +133,18 @@ def test_verify_pairs_on_the_celebrity_set(tmp_path, celebrity, settings):
     assert len(results) == 40 and not any(r.error for r in results)
     accuracy = sum(r.same == expected for r, (_, _, expected) in zip(results, pairs)) / len(pairs)
     assert accuracy >= VERIFY_ACCURACY_FLOOR, accuracy
+
+
+def test_parallel_workers_write_the_same_report_as_one_process(tmp_path, celebrity, settings, celebrity_db):
+    from dataclasses import replace
+
+    reports = []
+    for jobs in (1, 2):
+        report = tmp_path / f"report_{jobs}.csv"
+        annotate(celebrity / "val", celebrity_db, tmp_path / f"out_{jobs}", report,
+                 replace(settings, jobs=jobs, tf_threads=1 if jobs > 1 else 0))
+        reports.append(read_report(report))
+    assert [r["image"] for r in reports[0]] == [r["image"] for r in reports[1]]
+    for one, two in zip(*reports):
+        assert one["name"] == two["name"] and one["left"] == two["left"] and one["status"] == two["status"]
+        assert abs(float(one["distance"]) - float(two["distance"])) < 1e-3

