@@ -8,6 +8,23 @@ from pathlib import Path
 from typing import IO, Iterator
 
 
+# Temporary files end with this, so that a later run can recognise and remove the ones a killed
+# process (SIGKILL gives no chance to clean up) left behind.
+TEMP_SUFFIX = ".facebatch-tmp"
+
+
+def remove_stale_temporaries(folder: Path) -> int:
+    """Delete our temporary files below `folder`; call only while holding the folder's lock."""
+    removed = 0
+    for dirpath, _dirnames, filenames in os.walk(folder):
+        for name in filenames:
+            if name.startswith(".") and name.endswith(TEMP_SUFFIX):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(dirpath, name))
+                    removed += 1
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_writer(path: Path, mode: str = "wb", permissions: int | None = None) -> Iterator[IO]:
     """Open a temporary file beside `path`; on success fsync it and rename it over `path`.
@@ -18,7 +35,7 @@ def atomic_writer(path: Path, mode: str = "wb", permissions: int | None = None) 
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     try:
         if permissions is not None:
             os.fchmod(fd, permissions)

@@ -1,17 +1,27 @@
 """The `facebatch` command line: options in, one settings object to the library, errors out as one line.
 
 Heavy modules (numpy, TensorFlow) are imported inside the commands so that `--help` stays instant.
-Exit codes: 0 all good; 1 fatal (bad usage, missing weights or database); 3 some images failed.
+Exit codes: 0 all good; 1 fatal (bad usage, missing weights or database); 3 some images failed;
+4 another annotate holds the output folder; 130 / 143 stopped by SIGINT / SIGTERM (work saved).
 """
 from __future__ import annotations
 
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import click
 
 EXIT_OK, EXIT_FATAL, EXIT_SOME_FAILED = 0, 1, 3
+
+
+class FacebatchClickError(click.ClickException):
+    """One of our errors on its way out: printed as one line, with the error's own exit code."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_FATAL):
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 
@@ -24,7 +34,7 @@ class FacebatchGroup(click.Group):
             code = super().main(*args, **kwargs)
         except click.ClickException as exc:
             exc.show()
-            sys.exit(EXIT_FATAL)
+            sys.exit(exc.exit_code if isinstance(exc, FacebatchClickError) else EXIT_FATAL)
         except click.Abort:
             click.echo("Aborted!", err=True)
             sys.exit(EXIT_FATAL)
@@ -48,7 +58,7 @@ def _run(action):
     try:
         return action()
     except FacebatchError as exc:
-        _fail(str(exc))
+        raise FacebatchClickError(str(exc), exc.exit_code) from None
 
 
 def _settings(model: str, model_dir: Path, threshold: float | None, jobs: int, min_face_size: int,
@@ -151,17 +161,23 @@ def enroll(people_dir, db_path, model, model_dir, jobs, min_face_size, max_pixel
               help="CSV report. [default: OUT/report.csv]")
 @click.option("--threshold", type=click.FloatRange(min=0.0, max=2.0), default=None,
               help="Largest distance still named as a person. [default: the model's calibrated value]")
+@click.option("--force", is_flag=True, help="Work on every image again, even those whose results are current.")
+@click.option("--try-rotations", is_flag=True,
+              help="When a photo has no face, try it turned 90, 180 and 270 degrees (for scans without EXIF).")
+@click.option("--summary-json", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the summary counts as JSON, for monitoring.")
 @model_options
 @detection_options
 @click.option("--quiet", "-q", is_flag=True, help="Print only errors and the summary.")
-def annotate(images_dir, db_path, out_dir, report_path, threshold, model, model_dir, jobs, min_face_size,
-             max_pixels, quiet):
+def annotate(images_dir, db_path, out_dir, report_path, threshold, force, try_rotations, summary_json, model,
+             model_dir, jobs, min_face_size, max_pixels, quiet):
     """Label every face in IMAGES_DIR; write annotated copies and a CSV report."""
     from .annotation import annotate as run_annotate
     from .config import default_jobs
     from .results import STATUS_ERROR
 
-    settings = _settings(model, model_dir, threshold, jobs or default_jobs(), min_face_size, max_pixels)
+    settings = replace(_settings(model, model_dir, threshold, jobs or default_jobs(), min_face_size, max_pixels),
+                       try_rotations=try_rotations)
     report_path = report_path or out_dir / "report.csv"
     console = _console()
     # An animated bar only for a person at a terminal; cron and pipes get plain lines (or none with -q).
@@ -187,14 +203,25 @@ def annotate(images_dir, db_path, out_dir, report_path, threshold, model, model_
         if progress is not None:
             progress.advance(task)
 
+    from .signals import stop_requested_by_signals
+
     try:
-        summary = _run(lambda: run_annotate(images_dir, db_path, out_dir, report_path, settings, show, start))
+        with stop_requested_by_signals() as should_stop:
+            summary = _run(lambda: run_annotate(images_dir, db_path, out_dir, report_path, settings, show, start,
+                                                should_stop, force))
     finally:
         if progress is not None:
             progress.stop()
     console.print(f"images {summary.images}, faces {summary.faces}, known {summary.known}, unknown {summary.unknown}, "
-                  f"no face {summary.no_face}, errors {summary.errors}, time {summary.seconds:.1f}s; "
-                  f"report: {report_path}", markup=False)
+                  f"no face {summary.no_face}, errors {summary.errors} ({summary.processed} processed, "
+                  f"{summary.carried_over} unchanged), time {summary.seconds:.1f}s; report: {report_path}",
+                  markup=False)
+    if summary_json is not None:
+        import json
+
+        from .atomicio import write_text_atomic
+
+        write_text_atomic(summary_json, json.dumps({**summary.as_dict(), "report": str(report_path)}, indent=2) + "\n")
     if summary.errors:
         sys.exit(EXIT_SOME_FAILED)
 

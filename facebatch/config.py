@@ -29,5 +29,6 @@ class Settings:
     threshold: float = MODELS[DEFAULT_MODEL].default_threshold
     detector: DetectorSettings = field(default_factory=DetectorSettings)
     max_pixels: int = DEFAULT_MAX_PIXELS
+    try_rotations: bool = False  # retry photos with no face turned 90/180/270 degrees (docs/benchmarks.md)
     jobs: int = 1
     tf_threads: int = 0  # 0: let TensorFlow decide (all cores); workers get cores // jobs

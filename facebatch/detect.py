@@ -117,3 +117,21 @@ class Detector:
 
 def largest(faces: list[Face]) -> Face | None:
     return max(faces, key=lambda f: f.area, default=None)
+
+
+def unrotate(face: Face, quarter_turns: int, original_size: tuple[int, int]) -> Face:
+    """Map a face found in the image turned `quarter_turns` x 90 degrees counter-clockwise back to the original."""
+    width, height = original_size
+
+    def back(x: float, y: float) -> tuple[float, float]:
+        if quarter_turns % 4 == 1:
+            return width - y, x
+        if quarter_turns % 4 == 2:
+            return width - x, height - y
+        if quarter_turns % 4 == 3:
+            return y, height - x
+        return x, y
+
+    (x1, y1), (x2, y2) = back(face.left, face.top), back(face.right, face.bottom)
+    landmarks = {k: back(*v) for k, v in face.landmarks.items()}
+    return Face(int(min(x1, x2)), int(min(y1, y2)), int(max(x1, x2)), int(max(y1, y2)), face.confidence, landmarks)

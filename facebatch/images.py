@@ -1,6 +1,7 @@
 """Finding image files, loading them upright, and saving them atomically."""
 from __future__ import annotations
 
+import io
 import os
 import warnings
 from pathlib import Path
@@ -79,8 +80,25 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def load_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
-    """Open an image, refuse it before decoding if it is too large, and return it upright in RGB."""
+def read_file(path: Path) -> bytes:
+    """The file's bytes, with the errors a folder of photos throws at us turned into ImageError."""
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        raise ImageError("file not found (deleted during the run?)") from None
+    except IsADirectoryError:
+        raise ImageError("is a directory, not an image") from None
+    except PermissionError:
+        raise ImageError("permission denied; make the file readable") from None
+    except OSError as exc:
+        raise ImageError(f"cannot read the file ({exc.strerror or exc})") from None
+
+
+def load_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS, data: bytes | None = None) -> Image.Image:
+    """Open an image, refuse it before decoding if it is too large, and return it upright in RGB.
+
+    `data`, when given, is the file's content already read (so the caller can hash the same bytes).
+    """
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix in HEIF_SUFFIXES:
@@ -92,7 +110,7 @@ def load_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            with Image.open(path) as image:
+            with Image.open(io.BytesIO(data if data is not None else read_file(path))) as image:
                 width, height = image.size
                 if width * height > max_pixels:
                     raise ImageError(f"{width}x{height} pixels is over the limit of {max_pixels} "
@@ -103,10 +121,6 @@ def load_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
                 return _to_rgb(upright)
     except ImageError:
         raise
-    except FileNotFoundError:
-        raise ImageError("file not found") from None
-    except IsADirectoryError:
-        raise ImageError("is a directory, not an image") from None
     except Image.UnidentifiedImageError:
         raise ImageError("not an image Pillow can read (wrong suffix, or damaged)") from None
     except (OSError, ValueError, SyntaxError, EOFError) as exc:

@@ -6,6 +6,7 @@ per process and kept in `_ENGINES`.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,10 +16,10 @@ from PIL import Image
 
 from . import draw, match, weights
 from .config import Settings
-from .detect import Detector, Face, largest
+from .detect import Detector, Face, largest, unrotate
 from .embed import Embedder, face_crop
 from .errors import FacebatchError, ImageError
-from .images import annotated_name, load_image, save_image_atomic
+from .images import annotated_name, load_image, read_file, save_image_atomic
 from .results import STATUS_ERROR, STATUS_NO_FACE, STATUS_OK, ImageResult, LabelledFace
 
 
@@ -82,40 +83,80 @@ def _error_text(exc: BaseException) -> str:
     return f"unexpected {type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
 
 
+_QUARTER_TURNS = (Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_180, Image.Transpose.ROTATE_270)
+
+
+@dataclass
+class _Found:
+    """One readable image of a chunk and its faces, with where to crop them from."""
+
+    relative: str
+    image: Image.Image
+    faces: list[Face]  # in the coordinates of `image`, as reported and drawn
+    crop_source: Image.Image  # the upright image the crops come from (rotated when a turn found the faces)
+    crop_faces: list[Face]
+    identity: dict
+
+
+def _detect_with_turns(engine: Engine, image: Image.Image, try_rotations: bool):
+    """(faces, crop source, crop faces); with `try_rotations`, a photo with no face is tried turned 90/180/270."""
+    faces = engine.detector.detect(image)
+    if faces or not try_rotations:
+        return faces, image, faces
+    for turns, transpose in enumerate(_QUARTER_TURNS, start=1):
+        turned = image.transpose(transpose)
+        turned_faces = engine.detector.detect(turned)
+        if turned_faces:
+            pairs = sorted(((unrotate(f, turns, image.size), f) for f in turned_faces),
+                           key=lambda pair: (pair[0].left, pair[0].top))  # report order: left to right as stored
+            return [p[0] for p in pairs], turned, [p[1] for p in pairs]
+    return [], image, []
+
+
+def _read(path: Path, settings: Settings) -> tuple[Image.Image, dict]:
+    """Load one image, and note its size, mtime and hash as read (stat first: a later change shows next run)."""
+    stat = os.stat(path)
+    data = read_file(path)
+    identity = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": hashlib.sha256(data).hexdigest()}
+    return load_image(path, settings.max_pixels, data), identity
+
+
 def annotate_chunk(relative_paths: list[str], input_root: Path, output_root: Path, settings: Settings,
                    known: tuple[list[str], np.ndarray, np.ndarray]) -> list[ImageResult]:
     """Annotate a few images: all their faces go through the embedding model in one batch."""
     engine = get_engine(settings)
     names, known_embeddings, person_starts = known
-    loaded: list[tuple[str, Image.Image, list[Face]]] = []
+    found: list[_Found] = []
     results: dict[str, ImageResult] = {}
     for relative in relative_paths:
+        identity: dict = {}
         try:
-            image = load_image(Path(input_root) / relative, settings.max_pixels)
-            loaded.append((relative, image, engine.detector.detect(image)))
+            image, identity = _read(Path(input_root) / relative, settings)
+            faces, source, crop_faces = _detect_with_turns(engine, image, settings.try_rotations)
+            found.append(_Found(relative, image, faces, source, crop_faces, identity))
         except Exception as exc:  # noqa: BLE001 - one bad image must not end the run
-            results[relative] = ImageResult(relative, STATUS_ERROR, error=_error_text(exc))
-    crops = [engine.crop(image, face) for _, image, faces in loaded for face in faces]
+            results[relative] = ImageResult(relative, STATUS_ERROR, error=_error_text(exc), **identity)
+    crops = [engine.crop(item.crop_source, face) for item in found for face in item.crop_faces]
     try:
         embeddings = engine.embedder.embed(np.stack(crops) if crops else np.zeros((0, 160, 160, 3), np.uint8))
     except Exception as exc:  # noqa: BLE001
-        for relative, _, _ in loaded:
-            results[relative] = ImageResult(relative, STATUS_ERROR, error=_error_text(exc))
-        loaded = []
+        for item in found:
+            results[item.relative] = ImageResult(item.relative, STATUS_ERROR, error=_error_text(exc), **item.identity)
+        found = []
     labels = match.label_faces(embeddings, known_embeddings, person_starts, names, settings.threshold) if crops else []
     position = 0
-    for relative, image, faces in loaded:
+    for item in found:
         labelled = tuple(LabelledFace(face, name, distance)
-                         for face, (name, distance) in zip(faces, labels[position:position + len(faces)]))
-        position += len(faces)
-        status = STATUS_OK if faces else STATUS_NO_FACE
+                         for face, (name, distance) in zip(item.faces, labels[position:position + len(item.faces)]))
+        position += len(item.faces)
+        status = STATUS_OK if item.faces else STATUS_NO_FACE
         try:
-            out_name = annotated_name(relative)
-            save_image_atomic(draw.draw_faces(image, labelled), Path(output_root) / out_name)
-            results[relative] = ImageResult(relative, status, labelled, annotated=out_name)
+            out_name = annotated_name(item.relative)
+            save_image_atomic(draw.draw_faces(item.image, labelled), Path(output_root) / out_name)
+            results[item.relative] = ImageResult(item.relative, status, labelled, annotated=out_name, **item.identity)
         except Exception as exc:  # noqa: BLE001
-            results[relative] = ImageResult(relative, STATUS_ERROR, labelled, error=f"cannot write annotated "
-                                            f"copy: {_error_text(exc)}")
+            results[item.relative] = ImageResult(item.relative, STATUS_ERROR, labelled, error=f"cannot write "
+                                                 f"annotated copy: {_error_text(exc)}", **item.identity)
     return [results[r] for r in relative_paths]
 
 

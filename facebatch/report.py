@@ -44,10 +44,21 @@ class Summary:
     errors: int = 0
     seconds: float = 0.0
 
-    def add(self, result: ImageResult) -> None:
+    processed: int = 0  # images worked on in this run; the others were carried over unchanged
+    carried_over: int = 0
+
+    def add_rows(self, rows: list[list[str]]) -> None:
+        """Count one image from its report rows (the same for fresh and carried-over results)."""
         self.images += 1
-        self.faces += len(result.faces)
-        self.unknown += sum(1 for f in result.faces if f.name == UNKNOWN)
-        self.known += sum(1 for f in result.faces if f.name != UNKNOWN)
-        self.no_face += result.status == STATUS_NO_FACE
-        self.errors += result.status == STATUS_ERROR
+        for row in rows:
+            status, name = row[9], row[2]
+            self.faces += status == STATUS_OK
+            self.known += status == STATUS_OK and name != UNKNOWN
+            self.unknown += status == STATUS_OK and name == UNKNOWN
+        self.no_face += rows[0][9] == STATUS_NO_FACE
+        self.errors += rows[0][9] == STATUS_ERROR
+
+    def as_dict(self) -> dict:
+        return {"images": self.images, "faces": self.faces, "known": self.known, "unknown": self.unknown,
+                "no_face": self.no_face, "errors": self.errors, "processed": self.processed,
+                "carried_over": self.carried_over, "seconds": round(self.seconds, 3)}

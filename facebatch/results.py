@@ -23,3 +23,7 @@ class ImageResult:
     faces: tuple[LabelledFace, ...] = field(default_factory=tuple)
     error: str = ""
     annotated: str = ""  # path of the annotated copy relative to the output folder, or ""
+    # The file as it was read, so the parent can tell next time whether it changed.
+    size: int = -1
+    mtime_ns: int = -1
+    sha256: str = ""

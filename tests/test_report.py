@@ -38,8 +38,8 @@ def test_formula_cells_are_neutralised_and_csv_stays_valid():
 
 def test_summary_counts():
     summary = Summary()
-    summary.add(ImageResult("a", "ok", (LabelledFace(Face(0, 0, 1, 1, 1), "ada", 0.1),
-                                        LabelledFace(Face(0, 0, 1, 1, 1), UNKNOWN, 1.9))))
-    summary.add(ImageResult("b", "error", error="bad"))
-    summary.add(ImageResult("c", "no_face"))
+    summary.add_rows(rows_for(ImageResult("a", "ok", (LabelledFace(Face(0, 0, 1, 1, 1), "ada", 0.1),
+                                                      LabelledFace(Face(0, 0, 1, 1, 1), UNKNOWN, 1.9)))))
+    summary.add_rows(rows_for(ImageResult("b", "error", error="bad")))
+    summary.add_rows(rows_for(ImageResult("c", "no_face")))
     assert (summary.images, summary.faces, summary.known, summary.unknown, summary.errors, summary.no_face) == (3, 2, 1, 1, 1, 1)
