@@ -1,0 +1,184 @@
+"""Nightly-safe annotate: incremental reruns, locking, SIGKILL-and-resume, SIGTERM, summary JSON."""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from PIL import Image, ImageOps
+
+from facebatch.cli import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def people_db(tmp_path_factory, celebrity, models_root):
+    db = tmp_path_factory.mktemp("db") / "DataBase.json"
+    result = run("enroll", celebrity / "train", "--db", db, "--model-dir", models_root, "-j", "1", "-q")
+    assert result.exit_code == 0, result.output
+    return db
+
+
+@pytest.fixture
+def photos(tmp_path, celebrity):
+    folder = tmp_path / "images"
+    shutil.copytree(celebrity / "val", folder)
+    return folder
+
+
+def annotate(photos, db, out, models_root, *extra):
+    return run("annotate", photos, "--db", db, "--out", out, "--model-dir", models_root, "-j", "1", "-q", *extra)
+
+
+def test_rerun_carries_over_and_redoes_only_what_changed(tmp_path, photos, people_db, models_root):
+    out = tmp_path / "out"
+    first = annotate(photos, people_db, out, models_root)
+    assert first.exit_code == 0 and "(25 processed, 0 unchanged)" in first.output
+    report = (out / "report.csv").read_bytes()
+
+    again = annotate(photos, people_db, out, models_root)
+    assert "(0 processed, 25 unchanged)" in again.output
+    assert (out / "report.csv").read_bytes() == report
+
+    changed = sorted((photos / "madonna").glob("*.jpg"))[0]
+    ImageOps.mirror(Image.open(changed)).save(changed)
+    touched = sorted((photos / "elton_john").glob("*.jpg"))[0]
+    os.utime(touched, ns=(time.time_ns(), time.time_ns()))
+    gone = sorted((photos / "ben_afflek").glob("*.jpg"))[0]
+    gone.unlink()
+    assert (out / gone.relative_to(photos)).exists()
+    third = annotate(photos, people_db, out, models_root)
+    assert "images 24" in third.output and "(1 processed, 23 unchanged)" in third.output
+    assert not (out / gone.relative_to(photos)).exists()
+    assert gone.relative_to(photos).as_posix() not in (out / "report.csv").read_text()
+
+    assert "(24 processed, 0 unchanged)" in annotate(photos, people_db, out, models_root, "--threshold", "0.8").output
+    assert "(24 processed, 0 unchanged)" in annotate(photos, people_db, out, models_root, "--threshold", "0.8",
+                                                     "--force").output
+
+
+def test_a_database_change_redoes_everything(tmp_path, photos, people_db, models_root):
+    db = tmp_path / "db.json"
+    shutil.copy(people_db, db)
+    out = tmp_path / "out"
+    annotate(photos, db, out, models_root)
+    assert run("people", "remove", "madonna", "--db", db).exit_code == 0
+    result = annotate(photos, db, out, models_root)
+    assert "(25 processed, 0 unchanged)" in result.output
+    names = {line.split(",")[2] for line in (out / "report.csv").read_text().splitlines()[1:]}
+    assert "madonna" not in names
+
+
+def test_second_run_on_the_same_output_is_refused(tmp_path, photos, people_db, models_root):
+    out = tmp_path / "out"
+    out.mkdir()
+    fd = os.open(out / ".facebatch-annotate.lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    os.write(fd, b"12345")
+    try:
+        result = annotate(photos, people_db, out, models_root)
+    finally:
+        os.close(fd)
+    assert result.exit_code == 4
+    assert result.output.strip() == (f"Error: {out}: another facebatch annotate (pid 12345) is writing here; "
+                                     "wait for it to finish or choose another --out")
+    assert annotate(photos, people_db, out, models_root).exit_code == 0  # the lock died with its holder
+
+
+def test_summary_json(tmp_path, photos, people_db, models_root):
+    out = tmp_path / "out"
+    result = annotate(photos, people_db, out, models_root, "--summary-json", tmp_path / "summary.json")
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert {k: summary[k] for k in ("images", "errors", "processed", "carried_over")} == \
+        {"images": 25, "errors": 0, "processed": 25, "carried_over": 0}
+    assert summary["faces"] == summary["known"] + summary["unknown"] >= 25
+    assert result.output.count("\n") == 1  # --quiet: the summary line only
+
+
+def annotate_process(photos, db, out, models_root, *extra):
+    command = [sys.executable, "-m", "facebatch", "annotate", str(photos), "--db", str(db), "--out", str(out),
+               "--model-dir", str(models_root), "-j", "1", "-q", *extra]
+    return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def saved_rows(out: Path) -> int:
+    path = out / "report.state.sqlite"
+    if not path.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1) as db:
+            return db.execute("SELECT count(*) FROM images").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+def wait_for_saved(out: Path, process, at_least: int, limit_s: float = 300) -> int:
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline and process.poll() is None:
+        count = saved_rows(out)
+        if count >= at_least:
+            return count
+        time.sleep(0.05)
+    raise AssertionError(f"run ended or stalled before saving {at_least} images")
+
+
+@pytest.fixture
+def many_photos(tmp_path, celebrity):
+    """50 photos: the validation set twice over (the second copy mirrored), so a run spans 7 chunks."""
+    folder = tmp_path / "many"
+    shutil.copytree(celebrity / "val", folder / "a")
+    for photo in (celebrity / "val").rglob("*.jpg"):
+        target = folder / "b" / photo.relative_to(celebrity / "val")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        ImageOps.mirror(Image.open(photo)).save(target)
+    return folder
+
+
+def test_sigkill_at_any_moment_then_rerun_gives_the_same_report(tmp_path, many_photos, people_db, models_root):
+    reference_out = tmp_path / "reference"
+    assert annotate(many_photos, people_db, reference_out, models_root).exit_code == 0
+    reference = (reference_out / "report.csv").read_bytes()
+
+    out = tmp_path / "killed"
+    for at_least in (8, 24):  # kill twice, at different points
+        process = annotate_process(many_photos, people_db, out, models_root)
+        wait_for_saved(out, process, at_least)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        # whatever exists under its final name is whole
+        for image in out.rglob("*.jpg"):
+            if not image.name.startswith("."):
+                Image.open(image).load()
+    assert saved_rows(out) < 50
+    resumed = annotate(many_photos, people_db, out, models_root)
+    assert resumed.exit_code == 0, resumed.output
+    assert (out / "report.csv").read_bytes() == reference
+    assert not [p for p in out.rglob("*") if p.name.endswith(".facebatch-tmp")]
+
+
+def test_sigterm_stops_cleanly_and_the_rerun_finishes(tmp_path, many_photos, people_db, models_root):
+    out = tmp_path / "out"
+    process = annotate_process(many_photos, people_db, out, models_root)
+    wait_for_saved(out, process, 8)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 143, stderr
+    assert "interrupted by signal 15; finished work is saved, run the same command to go on" in stderr
+    saved = saved_rows(out)
+    assert 8 <= saved < 50 and saved % 8 == 0  # whole chunks only
+    resumed = annotate(many_photos, people_db, out, models_root)
+    assert f"({50 - saved} processed, {saved} unchanged)" in resumed.output
