@@ -172,7 +172,8 @@ def _process(todo, input_dir, output_dir, settings, known, state, key, on_result
     run embeds exactly the batches an uninterrupted run would, and its results match to the bit.
     """
     results = run_ordered(annotate_chunk, chunked(todo, IMAGES_PER_CHUNK), settings.jobs,
-                          input_dir, output_dir, settings, known)
+                          input_dir, output_dir, settings, known,
+                          backend=settings.backend, scheduler=settings.scheduler, shared=[known])
     try:
         for chunk_results in results:
             state.put_many(_record(r, key) for r in chunk_results)

@@ -166,18 +166,27 @@ def enroll(people_dir, db_path, model, model_dir, jobs, min_face_size, max_pixel
               help="When a photo has no face, try it turned 90, 180 and 270 degrees (for scans without EXIF).")
 @click.option("--summary-json", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the summary counts as JSON, for monitoring.")
+@click.option("--backend", type=click.Choice(["local", "dask"]), default="local", show_default=True,
+              help="local: processes on this machine; dask: a Dask cluster (a LocalCluster of --jobs "
+                   "workers unless --scheduler is given). Needs facebatch[dask].")
+@click.option("--scheduler", metavar="ADDRESS", default=None,
+              help="Run on the Dask cluster at this scheduler address (tcp://HOST:PORT); implies --backend dask.")
 @model_options
 @detection_options
 @click.option("--quiet", "-q", is_flag=True, help="Print only errors and the summary.")
-def annotate(images_dir, db_path, out_dir, report_path, threshold, force, try_rotations, summary_json, model,
-             model_dir, jobs, min_face_size, max_pixels, quiet):
+def annotate(images_dir, db_path, out_dir, report_path, threshold, force, try_rotations, summary_json, backend,
+             scheduler, model, model_dir, jobs, min_face_size, max_pixels, quiet):
     """Label every face in IMAGES_DIR; write annotated copies and a CSV report."""
     from .annotation import annotate as run_annotate
     from .config import default_jobs
     from .results import STATUS_ERROR
 
     settings = replace(_settings(model, model_dir, threshold, jobs or default_jobs(), min_face_size, max_pixels),
-                       try_rotations=try_rotations)
+                       try_rotations=try_rotations, backend="dask" if scheduler else backend, scheduler=scheduler)
+    if settings.backend == "dask":
+        from .runner import check_dask_available
+
+        _run(check_dask_available)
     report_path = report_path or out_dir / "report.csv"
     console = _console()
     # An animated bar only for a person at a terminal; cron and pipes get plain lines (or none with -q).

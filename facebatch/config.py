@@ -32,3 +32,5 @@ class Settings:
     try_rotations: bool = False  # retry photos with no face turned 90/180/270 degrees (docs/benchmarks.md)
     jobs: int = 1
     tf_threads: int = 0  # 0: let TensorFlow decide (all cores); workers get cores // jobs
+    backend: str = "local"  # "local" (this machine) or "dask"
+    scheduler: str | None = None  # a Dask scheduler address; implies backend "dask"

@@ -1,27 +1,69 @@
-"""Spreading chunks of work over processes.  The only module that knows about joblib."""
+"""Spreading chunks of work over processes, or over a Dask cluster.  The only module that knows joblib and Dask."""
 from __future__ import annotations
 
+import contextlib
 from typing import Callable, Iterable, Iterator, TypeVar
 
+from .errors import UsageProblem
+
 T = TypeVar("T")
+DASK_HINT = "install the dask extra: pip install 'facebatch[dask]'"
 
 
 def chunked(items: list, size: int) -> list[list]:
     return [items[i:i + size] for i in range(0, len(items), size)]
 
 
-def run_ordered(work: Callable[..., T], chunks: Iterable[list], jobs: int, *args) -> Iterator[T]:
+def check_dask_available() -> None:
+    try:
+        import dask  # noqa: F401
+        import distributed  # noqa: F401
+    except ImportError:
+        raise UsageProblem(f"running on Dask needs dask[distributed]; {DASK_HINT}") from None
+
+
+@contextlib.contextmanager
+def _dask_backend(scheduler: str | None, workers: int, shared: list):
+    """joblib's Dask backend, on the given scheduler or on a LocalCluster of `workers` processes."""
+    check_dask_available()
+    from dask.distributed import Client, LocalCluster
+    from joblib import parallel_config
+
+    with contextlib.ExitStack() as stack:
+        if scheduler:
+            try:
+                client = stack.enter_context(Client(scheduler, timeout="20s", set_as_default=False))
+            except OSError as exc:
+                raise UsageProblem(f"cannot reach the Dask scheduler at {scheduler} ({exc}); "
+                                   "check the address and that the scheduler is running") from None
+        else:
+            cluster = stack.enter_context(LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                                       dashboard_address=None))
+            client = stack.enter_context(Client(cluster, set_as_default=False))
+        # `shared` (the gallery) is sent to every worker once instead of with every chunk.
+        with parallel_config(backend="dask", client=client, scatter=shared or None):
+            yield
+
+
+def run_ordered(work: Callable[..., T], chunks: Iterable[list], jobs: int, *args,
+                backend: str = "local", scheduler: str | None = None, shared: Iterable = ()) -> Iterator[T]:
     """Yield `work(chunk, *args)` for each chunk, in input order, as results become available.
 
-    With one job everything runs in this process (no worker start-up, models loaded once here).
-    With more, joblib's loky processes each load the models once and keep them between chunks.
+    local, one job: everything runs in this process (no worker start-up, models loaded once here).
+    local, more jobs: joblib's loky processes, each loading the models once and keeping them.
+    dask: the same calls through joblib's Dask backend, on `scheduler` or on a LocalCluster.
+    Arguments listed in `shared` are scattered to the Dask workers once.
     """
+    from joblib import Parallel, delayed
+
     chunks = list(chunks)
+    if backend == "dask" or scheduler:
+        with _dask_backend(scheduler, jobs, list(shared)):
+            yield from Parallel(return_as="generator")(delayed(work)(chunk, *args) for chunk in chunks)
+        return
     if jobs <= 1 or len(chunks) <= 1:
         for chunk in chunks:
             yield work(chunk, *args)
         return
-    from joblib import Parallel, delayed
-
     parallel = Parallel(n_jobs=min(jobs, len(chunks)), backend="loky", return_as="generator")
     yield from parallel(delayed(work)(chunk, *args) for chunk in chunks)

@@ -1,0 +1,179 @@
+"""Throughput, side by side on one photo set: facebatch, a naive MTCNN+FaceNet script, face_recognition.
+
+For each tool: end-to-end wall time including start-up, images/s, faces/s, and the peak RSS of the
+whole process tree (sampled every 0.2 s).  Also: facebatch's time to its first finished image,
+facebatch on a Dask LocalCluster, and the recall of facebatch's fast detection path against MTCNN
+on the full-resolution image (faces of at least the default minimum size).
+
+The face_recognition CLI (dlib) is installed into its own venv, bench/out/fr-venv, from the
+registry packages dlib-bin, face_recognition_models and face_recognition (--no-deps); it is not a
+dependency of facebatch.  If that install fails the row says so.
+
+Usage: python bench/throughput.py [--skip naive,face_recognition,dask,recall] [--limit N]
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from bench.photo_set import build  # noqa: E402
+from tools.sample_data import cache_dir, celebrity_dataset  # noqa: E402
+
+OUT = ROOT / "bench" / "out" / "throughput"
+FR_VENV = ROOT / "bench" / "out" / "fr-venv"
+FR_PACKAGES = ["dlib-bin==20.0.1.post1", "face_recognition_models==0.3.0", "face_recognition==1.3.0"]
+FR_DEPENDENCIES = ["Click>=6.0", "numpy", "Pillow", "setuptools<81"]  # setuptools: pkg_resources for the models
+
+
+def measure(command: list[str], env: dict, first_output: Path | None = None) -> dict:
+    """Run `command`; wall time, peak RSS summed over its process tree, time until `first_output` exists."""
+    start = time.monotonic()
+    process = psutil.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    peak, first = 0, None
+    while process.poll() is None:
+        rss = 0
+        for p in [process] + process.children(recursive=True):
+            try:
+                rss += p.memory_info().rss
+            except psutil.Error:
+                pass
+        peak = max(peak, rss)
+        if first is None and first_output is not None and first_output.exists():
+            first = time.monotonic() - start
+        time.sleep(0.2)
+    stdout, stderr = process.communicate()
+    return {"seconds": time.monotonic() - start, "peak_rss": peak, "first": first, "code": process.returncode,
+            "stdout": stdout, "stderr": stderr}
+
+
+def install_face_recognition() -> Path | None:
+    binary = FR_VENV / "bin" / "face_recognition"
+    if binary.exists():
+        return binary
+    try:
+        subprocess.run([sys.executable, "-m", "venv", str(FR_VENV)], check=True)
+        pip = [str(FR_VENV / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+        subprocess.run(pip + FR_DEPENDENCIES, check=True)
+        subprocess.run(pip + ["--no-deps"] + FR_PACKAGES, check=True)
+    except subprocess.CalledProcessError as exc:
+        print(f"face_recognition could not be installed: {exc}")
+        return None
+    return binary if binary.exists() else None
+
+
+def facebatch_faces(report: Path) -> int:
+    with open(report, newline="", encoding="utf-8") as handle:
+        return sum(1 for row in csv.DictReader(handle) if row["status"] == "ok")
+
+
+def recall_of_fast_path(images: list[Path], models_root: Path) -> tuple[int, int]:
+    """(faces found by full-resolution MTCNN of at least min size, of those also found by facebatch's path)."""
+    from facebatch.config import Settings
+    from facebatch.detect import DetectorSettings
+    from facebatch.images import load_image
+    from facebatch.pipeline import get_engine
+
+    engine = get_engine(Settings(models_root=models_root))
+    minimum = DetectorSettings().min_face_size
+    total = matched = 0
+    for path in images:
+        image = load_image(path)
+        fast = engine.detector.detect(image)
+        full = [f for f in engine.detector.detect_full_resolution(image) if min(f.width, f.height) >= minimum]
+        for face in full:
+            total += 1
+            matched += any(iou(face, other) >= 0.5 for other in fast)
+    return total, matched
+
+
+def iou(a, b) -> float:
+    left, top = max(a.left, b.left), max(a.top, b.top)
+    right, bottom = min(a.right, b.right), min(a.bottom, b.bottom)
+    inter = max(0, right - left) * max(0, bottom - top)
+    return inter / float(a.area + b.area - inter)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--skip", default="", help="comma-separated: naive, face_recognition, dask, recall")
+    args = parser.parse_args()
+    skip = set(filter(None, args.skip.split(",")))
+    photos = OUT / "photos"
+    images = build(photos)
+    models_root = cache_dir() / "Model"
+    env = {**os.environ, "FACEBATCH_MODEL_DIR": str(models_root), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    venv_bin = ROOT / ".venv" / "bin"
+    db = OUT / "db.json"
+    people = OUT / "people"
+    if not people.exists():  # one photo per person for face_recognition's known-people folder layout
+        for person_dir in sorted((celebrity_dataset() / "train").iterdir()):
+            people.mkdir(parents=True, exist_ok=True)
+            shutil.copy(sorted(person_dir.glob("*.jpg"))[0], people / f"{person_dir.name}.jpg")
+    subprocess.run([str(venv_bin / "facebatch"), "enroll", str(celebrity_dataset() / "train"), "--db", str(db), "-q"],
+                   env=env, check=True)
+    n = len(images)
+    cores = os.cpu_count() or 1
+    rows = []
+
+    out = OUT / "facebatch"
+    shutil.rmtree(out, ignore_errors=True)
+    first_image = out / sorted(p.relative_to(photos).as_posix() for p in images)[0]
+    r = measure([str(venv_bin / "facebatch"), "annotate", str(photos), "--db", str(db), "--out", str(out), "-q"],
+                env, first_output=first_image)
+    rows.append(("facebatch annotate (defaults)", r, facebatch_faces(out / "report.csv")))
+    print(f"facebatch: first image finished after {r['first']:.1f} s" if r["first"] else "facebatch: no first image")
+
+    if "dask" not in skip:
+        out = OUT / "facebatch-dask"
+        shutil.rmtree(out, ignore_errors=True)
+        r = measure([str(venv_bin / "facebatch"), "annotate", str(photos), "--db", str(db), "--out", str(out), "-q",
+                     "--backend", "dask"], env)
+        rows.append((f"facebatch annotate --backend dask (LocalCluster, {cores} workers)", r,
+                     facebatch_faces(out / "report.csv")))
+    if "naive" not in skip:
+        out = OUT / "naive"
+        shutil.rmtree(out, ignore_errors=True)
+        r = measure([str(venv_bin / "python"), str(ROOT / "bench" / "naive_baseline.py"), str(photos), str(db),
+                     str(out), str(models_root)], env)
+        faces = sum(1 for _ in open(out / "report.csv")) - 1 if (out / "report.csv").exists() else 0
+        rows.append(("naive MTCNN+FaceNet script", r, faces))
+    if "face_recognition" not in skip:
+        binary = install_face_recognition()
+        if binary is not None:
+            # the CLI reads one folder, not recursively: run it on a flat copy of the set
+            flat = OUT / "flat"
+            if not flat.exists():
+                flat.mkdir(parents=True)
+                for p in images:
+                    shutil.copy(p, flat / f"{p.parent.name}_{p.name}")
+            r = measure([str(binary), "--cpus", str(cores), str(people), str(flat)], env)
+            faces = sum(1 for line in r["stdout"].splitlines() if "," in line and not line.endswith(",no_persons_found"))
+            rows.append((f"face_recognition CLI --cpus {cores}", r, faces))
+
+    print(f"\n{n} photos; machine: {cores} cores")
+    print("| tool | wall s | images/s | faces | faces/s | peak RSS (tree) | exit |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for name, r, faces in rows:
+        print(f"| {name} | {r['seconds']:.1f} | {n / r['seconds']:.2f} | {faces} | {faces / r['seconds']:.2f} | "
+              f"{r['peak_rss'] / 2**20:.0f} MiB | {r['code']} |")
+    base = rows[0][1]["seconds"]
+    for name, r, _ in rows[1:]:
+        print(f"facebatch is {r['seconds'] / base:.2f}x the images/s of {name}")
+    if "recall" not in skip:
+        total, matched = recall_of_fast_path(images, models_root)
+        print(f"recall of the fast path: {matched}/{total} faces of >= the default minimum size that "
+              f"full-resolution MTCNN finds")
+
+
+if __name__ == "__main__":
+    main()
