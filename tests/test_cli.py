@@ -199,3 +199,12 @@ def test_download_weights_installs_into_an_empty_model_dir(tmp_path, models_root
 def test_python_dash_m_runs_the_cli():
     out = subprocess.run([sys.executable, "-m", "facebatch", "--version"], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0 and "version" in out.stdout
+
+
+def test_dask_flag_without_the_extra_says_how_to_install(tmp_path, models_root, monkeypatch):
+    monkeypatch.setitem(sys.modules, "distributed", None)  # as if dask[distributed] were not installed
+    (tmp_path / "images").mkdir()
+    result = run("annotate", tmp_path / "images", "--backend", "dask", "--model-dir", models_root)
+    assert result.exit_code == 1
+    assert result.output.strip() == ("Error: running on Dask needs dask[distributed]; install the dask extra: "
+                                     "pip install 'facebatch[dask]'")
