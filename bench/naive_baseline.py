@@ -35,7 +35,7 @@ def main(images_dir: Path, db_path: Path, out_dir: Path, models_root: Path) -> N
     out_dir.mkdir(parents=True, exist_ok=True)
     with open(out_dir / "report.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["image", "name", "distance", "left", "top", "right", "bottom"])
+        writer.writerow(["image", "name", "distance", "confidence", "left", "top", "right", "bottom"])
         for path in sorted(p for p in images_dir.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png")):
             image = Image.open(path).convert("RGB")
             pixels = np.asarray(image)
@@ -50,7 +50,8 @@ def main(images_dir: Path, db_path: Path, out_dir: Path, models_root: Path) -> N
                 name = names[owners[best]] if distances[best] <= spec.default_threshold else "UNKNOWN"
                 canvas.rectangle((x, y, x + w, y + h), outline=(0, 255, 0), width=3)
                 canvas.text((x, y - 12), name, fill=(0, 255, 0))
-                writer.writerow([path.relative_to(images_dir).as_posix(), name, f"{distances[best]:.4f}", x, y, x + w, y + h])
+                writer.writerow([path.relative_to(images_dir).as_posix(), name, f"{distances[best]:.4f}",
+                                 f"{face['confidence']:.4f}", x, y, x + w, y + h])
             target = out_dir / path.relative_to(images_dir)
             target.parent.mkdir(parents=True, exist_ok=True)
             image.save(target)
