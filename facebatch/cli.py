@@ -62,7 +62,7 @@ def _run(action):
 
 
 def _settings(model: str, model_dir: Path, threshold: float | None, jobs: int, min_face_size: int,
-              max_pixels: int, for_verify: bool = False):
+              min_face_fraction: float, max_pixels: int, for_verify: bool = False):
     from .config import Settings
     from .detect import DetectorSettings
     from .weights import get_spec
@@ -72,7 +72,8 @@ def _settings(model: str, model_dir: Path, threshold: float | None, jobs: int, m
     return Settings(model=model, models_root=model_dir,
                     threshold=threshold if threshold is not None else
                     spec.verify_threshold if for_verify else spec.default_threshold,
-                    detector=DetectorSettings(min_face_size=min_face_size), max_pixels=max_pixels, jobs=jobs,
+                    detector=DetectorSettings(min_face_size=min_face_size, min_face_fraction=min_face_fraction),
+                    max_pixels=max_pixels, jobs=jobs,
                     tf_threads=0 if jobs <= 1 else max(1, cores // jobs))
 
 
@@ -90,6 +91,9 @@ def detection_options(func):
                         help="Refuse images with more pixels than this, before decoding them.")(func)
     func = click.option("--min-face-size", type=click.IntRange(min=12), default=40, show_default=True,
                         help="Smallest face to find, in pixels (shorter side of the box).")(func)
+    func = click.option("--min-face-fraction", type=click.FloatRange(min=0.0, max=0.5), default=0.02,
+                        show_default=True,
+                        help="...and at least this fraction of the photo's shorter side (0 to turn off).")(func)
     func = click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
                         help="Worker processes. [default: number of cores]")(func)
     return func
@@ -133,12 +137,12 @@ def download_weights(model, model_dir, from_path, force):
 @model_options
 @detection_options
 @click.option("--quiet", "-q", is_flag=True, help="Print only warnings and errors.")
-def enroll(people_dir, db_path, model, model_dir, jobs, min_face_size, max_pixels, quiet):
+def enroll(people_dir, db_path, model, model_dir, jobs, min_face_size, min_face_fraction, max_pixels, quiet):
     """Add the people in PEOPLE_DIR (Name.jpg or Name/*.jpg) to the database."""
     from .config import default_jobs
     from .enrollment import enroll as run_enroll
 
-    settings = _settings(model, model_dir, None, jobs or default_jobs(), min_face_size, max_pixels)
+    settings = _settings(model, model_dir, None, jobs or default_jobs(), min_face_size, min_face_fraction, max_pixels)
     console = _console()
     outcome = _run(lambda: run_enroll(people_dir, db_path, settings))
     for warning in outcome.warnings:
@@ -175,13 +179,14 @@ def enroll(people_dir, db_path, model, model_dir, jobs, min_face_size, max_pixel
 @detection_options
 @click.option("--quiet", "-q", is_flag=True, help="Print only errors and the summary.")
 def annotate(images_dir, db_path, out_dir, report_path, threshold, force, try_rotations, summary_json, backend,
-             scheduler, model, model_dir, jobs, min_face_size, max_pixels, quiet):
+             scheduler, model, model_dir, jobs, min_face_size, min_face_fraction, max_pixels, quiet):
     """Label every face in IMAGES_DIR; write annotated copies and a CSV report."""
     from .annotation import annotate as run_annotate
     from .config import default_jobs
     from .results import STATUS_ERROR
 
-    settings = replace(_settings(model, model_dir, threshold, jobs or default_jobs(), min_face_size, max_pixels),
+    settings = replace(_settings(model, model_dir, threshold, jobs or default_jobs(), min_face_size, min_face_fraction,
+                                 max_pixels),
                        try_rotations=try_rotations, backend="dask" if scheduler else backend, scheduler=scheduler)
     if settings.backend == "dask":
         from .runner import check_dask_available
@@ -247,11 +252,13 @@ def annotate(images_dir, db_path, out_dir, report_path, threshold, force, try_ro
               help="Largest distance still called SAME. [default: the model's calibrated value]")
 @model_options
 @detection_options
-def verify(images, pairs_csv, root, report_path, threshold, model, model_dir, jobs, min_face_size, max_pixels):
+def verify(images, pairs_csv, root, report_path, threshold, model, model_dir, jobs, min_face_size, min_face_fraction,
+           max_pixels):
     """Is this the same person?  Compare the largest face of A and B, or every pair in --pairs."""
     from . import verification
 
-    settings = _settings(model, model_dir, threshold, jobs or 1, min_face_size, max_pixels, for_verify=True)
+    settings = _settings(model, model_dir, threshold, jobs or 1, min_face_size, min_face_fraction, max_pixels,
+                         for_verify=True)
     if pairs_csv is None:
         if len(images) != 2:
             _fail("give two images (facebatch verify A.jpg B.jpg) or --pairs CSV")

@@ -41,18 +41,41 @@ class Face:
 @dataclass(frozen=True)
 class DetectorSettings:
     min_face_size: int = 40  # pixels, shorter side of the box, in the full-resolution image
+    # ... and at least this fraction of the image's shorter side: 2 % is 60 px in a 12 MP photo.
+    # Smaller faces are background faces too small to recognise reliably, and finding them would
+    # cost 2.5x the detection time there (docs/benchmarks.md).
+    min_face_fraction: float = 0.02
     min_confidence: float = 0.90
 
+    def min_face_for(self, width: int, height: int) -> int:
+        """The smallest face reported in a width x height image."""
+        return max(self.min_face_size, int(round(self.min_face_fraction * min(width, height))))
 
-def detection_scale(settings: DetectorSettings) -> float:
-    """How much to shrink an image before detection: as far as keeps min_face_size at 20 px.
+
+def detection_scale(min_face: int) -> float:
+    """How much to shrink an image before detection: as far as keeps its smallest face at 20 px.
 
     MTCNN is asked for faces of 20 px and up in the shrunken copy, which is the same as faces of
-    min_face_size and up in the original, at a fraction of the pixels.  (We do not pass larger
+    `min_face` and up in the original, at a fraction of the pixels.  (We do not pass larger
     min_face_size values to mtcnn 1.0.0 itself: its pyramid then runs below PNet's 12 px input
     and fails.)
     """
-    return min(1.0, _DETECTOR_RELIABLE_FACE_PX / max(settings.min_face_size, 1))
+    return min(1.0, _DETECTOR_RELIABLE_FACE_PX / max(min_face, 1))
+
+
+def _compiled_stages() -> list:
+    """mtcnn's three stages with their Keras models called as compiled tf.functions.
+
+    mtcnn 1.0.0 calls each network eagerly, once per pyramid level; compiled calls cut that
+    overhead (docs/benchmarks.md).  reduce_retracing lets one trace serve every image size.
+    """
+    import tensorflow as tf
+    from mtcnn.stages import StageONet, StagePNet, StageRNet
+
+    stages = [StagePNet(), StageRNet(), StageONet()]
+    for stage in stages:
+        stage._model = tf.function(stage._model, reduce_retracing=True)  # mtcnn keeps its network here
+    return stages
 
 
 class Detector:
@@ -62,7 +85,7 @@ class Detector:
         from mtcnn import MTCNN
 
         self.settings = settings
-        self._mtcnn = MTCNN(device="CPU:0")
+        self._mtcnn = MTCNN(stages=_compiled_stages(), device="CPU:0")
 
     def _run(self, pixels: np.ndarray) -> list[tuple]:
         if min(pixels.shape[:2]) < _DETECTOR_RELIABLE_FACE_PX:
@@ -76,7 +99,7 @@ class Detector:
         With `tight_crop_retry`, an image where nothing is found is tried again with a border
         around it, so that photos cropped to the face (as enrollment photos often are) still work.
         """
-        faces = self._detect_scaled(image, self.settings.min_face_size)
+        faces = self._detect_scaled(image, self.settings.min_face_for(*image.size))
         if not faces and tight_crop_retry:
             faces = self._detect_with_border(image)
         return sorted(faces, key=lambda f: (f.left, f.top))
@@ -87,9 +110,10 @@ class Detector:
 
     def _detect_scaled(self, image: Image.Image, min_face_size: int) -> list[Face]:
         width, height = image.size
-        scale = detection_scale(self.settings)
+        scale = detection_scale(min_face_size)
+        # reducing_gap: shrink by whole factors first (fast box filter), then resample the rest.
         small = image if scale == 1.0 else image.resize(
-            (max(1, round(width * scale)), max(1, round(height * scale))), Image.BILINEAR)
+            (max(1, round(width * scale)), max(1, round(height * scale))), Image.BILINEAR, reducing_gap=2.0)
         raw = self._run(np.asarray(small))
         return self._to_faces(raw, 1.0 / scale, (0, 0), (width, height), min_face_size)
 

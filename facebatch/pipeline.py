@@ -121,28 +121,43 @@ def _read(path: Path, settings: Settings) -> tuple[Image.Image, dict]:
     return load_image(path, settings.max_pixels, data), identity
 
 
+# Decoded photos waiting for their faces' embeddings are held in memory; past this many pixels the
+# batch is embedded, drawn and saved, so a chunk of 12 MP photos never holds more than two or so.
+_MAX_PENDING_PIXELS = 24_000_000
+
+
 def annotate_chunk(relative_paths: list[str], input_root: Path, output_root: Path, settings: Settings,
                    known: tuple[list[str], np.ndarray, np.ndarray]) -> list[ImageResult]:
-    """Annotate a few images: all their faces go through the embedding model in one batch."""
+    """Annotate a few images; faces of several small photos share one embedding batch."""
     engine = get_engine(settings)
-    names, known_embeddings, person_starts = known
-    found: list[_Found] = []
     results: dict[str, ImageResult] = {}
+    pending: list[_Found] = []
     for relative in relative_paths:
         identity: dict = {}
         try:
             image, identity = _read(Path(input_root) / relative, settings)
             faces, source, crop_faces = _detect_with_turns(engine, image, settings.try_rotations)
-            found.append(_Found(relative, image, faces, source, crop_faces, identity))
+            pending.append(_Found(relative, image, faces, source, crop_faces, identity))
         except Exception as exc:  # noqa: BLE001 - one bad image must not end the run
             results[relative] = ImageResult(relative, STATUS_ERROR, error=_error_text(exc), **identity)
+        if sum(item.image.width * item.image.height for item in pending) >= _MAX_PENDING_PIXELS:
+            results.update(_embed_label_save(engine, pending, output_root, settings, known))
+            pending = []
+    results.update(_embed_label_save(engine, pending, output_root, settings, known))
+    return [results[r] for r in relative_paths]
+
+
+def _embed_label_save(engine: Engine, found: list[_Found], output_root: Path, settings: Settings,
+                      known: tuple[list[str], np.ndarray, np.ndarray]) -> dict[str, ImageResult]:
+    """Embed all faces of `found` in one batch, name them, draw and save each image."""
+    results: dict[str, ImageResult] = {}
+    names, known_embeddings, person_starts = known
     crops = [engine.crop(item.crop_source, face) for item in found for face in item.crop_faces]
     try:
         embeddings = engine.embedder.embed(np.stack(crops) if crops else np.zeros((0, 160, 160, 3), np.uint8))
     except Exception as exc:  # noqa: BLE001
-        for item in found:
-            results[item.relative] = ImageResult(item.relative, STATUS_ERROR, error=_error_text(exc), **item.identity)
-        found = []
+        return {item.relative: ImageResult(item.relative, STATUS_ERROR, error=_error_text(exc), **item.identity)
+                for item in found}
     labels = match.label_faces(embeddings, known_embeddings, person_starts, names, settings.threshold) if crops else []
     position = 0
     for item in found:
@@ -157,7 +172,7 @@ def annotate_chunk(relative_paths: list[str], input_root: Path, output_root: Pat
         except Exception as exc:  # noqa: BLE001
             results[item.relative] = ImageResult(item.relative, STATUS_ERROR, labelled, error=f"cannot write "
                                                  f"annotated copy: {_error_text(exc)}", **item.identity)
-    return [results[r] for r in relative_paths]
+    return results
 
 
 @dataclass(frozen=True)
