@@ -6,7 +6,6 @@ Exit codes: 0 all good; 1 fatal (bad usage, missing weights or database); 3 some
 """
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -62,19 +61,19 @@ def _run(action):
 
 
 def _settings(model: str, model_dir: Path, threshold: float | None, jobs: int, min_face_size: int,
-              min_face_fraction: float, max_pixels: int, for_verify: bool = False):
-    from .config import Settings
+              min_face_fraction: float, max_pixels: int, for_verify: bool = False, backend: str = "threads",
+              scheduler: str | None = None):
+    from .config import Settings, tensorflow_threads
     from .detect import DetectorSettings
     from .weights import get_spec
 
     spec = _run(lambda: get_spec(model))
-    cores = max(1, os.cpu_count() or 1)
     return Settings(model=model, models_root=model_dir,
                     threshold=threshold if threshold is not None else
                     spec.verify_threshold if for_verify else spec.default_threshold,
                     detector=DetectorSettings(min_face_size=min_face_size, min_face_fraction=min_face_fraction),
-                    max_pixels=max_pixels, jobs=jobs,
-                    tf_threads=0 if jobs <= 1 else max(1, cores // jobs))
+                    max_pixels=max_pixels, jobs=jobs, backend=backend, scheduler=scheduler,
+                    tf_threads=tensorflow_threads(backend, jobs, scheduler))
 
 
 def model_options(func):
@@ -95,7 +94,7 @@ def detection_options(func):
                         show_default=True,
                         help="...and at least this fraction of the photo's shorter side (0 to turn off).")(func)
     func = click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
-                        help="Worker processes. [default: number of cores]")(func)
+                        help="Parallel workers (threads, or processes with --backend). [default: number of cores]")(func)
     return func
 
 
@@ -170,9 +169,11 @@ def enroll(people_dir, db_path, model, model_dir, jobs, min_face_size, min_face_
               help="When a photo has no face, try it turned 90, 180 and 270 degrees (for scans without EXIF).")
 @click.option("--summary-json", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the summary counts as JSON, for monitoring.")
-@click.option("--backend", type=click.Choice(["local", "dask"]), default="local", show_default=True,
-              help="local: processes on this machine; dask: a Dask cluster (a LocalCluster of --jobs "
-                   "workers unless --scheduler is given). Needs facebatch[dask].")
+@click.option("--backend", type=click.Choice(["threads", "processes", "dask"]), default="threads",
+              show_default=True,
+              help="threads: --jobs threads sharing one model (fastest and smallest on one machine); "
+                   "processes: --jobs processes, one model each; dask: a Dask cluster (a LocalCluster of "
+                   "--jobs workers unless --scheduler is given), needs facebatch[dask].")
 @click.option("--scheduler", metavar="ADDRESS", default=None,
               help="Run on the Dask cluster at this scheduler address (tcp://HOST:PORT); implies --backend dask.")
 @model_options
@@ -186,8 +187,8 @@ def annotate(images_dir, db_path, out_dir, report_path, threshold, force, try_ro
     from .results import STATUS_ERROR
 
     settings = replace(_settings(model, model_dir, threshold, jobs or default_jobs(), min_face_size, min_face_fraction,
-                                 max_pixels),
-                       try_rotations=try_rotations, backend="dask" if scheduler else backend, scheduler=scheduler)
+                                 max_pixels, backend="dask" if scheduler else backend, scheduler=scheduler),
+                       try_rotations=try_rotations)
     if settings.backend == "dask":
         from .runner import check_dask_available
 

@@ -22,6 +22,18 @@ def default_jobs() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
 
 
+def tensorflow_threads(backend: str, jobs: int, scheduler: str | None = None) -> int:
+    """Threads for each model instance's TensorFlow pools; 0 lets TensorFlow use every core it sees.
+
+    Threads share one model, so its pools may use all cores.  Processes on this machine (loky or
+    a Dask LocalCluster) each get their share, or together they would oversubscribe it.  Workers
+    on a remote cluster run on machines whose cores we do not know: TensorFlow decides there.
+    """
+    if backend == "threads" or jobs <= 1 or scheduler:
+        return 0
+    return max(1, default_jobs() // jobs)
+
+
 @dataclass(frozen=True)
 class Settings:
     model: str = DEFAULT_MODEL
@@ -31,6 +43,6 @@ class Settings:
     max_pixels: int = DEFAULT_MAX_PIXELS
     try_rotations: bool = False  # retry photos with no face turned 90/180/270 degrees (docs/benchmarks.md)
     jobs: int = 1
-    tf_threads: int = 0  # 0: let TensorFlow decide (all cores); workers get cores // jobs
-    backend: str = "local"  # "local" (this machine) or "dask"
+    tf_threads: int = 0  # 0: let TensorFlow decide (all cores); see tensorflow_threads()
+    backend: str = "threads"  # "threads" or "processes" on this machine, or "dask"
     scheduler: str | None = None  # a Dask scheduler address; implies backend "dask"

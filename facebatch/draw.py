@@ -28,7 +28,11 @@ def label_text(face: LabelledFace) -> str:
 
 def draw_faces(image: Image.Image, faces: list[LabelledFace] | tuple[LabelledFace, ...]) -> Image.Image:
     """A copy of `image` with each face boxed and labelled; UNKNOWN faces in a distinct colour."""
-    out = image.copy()
+    return draw_faces_onto(image.copy(), faces)
+
+
+def draw_faces_onto(out: Image.Image, faces: list[LabelledFace] | tuple[LabelledFace, ...]) -> Image.Image:
+    """Like draw_faces, but on `out` itself: saves a copy of a 12 MP photo when the original is done with."""
     canvas = ImageDraw.Draw(out)
     line, font_size = style_for(*out.size)
     font = _font(font_size)

@@ -1,4 +1,4 @@
-"""Spreading chunks of work over processes, or over a Dask cluster.  The only module that knows joblib and Dask."""
+"""Spreading chunks of work over threads, processes or a Dask cluster.  The only module that knows joblib and Dask."""
 from __future__ import annotations
 
 import contextlib
@@ -46,12 +46,15 @@ def _dask_backend(scheduler: str | None, workers: int, shared: list):
 
 
 def run_ordered(work: Callable[..., T], chunks: Iterable[list], jobs: int, *args,
-                backend: str = "local", scheduler: str | None = None, shared: Iterable = ()) -> Iterator[T]:
+                backend: str = "threads", scheduler: str | None = None, shared: Iterable = ()) -> Iterator[T]:
     """Yield `work(chunk, *args)` for each chunk, in input order, as results become available.
 
-    local, one job: everything runs in this process (no worker start-up, models loaded once here).
-    local, more jobs: joblib's loky processes, each loading the models once and keeping them.
+    threads: `jobs` threads in this process, sharing one copy of the models.  TensorFlow, Pillow
+        and numpy release the GIL, so the threads overlap decoding, detection, embedding and
+        encoding; this is the fastest and smallest way on one machine (docs/benchmarks.md).
+    processes: joblib's loky processes, each loading the models once and keeping them.
     dask: the same calls through joblib's Dask backend, on `scheduler` or on a LocalCluster.
+    One job, or one chunk, runs in this process with no pool at all.
     Arguments listed in `shared` are scattered to the Dask workers once.
     """
     from joblib import Parallel, delayed
@@ -65,5 +68,6 @@ def run_ordered(work: Callable[..., T], chunks: Iterable[list], jobs: int, *args
         for chunk in chunks:
             yield work(chunk, *args)
         return
-    parallel = Parallel(n_jobs=min(jobs, len(chunks)), backend="loky", return_as="generator")
+    pool = {"threads": "threading", "processes": "loky"}[backend]
+    parallel = Parallel(n_jobs=min(jobs, len(chunks)), backend=pool, return_as="generator")
     yield from parallel(delayed(work)(chunk, *args) for chunk in chunks)

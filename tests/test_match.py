@@ -37,3 +37,19 @@ def test_label_faces_applies_the_threshold():
 def test_empty_gallery_makes_everyone_unknown():
     labels = label_faces(np.stack([unit(1, 0)]), np.zeros((0, 2), np.float32), np.zeros(0, np.int64), [], 1.0)
     assert labels == [(UNKNOWN, float("inf"))]
+
+
+def test_nearest_person_agrees_with_brute_force_on_a_large_uneven_gallery():
+    rng = np.random.default_rng(7)
+    counts = rng.integers(1, 6, size=300)  # 300 people with 1 to 5 embeddings each
+    known = rng.standard_normal((counts.sum(), 16)).astype(np.float32)
+    known /= np.linalg.norm(known, axis=1, keepdims=True)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    owners = np.repeat(np.arange(len(counts)), counts)
+    probes = rng.standard_normal((50, 16)).astype(np.float32)
+    probes /= np.linalg.norm(probes, axis=1, keepdims=True)
+    person, distance = nearest_person(probes, np.asfortranarray(known), starts)
+    brute = np.linalg.norm(probes[:, None] - known[None], axis=2)
+    per_person = np.array([[row[owners == p].min() for p in range(len(counts))] for row in brute])
+    assert person.tolist() == per_person.argmin(axis=1).tolist()
+    np.testing.assert_allclose(distance, per_person.min(axis=1), atol=1e-5)

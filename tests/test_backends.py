@@ -1,0 +1,82 @@
+"""The same annotate run gives the same report, row for row, on every backend.
+
+One in-process worker is the reference; two threads sharing one model (the default), two loky
+processes, and a Dask LocalCluster of two worker processes (joblib's Dask backend) must match it.
+"""
+from __future__ import annotations
+
+import csv
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from facebatch.cli import cli
+
+
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def report_rows(out: Path) -> list[dict]:
+    with open(out / "report.csv", newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture(scope="module")
+def workload(tmp_path_factory, celebrity, insightface_dir, models_root):
+    """(images folder, database, report rows of the one-worker reference run): 25 portraits and a group photo."""
+    root = tmp_path_factory.mktemp("backends")
+    images = root / "images"
+    shutil.copytree(celebrity / "val", images)
+    shutil.copy(insightface_dir / "t1.jpg", images / "group.jpg")
+    db = root / "db.json"
+    assert run("enroll", celebrity / "train", "--db", db, "--model-dir", models_root, "-j", "1", "-q").exit_code == 0
+    reference = run("annotate", images, "--db", db, "--out", root / "one-worker", "--model-dir", models_root,
+                    "-j", "1", "-q")
+    assert reference.exit_code == 0, reference.output
+    rows = report_rows(root / "one-worker")
+    assert len(rows) == 32 and sum(r["name"] not in ("", "UNKNOWN") for r in rows) >= 25
+    return images, db, rows
+
+
+def assert_same_results(expected: list[dict], actual: list[dict]) -> None:
+    assert len(actual) == len(expected)
+    for a, b in zip(expected, actual):
+        assert {k: a[k] for k in a if k != "distance"} == {k: b[k] for k in b if k != "distance"}
+        assert abs(float(a["distance"]) - float(b["distance"])) < 1e-3
+
+
+@pytest.mark.parametrize("backend", ["threads", "processes"])
+def test_two_workers_on_this_machine_match_one(backend, workload, tmp_path, models_root):
+    images, db, expected = workload
+    result = run("annotate", images, "--db", db, "--out", tmp_path / "out", "--model-dir", models_root, "-q",
+                 "-j", "2", "--backend", backend)
+    assert result.exit_code == 0, result.output
+    assert_same_results(expected, report_rows(tmp_path / "out"))
+    assert (tmp_path / "out" / "group.jpg").is_file()
+
+
+def test_local_cluster_report_matches_the_local_run(workload, tmp_path, models_root):
+    distributed = pytest.importorskip("distributed")
+    images, db, expected = workload
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        remote = run("annotate", images, "--db", db, "--out", tmp_path / "dask", "--model-dir", models_root, "-q",
+                     "--scheduler", cluster.scheduler_address)
+    assert remote.exit_code == 0, remote.output
+    assert_same_results(expected, report_rows(tmp_path / "dask"))
+    assert (tmp_path / "dask" / "group.jpg").is_file()
+
+
+def test_unreachable_scheduler_is_a_clear_error(tmp_path, models_root, celebrity):
+    pytest.importorskip("distributed")
+    db = tmp_path / "db.json"
+    run("enroll", celebrity / "train" / "madonna", "--db", db, "--model-dir", models_root, "-j", "1", "-q")
+    (tmp_path / "images").mkdir()
+    shutil.copy(sorted((celebrity / "val" / "madonna").glob("*.jpg"))[0], tmp_path / "images" / "a.jpg")
+    result = run("annotate", tmp_path / "images", "--db", db, "--out", tmp_path / "out", "--model-dir", models_root,
+                 "--scheduler", "tcp://127.0.0.1:9")
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: cannot reach the Dask scheduler at tcp://127.0.0.1:9 (")
+    assert result.output.strip().endswith("check the address and that the scheduler is running")
