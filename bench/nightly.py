@@ -23,6 +23,7 @@ from PIL import Image, ImageOps
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench.process_tree import tree_rss  # noqa: E402
 from tools.sample_data import cache_dir, celebrity_dataset  # noqa: E402
 
 FACEBATCH = [str(ROOT / ".venv" / "bin" / "facebatch")]
@@ -42,16 +43,6 @@ def make_photos(folder: Path, count: int) -> None:
         target = folder / f"{i // 1000:03d}" / f"photo_{i:06d}.jpg"
         target.parent.mkdir(parents=True, exist_ok=True)
         image.save(target, quality=85)
-
-
-def tree_rss(process: psutil.Process) -> int:
-    total = 0
-    for p in [process] + process.children(recursive=True):
-        try:
-            total += p.memory_info().rss
-        except psutil.Error:
-            pass
-    return total
 
 
 def finished(state: Path) -> int:

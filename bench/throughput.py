@@ -27,6 +27,7 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench.photo_set import build  # noqa: E402
+from bench.process_tree import tree_rss  # noqa: E402
 from tools.sample_data import cache_dir, celebrity_dataset  # noqa: E402
 
 OUT = ROOT / "bench" / "out" / "throughput"
@@ -41,13 +42,7 @@ def measure(command: list[str], env: dict, first_output: Path | None = None) -> 
     process = psutil.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peak, first = 0, None
     while process.poll() is None:
-        rss = 0
-        for p in [process] + process.children(recursive=True):
-            try:
-                rss += p.memory_info().rss
-            except psutil.Error:
-                pass
-        peak = max(peak, rss)
+        peak = max(peak, tree_rss(process))
         if first is None and first_output is not None and first_output.exists():
             first = time.monotonic() - start
         time.sleep(0.2)
