@@ -19,6 +19,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -37,18 +38,25 @@ FR_DEPENDENCIES = ["Click>=6.0", "numpy", "Pillow", "setuptools<81"]  # setuptoo
 
 
 def measure(command: list[str], env: dict, first_output: Path | None = None) -> dict:
-    """Run `command`; wall time, peak RSS summed over its process tree, time until `first_output` exists."""
-    start = time.monotonic()
-    process = psutil.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    peak, first = 0, None
-    while process.poll() is None:
-        peak = max(peak, tree_rss(process))
-        if first is None and first_output is not None and first_output.exists():
-            first = time.monotonic() - start
-        time.sleep(0.2)
-    stdout, stderr = process.communicate()
-    return {"seconds": time.monotonic() - start, "peak_rss": peak, "first": first, "code": process.returncode,
-            "stdout": stdout, "stderr": stderr}
+    """Run `command`; wall time, peak RSS summed over its process tree, time until `first_output` exists.
+
+    Its output goes to temporary files, not pipes: a child writing more than a pipe holds would
+    block until someone reads, and we only read at the end.
+    """
+    with tempfile.TemporaryFile("w+") as stdout, tempfile.TemporaryFile("w+") as stderr:
+        start = time.monotonic()
+        process = psutil.Popen(command, env=env, stdout=stdout, stderr=stderr, text=True)
+        peak, first = 0, None
+        while process.poll() is None:
+            peak = max(peak, tree_rss(process))
+            if first is None and first_output is not None and first_output.exists():
+                first = time.monotonic() - start
+            time.sleep(0.2)
+        seconds = time.monotonic() - start
+        stdout.seek(0)
+        stderr.seek(0)
+        return {"seconds": seconds, "peak_rss": peak, "first": first, "code": process.returncode,
+                "stdout": stdout.read(), "stderr": stderr.read()}
 
 
 def install_face_recognition() -> Path | None:
@@ -141,27 +149,34 @@ def main() -> None:
     cores = os.cpu_count() or 1
     rows = []
 
+    def record(name: str, r: dict, faces: int, count: int) -> None:
+        """Keep a row for the table, and print it at once: a later tool failing must not lose it."""
+        rows.append((name, r, faces, count))
+        print(f"{name}: {r['seconds']:.1f} s, {count} photos, {faces} faces, peak {r['peak_rss'] / 2**20:.0f} MiB, "
+              f"exit {r['code']}", flush=True)
+
     out = OUT / "facebatch"
     shutil.rmtree(out, ignore_errors=True)
     first_image = out / sorted(p.relative_to(photos).as_posix() for p in images)[0]
     r = measure([str(venv_bin / "facebatch"), "annotate", str(photos), "--db", str(db), "--out", str(out), "-q"],
                 env, first_output=first_image)
-    rows.append(("facebatch annotate (defaults)", r, facebatch_faces(out / "report.csv"), n))
-    print(f"facebatch: first image finished after {r['first']:.1f} s" if r["first"] else "facebatch: no first image")
+    record("facebatch annotate (defaults)", r, facebatch_faces(out / "report.csv"), n)
+    print(f"facebatch: first image finished after {r['first']:.1f} s" if r["first"] else "facebatch: no first image",
+          flush=True)
 
     if "j1" not in skip:
         out = OUT / "facebatch-j1"
         shutil.rmtree(out, ignore_errors=True)
         r = measure([str(venv_bin / "facebatch"), "annotate", str(photos), "--db", str(db), "--out", str(out), "-q",
                      "-j", "1"], env)
-        rows.append(("facebatch annotate -j 1 (one worker)", r, facebatch_faces(out / "report.csv"), n))
+        record("facebatch annotate -j 1 (one worker)", r, facebatch_faces(out / "report.csv"), n)
     if "dask" not in skip:
         out = OUT / "facebatch-dask"
         shutil.rmtree(out, ignore_errors=True)
         r = measure([str(venv_bin / "facebatch"), "annotate", str(photos), "--db", str(db), "--out", str(out), "-q",
                      "--backend", "dask"], env)
-        rows.append((f"facebatch annotate --backend dask (LocalCluster, {cores} workers)", r,
-                     facebatch_faces(out / "report.csv"), n))
+        record(f"facebatch annotate --backend dask (LocalCluster, {cores} workers)", r,
+               facebatch_faces(out / "report.csv"), n)
     if "naive" not in skip:
         # A stratified sample (every Nth photo in path order keeps the camera/web/empty mix).
         sample = OUT / "naive-sample"
@@ -175,8 +190,8 @@ def main() -> None:
         r = measure([str(venv_bin / "python"), str(ROOT / "bench" / "naive_baseline.py"), str(sample), str(db),
                      str(out), str(models_root)], env)
         faces = sum(1 for _ in open(out / "report.csv")) - 1 if (out / "report.csv").exists() else 0
-        rows.append((f"naive MTCNN+FaceNet script (every {args.naive_every}th photo: {len(chosen)})", r, faces,
-                     len(chosen)))
+        record(f"naive MTCNN+FaceNet script (every {args.naive_every}th photo: {len(chosen)})", r, faces,
+               len(chosen))
     if "face_recognition" not in skip:
         binary = install_face_recognition()
         if binary is not None:
@@ -188,7 +203,7 @@ def main() -> None:
                     shutil.copy(p, flat / f"{p.parent.name}_{p.name}")
             r = measure([str(binary), "--cpus", str(cores), str(people), str(flat)], env)
             faces = sum(1 for line in r["stdout"].splitlines() if "," in line and not line.endswith(",no_persons_found"))
-            rows.append((f"face_recognition CLI --cpus {cores}", r, faces, n))
+            record(f"face_recognition CLI --cpus {cores}", r, faces, n)
 
     print(f"\n{n} photos; machine: {cores} cores", flush=True)
     print("| tool | wall s | images/s | faces | faces/s | peak RSS (tree) | exit |")
