@@ -33,6 +33,7 @@ def nearest_person(faces: np.ndarray, known: np.ndarray, person_starts: np.ndarr
     person = np.searchsorted(person_starts, nearest, side="right") - 1
     return person, distance
 
+
 def label_faces(faces: np.ndarray, known: np.ndarray, person_starts: np.ndarray, names: list[str],
                 threshold: float) -> list[tuple[str, float]]:
     """(name, distance) per face; UNKNOWN when the nearest person is farther than `threshold`."""

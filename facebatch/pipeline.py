@@ -16,12 +16,12 @@ import numpy as np
 from PIL import Image
 
 from . import draw, match, weights
-from .memory import limit_malloc_arenas, return_freed_memory
 from .config import Settings
 from .detect import Detector, Face, largest, unrotate
 from .embed import Embedder, face_crop
 from .errors import FacebatchError, ImageError
 from .images import annotated_name, load_image, read_file, save_image_atomic
+from .memory import limit_malloc_arenas, return_freed_memory
 from .results import STATUS_ERROR, STATUS_NO_FACE, STATUS_OK, ImageResult, LabelledFace
 
 
