@@ -29,8 +29,9 @@ def main(images_dir: Path, db_path: Path, out_dir: Path, models_root: Path) -> N
     spec = weights.get_spec("facenet")
     forward = network.build_forward(weights.load_arrays(models_root, spec), spec.embedding_size)
     model = keras.Sequential([keras.Input((160, 160, 3)), keras.layers.Lambda(lambda x: forward(x))])
-    names, known, _ = gallery.load(db_path, spec.name).matrix()
-    owners = np.repeat(np.arange(len(names)), [len(gallery.load(db_path, spec.name).people[n]) for n in names])
+    database = gallery.load(db_path, spec.name)
+    names, known, _ = database.matrix()
+    owners = np.repeat(np.arange(len(names)), [len(database.people[n]) for n in names])
     detector = MTCNN()
     out_dir.mkdir(parents=True, exist_ok=True)
     with open(out_dir / "report.csv", "w", newline="") as handle:
