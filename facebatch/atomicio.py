@@ -7,21 +7,41 @@ import tempfile
 from pathlib import Path
 from typing import IO, Iterator
 
-
 # Temporary files end with this, so that a later run can recognise and remove the ones a killed
 # process (SIGKILL gives no chance to clean up) left behind.
 TEMP_SUFFIX = ".facebatch-tmp"
 
 
-def remove_stale_temporaries(folder: Path) -> int:
-    """Delete our temporary files below `folder`; call only while holding the folder's lock."""
+def _process_umask() -> int:
+    """This process's umask, read without changing it (os.umask would race with worker threads)."""
+    with contextlib.suppress(OSError, ValueError):
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    mask = os.umask(0o022)  # no /proc: the classic dance, done once at import in the main thread
+    os.umask(mask)
+    return mask
+
+
+# What a plain open() would give a new file: temporary files start at 0600, and outputs that
+# others may read (annotated copies, the report, a web server's review page) should not stay so.
+PUBLIC = 0o666 & ~_process_umask()
+
+
+def remove_stale_temporaries(folder: Path, recursive: bool = True, stem: str | None = None) -> int:
+    """Delete our temporary files in `folder` (below it too when `recursive`); only those of the
+    file called `stem` when given.  Call only while holding the lock that guards those files."""
+    prefix = "." if stem is None else f".{stem}."
     removed = 0
     for dirpath, _dirnames, filenames in os.walk(folder):
         for name in filenames:
-            if name.startswith(".") and name.endswith(TEMP_SUFFIX):
+            if name.startswith(prefix) and name.endswith(TEMP_SUFFIX):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(os.path.join(dirpath, name))
                     removed += 1
+        if not recursive:
+            break
     return removed
 
 
@@ -29,16 +49,17 @@ def remove_stale_temporaries(folder: Path) -> int:
 def atomic_writer(path: Path, mode: str = "wb", permissions: int | None = None) -> Iterator[IO]:
     """Open a temporary file beside `path`; on success fsync it and rename it over `path`.
 
-    On any exception the temporary file is removed and `path` is left as it was.
-    `permissions` (for example 0o600 for biometric data) is applied before the rename, so the
-    final file is never visible with looser permissions.
+    On any exception the temporary file is removed and `path` is left as it was.  A full disk
+    shows as an OSError from write, flush or fsync, always before the rename, so nothing short
+    is ever renamed into place.  `permissions` (0o600 for biometric data) is applied before the
+    rename, so the final file is never visible with looser ones; by default the file gets what
+    the user's umask gives.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     try:
-        if permissions is not None:
-            os.fchmod(fd, permissions)
+        os.fchmod(fd, PUBLIC if permissions is None else permissions)
         encoding = None if "b" in mode else "utf-8"
         newline = None if "b" in mode else ""
         with os.fdopen(fd, mode, encoding=encoding, newline=newline) as handle:
@@ -55,8 +76,16 @@ def atomic_writer(path: Path, mode: str = "wb", permissions: int | None = None) 
 def write_bytes_atomic(path: Path, data: bytes, permissions: int | None = None) -> None:
     with atomic_writer(path, "wb", permissions) as handle:
         handle.write(data)
+        handle.flush()
+        written = os.fstat(handle.fileno()).st_size
+        if written != len(data):  # belt and braces: never rename a short file into place
+            raise OSError(f"short write ({written} of {len(data)} bytes)")
 
 
 def write_text_atomic(path: Path, text: str, permissions: int | None = None) -> None:
-    with atomic_writer(path, "w", permissions) as handle:
-        handle.write(text)
+    write_bytes_atomic(path, text.encode("utf-8"), permissions)
+
+
+def describe_os_error(exc: OSError) -> str:
+    """One line for an OSError, without Python's errno prefix."""
+    return exc.strerror or str(exc) or type(exc).__name__

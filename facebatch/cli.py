@@ -1,8 +1,10 @@
 """The `facebatch` command line: options in, one settings object to the library, errors out as one line.
 
 Heavy modules (numpy, TensorFlow) are imported inside the commands so that `--help` stays instant.
-Exit codes: 0 all good; 1 fatal (bad usage, missing weights or database); 3 some images failed;
-4 another annotate holds the output folder; 130 / 143 stopped by SIGINT / SIGTERM (work saved).
+Exit codes live in errors.py: 0 all good; 1 fatal (bad usage, missing weights or database, an
+unwritable output); 3 some images failed; 4 another annotate holds the output folder or report;
+5 the input folder lost most of its images (nothing deleted); 130 / 143 stopped by SIGINT /
+SIGTERM (work saved).
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from pathlib import Path
 
 import click
 
-EXIT_OK, EXIT_FATAL, EXIT_SOME_FAILED = 0, 1, 3
+from .errors import EXIT_FATAL, EXIT_OK, EXIT_SOME_FAILED
 
 
 class FacebatchClickError(click.ClickException):
@@ -21,7 +23,6 @@ class FacebatchClickError(click.ClickException):
     def __init__(self, message: str, exit_code: int = EXIT_FATAL):
         super().__init__(message)
         self.exit_code = exit_code
-
 
 
 class FacebatchGroup(click.Group):
@@ -60,14 +61,19 @@ def _run(action):
         raise FacebatchClickError(str(exc), exc.exit_code) from None
 
 
-def _settings(model: str, model_dir: Path, threshold: float | None, jobs: int, min_face_size: int,
-              min_face_fraction: float, max_pixels: int, for_verify: bool = False, backend: str = "threads",
-              scheduler: str | None = None):
-    from .config import Settings, tensorflow_threads
+def _settings(model: str, model_dir: Path, threshold: float | None, jobs: int | None, min_face_size: int,
+              min_face_fraction: float, max_pixels: int, backend: str, scheduler: str | None, for_verify: bool = False):
+    from .config import Settings, default_jobs, tensorflow_threads
     from .detect import DetectorSettings
     from .weights import get_spec
 
     spec = _run(lambda: get_spec(model))
+    backend = "dask" if scheduler else backend
+    if backend == "dask":
+        from .runner import check_dask_available
+
+        _run(check_dask_available)
+    jobs = jobs or default_jobs()
     return Settings(model=model, models_root=model_dir,
                     threshold=threshold if threshold is not None else
                     spec.verify_threshold if for_verify else spec.default_threshold,
@@ -93,9 +99,72 @@ def detection_options(func):
     func = click.option("--min-face-fraction", type=click.FloatRange(min=0.0, max=0.5), default=0.02,
                         show_default=True,
                         help="...and at least this fraction of the photo's shorter side (0 to turn off).")(func)
-    func = click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
-                        help="Parallel workers (threads, or processes with --backend). [default: number of cores]")(func)
     return func
+
+
+def execution_options(func):
+    """How the work is spread: the same three options for enroll, annotate and verify."""
+    func = click.option("--scheduler", metavar="ADDRESS", default=None,
+                        help="Run on the Dask cluster at this scheduler address (tcp://HOST:PORT); implies "
+                             "--backend dask.")(func)
+    func = click.option("--backend", type=click.Choice(["threads", "processes", "dask"]), default="threads",
+                        show_default=True,
+                        help="threads: --jobs threads sharing one model (fastest and smallest on one machine); "
+                             "processes: --jobs processes, one model each; dask: a Dask cluster (a LocalCluster "
+                             "of --jobs workers unless --scheduler is given), needs facebatch[dask].")(func)
+    func = click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
+                        help="Parallel workers (see --backend). [default: number of cores]")(func)
+    return func
+
+
+def quiet_option(func):
+    return click.option("--quiet", "-q", is_flag=True, help="Print only warnings, errors and the summary.")(func)
+
+
+class _Feedback:
+    """Progress for a person at a terminal (an animated bar), plain lines for cron and pipes, or
+    nothing with --quiet; warnings always.  Fills the RunHooks a job takes, with the signal flag."""
+
+    def __init__(self, console, quiet: bool, verb: str, line_for):
+        self.console, self.quiet, self.verb, self.line_for = console, quiet, verb, line_for
+        self.progress = self.task = None
+
+    def hooks(self, should_stop):
+        from .hooks import RunHooks
+
+        return RunHooks(on_start=self.start, on_result=self.result, warn=self.warn, should_stop=should_stop)
+
+    def start(self, total: int) -> None:
+        if self.console.is_terminal and not self.quiet and total:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.progress = Progress(TextColumn(self.verb), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                                     console=self.console, transient=True)
+            self.progress.start()
+            self.task = self.progress.add_task(self.verb, total=total)
+
+    def result(self, result) -> None:
+        line = self.line_for(result)
+        if line and line.startswith("error: "):
+            self.console.print(line, markup=False)
+        elif line and not self.quiet and self.progress is None:
+            self.console.print(line, markup=False)
+        if self.progress is not None:
+            self.progress.advance(self.task)
+
+    def warn(self, message: str) -> None:
+        self.console.print(f"warning: {message}", markup=False)
+
+    def run(self, action):
+        """`action(hooks)` with SIGINT/SIGTERM turned into a clean stop, our errors into one line."""
+        from .signals import stop_requested_by_signals
+
+        try:
+            with stop_requested_by_signals() as should_stop:
+                return _run(lambda: action(self.hooks(should_stop)))
+        finally:
+            if self.progress is not None:
+                self.progress.stop()
 
 
 @click.group(cls=FacebatchGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -129,21 +198,31 @@ def download_weights(model, model_dir, from_path, force):
     console.print(f"{spec.name}: installed and verified in {target}")
 
 
+def _photo_line(result) -> str:
+    """One plain line per photo for enroll and verify: a problem, or nothing."""
+    from .pathtext import to_text
+
+    return "" if result.embedding is not None else f"{to_text(result.path)}: {result.error}"
+
+
 @cli.command()
 @click.argument("people_dir", type=click.Path(path_type=Path), default="People")
 @click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path),
               default="DataBase/DataBase.json", show_default=True, help="The face database.")
 @model_options
 @detection_options
-@click.option("--quiet", "-q", is_flag=True, help="Print only warnings and errors.")
-def enroll(people_dir, db_path, model, model_dir, jobs, min_face_size, min_face_fraction, max_pixels, quiet):
+@execution_options
+@quiet_option
+def enroll(people_dir, db_path, model, model_dir, max_pixels, min_face_size, min_face_fraction, jobs, backend,
+           scheduler, quiet):
     """Add the people in PEOPLE_DIR (Name.jpg or Name/*.jpg) to the database."""
-    from .config import default_jobs
     from .enrollment import enroll as run_enroll
 
-    settings = _settings(model, model_dir, None, jobs or default_jobs(), min_face_size, min_face_fraction, max_pixels)
+    settings = _settings(model, model_dir, None, jobs, min_face_size, min_face_fraction, max_pixels, backend, scheduler)
     console = _console()
-    outcome = _run(lambda: run_enroll(people_dir, db_path, settings))
+    # Problems with single photos are collected into the outcome's warnings and printed once.
+    feedback = _Feedback(console, quiet, "enrolling", lambda result: "")
+    outcome = feedback.run(lambda hooks: run_enroll(people_dir, db_path, settings, hooks))
     for warning in outcome.warnings:
         console.print(f"warning: {warning}", markup=False)
     if outcome.orphans:
@@ -169,64 +248,33 @@ def enroll(people_dir, db_path, model, model_dir, jobs, min_face_size, min_face_
               help="When a photo has no face, try it turned 90, 180 and 270 degrees (for scans without EXIF).")
 @click.option("--summary-json", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the summary counts as JSON, for monitoring.")
-@click.option("--backend", type=click.Choice(["threads", "processes", "dask"]), default="threads",
-              show_default=True,
-              help="threads: --jobs threads sharing one model (fastest and smallest on one machine); "
-                   "processes: --jobs processes, one model each; dask: a Dask cluster (a LocalCluster of "
-                   "--jobs workers unless --scheduler is given), needs facebatch[dask].")
-@click.option("--scheduler", metavar="ADDRESS", default=None,
-              help="Run on the Dask cluster at this scheduler address (tcp://HOST:PORT); implies --backend dask.")
+@click.option("--confirm-purge", is_flag=True,
+              help="The images missing since the last run were really deleted: drop their rows and copies even "
+                   "when that is most of them (otherwise refused with exit code 5).")
 @model_options
 @detection_options
-@click.option("--quiet", "-q", is_flag=True, help="Print only errors and the summary.")
-def annotate(images_dir, db_path, out_dir, report_path, threshold, force, try_rotations, summary_json, backend,
-             scheduler, model, model_dir, jobs, min_face_size, min_face_fraction, max_pixels, quiet):
+@execution_options
+@quiet_option
+def annotate(images_dir, db_path, out_dir, report_path, threshold, force, try_rotations, summary_json, confirm_purge,
+             model, model_dir, max_pixels, min_face_size, min_face_fraction, jobs, backend, scheduler, quiet):
     """Label every face in IMAGES_DIR; write annotated copies and a CSV report."""
     from .annotation import annotate as run_annotate
-    from .config import default_jobs
+    from .pathtext import to_text
     from .results import STATUS_ERROR
 
-    settings = replace(_settings(model, model_dir, threshold, jobs or default_jobs(), min_face_size, min_face_fraction,
-                                 max_pixels, backend="dask" if scheduler else backend, scheduler=scheduler),
-                       try_rotations=try_rotations)
-    if settings.backend == "dask":
-        from .runner import check_dask_available
-
-        _run(check_dask_available)
+    settings = replace(_settings(model, model_dir, threshold, jobs, min_face_size, min_face_fraction, max_pixels,
+                                 backend, scheduler), try_rotations=try_rotations)
     report_path = report_path or out_dir / "report.csv"
     console = _console()
-    # An animated bar only for a person at a terminal; cron and pipes get plain lines (or none with -q).
-    progress = None
-    if console.is_terminal and not quiet:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        progress = Progress(TextColumn("annotating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                            console=console, transient=True)
-    task = None
-
-    def start(total):
-        nonlocal task
-        if progress is not None:
-            progress.start()
-            task = progress.add_task("annotate", total=total)
-
-    def show(result):
+    def line_for(result) -> str:
         if result.status == STATUS_ERROR:
-            console.print(f"error: {images_dir / result.image}: {result.error}", markup=False)
-        elif not quiet and progress is None:
-            console.print(f"{result.image}: {len(result.faces)} faces", markup=False)
-        if progress is not None:
-            progress.advance(task)
+            return f"error: {to_text(str(images_dir / result.image))}: {result.error}"
+        return f"{to_text(result.image)}: {len(result.faces)} faces"
 
-    from .signals import stop_requested_by_signals
-
-    try:
-        with stop_requested_by_signals() as should_stop:
-            summary = _run(lambda: run_annotate(images_dir, db_path, out_dir, report_path, settings, show, start,
-                                                should_stop, force))
-    finally:
-        if progress is not None:
-            progress.stop()
+    feedback = _Feedback(console, quiet, "annotating", line_for)
+    summary = feedback.run(lambda hooks: run_annotate(images_dir, db_path, out_dir, report_path, settings, hooks,
+                                                      force, confirm_purge))
     console.print(f"images {summary.images}, faces {summary.faces}, known {summary.known}, unknown {summary.unknown}, "
                   f"no face {summary.no_face}, errors {summary.errors} ({summary.processed} processed, "
                   f"{summary.carried_over} unchanged), time {summary.seconds:.1f}s; report: {report_path}",
@@ -234,9 +282,14 @@ def annotate(images_dir, db_path, out_dir, report_path, threshold, force, try_ro
     if summary_json is not None:
         import json
 
-        from .atomicio import write_text_atomic
+        from .atomicio import describe_os_error, write_text_atomic
 
-        write_text_atomic(summary_json, json.dumps({**summary.as_dict(), "report": str(report_path)}, indent=2) + "\n")
+        try:
+            write_text_atomic(summary_json, json.dumps({**summary.as_dict(), "report": str(report_path)},
+                                                       indent=2) + "\n")
+        except OSError as exc:
+            _fail(f"{summary_json}: cannot write the summary ({describe_os_error(exc)}); the report is written, "
+                  "choose another --summary-json")
     if summary.errors:
         sys.exit(EXIT_SOME_FAILED)
 
@@ -253,28 +306,33 @@ def annotate(images_dir, db_path, out_dir, report_path, threshold, force, try_ro
               help="Largest distance still called SAME. [default: the model's calibrated value]")
 @model_options
 @detection_options
-def verify(images, pairs_csv, root, report_path, threshold, model, model_dir, jobs, min_face_size, min_face_fraction,
-           max_pixels):
+@execution_options
+@quiet_option
+def verify(images, pairs_csv, root, report_path, threshold, model, model_dir, max_pixels, min_face_size,
+           min_face_fraction, jobs, backend, scheduler, quiet):
     """Is this the same person?  Compare the largest face of A and B, or every pair in --pairs."""
     from . import verification
 
-    settings = _settings(model, model_dir, threshold, jobs or 1, min_face_size, min_face_fraction, max_pixels,
-                         for_verify=True)
+    if pairs_csv is None and len(images) != 2:
+        _fail("give two images (facebatch verify A.jpg B.jpg) or --pairs CSV")
+    if pairs_csv is not None and images:
+        _fail("give either two images or --pairs, not both")
+    settings = _settings(model, model_dir, threshold, jobs, min_face_size, min_face_fraction, max_pixels, backend,
+                         scheduler, for_verify=True)
+    console = _console()
+    # Photos with a problem are listed in the pairs report; only the progress shows here.
+    feedback = _Feedback(console, True if pairs_csv is None else quiet, "verifying", lambda result: "")
     if pairs_csv is None:
-        if len(images) != 2:
-            _fail("give two images (facebatch verify A.jpg B.jpg) or --pairs CSV")
-        outcome = _run(lambda: verification.verify_two(images[0], images[1], settings))
+        outcome = feedback.run(lambda hooks: verification.verify_two(images[0], images[1], settings, hooks))
         click.echo(f"distance {outcome.distance:.4f}: {'SAME' if outcome.same else 'DIFFERENT'} "
                    f"(threshold {settings.threshold:g})")
         return
-    if images:
-        _fail("give either two images or --pairs, not both")
-    rows = _run(lambda: verification.verify_pairs(pairs_csv, root, settings))
+    rows = feedback.run(lambda hooks: verification.verify_pairs(pairs_csv, root, settings, hooks))
     _run(lambda: verification.write_pairs_report(rows, report_path))
     failed = sum(1 for r in rows if r.error)
     if report_path is not None:
-        _console().print(f"pairs {len(rows)}, same {sum(1 for r in rows if r.same)}, errors {failed}; "
-                         f"report: {report_path}", markup=False)
+        console.print(f"pairs {len(rows)}, same {sum(1 for r in rows if r.same)}, errors {failed}; "
+                      f"report: {report_path}", markup=False)
     if failed:
         sys.exit(EXIT_SOME_FAILED)
 
@@ -307,6 +365,7 @@ def people_remove(name, db_path, model):
     from . import gallery
 
     def remove():
+        gallery.load(db_path, model)  # a missing or damaged database is reported before anything is created
         with gallery.locked(db_path):
             db = gallery.load(db_path, model)
             if name not in db.people:

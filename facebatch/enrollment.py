@@ -3,16 +3,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from . import gallery as gallery_db
 from . import weights
+from .atomicio import describe_os_error
 from .config import IMAGES_PER_CHUNK, Settings
-from .errors import UsageProblem
+from .errors import Interrupted, UsageProblem
+from .hooks import RunHooks
 from .images import find_images
 from .packages import sha256_of_file
-from .pipeline import embed_largest_faces
-from .runner import chunked, run_ordered
+from .pathtext import to_text
+from .pipeline import NO_FACE, embed_photos
+from .runner import chunked, run_stoppable
 
 
 @dataclass
@@ -20,75 +22,107 @@ class EnrollOutcome:
     added: int = 0
     replaced: int = 0
     unchanged: int = 0
-    skipped: int = 0
+    skipped: int = 0  # photos not enrolled: no usable face, unreadable, or a name we refuse
     warnings: list[str] = field(default_factory=list)
     orphans: int = 0  # database entries whose photo is no longer in the people folder
     saved: bool = False
 
 
-def person_photos(people_dir: Path) -> tuple[list[tuple[str, str]], list[str]]:
-    """(person, photo path relative to people_dir) pairs from both layouts, and warnings.
+def person_photos(people_dir: Path) -> tuple[list[tuple[str, str]], list[str], int]:
+    """(person, photo path relative to people_dir) pairs from both layouts, warnings, and how
+    many photos were refused for their name.
 
     `People/Name.jpg` is one photo of Name; `People/Name/*.jpg` (searched recursively) are several.
     """
-    pairs, warnings = [], []
-    for relative in find_images(people_dir):
+    pairs, warnings, unreadable, refused = [], [], [], 0
+    for relative in find_images(people_dir, unreadable):
         parts = relative.split("/")
         person = parts[0] if len(parts) > 1 else Path(parts[0]).stem
         problem = gallery_db.name_problem(person)
         if problem:
-            warnings.append(f"{people_dir / relative}: skipped, {problem}; rename the file or folder")
+            warnings.append(f"{to_text(str(people_dir / relative))}: skipped, {problem}; rename the file or folder")
+            refused += 1
             continue
         pairs.append((person, relative))
-    return pairs, warnings
+    if "." in unreadable:
+        raise UsageProblem(f"{people_dir}: cannot list the folder (permission denied); make it readable")
+    warnings.extend(f"{people_dir / folder}: cannot list this folder (permission denied); make it readable to "
+                    "enroll its photos" for folder in unreadable)
+    return pairs, warnings, refused
 
 
-def _embed_chunk(paths: list[str], settings: Settings):
-    return embed_largest_faces(paths, settings, tight_crop_retry=True)
+def _hashes(people_dir: Path, pairs: list[tuple[str, str]], outcome: EnrollOutcome) -> dict[str, str]:
+    """SHA-256 of each photo; a photo that cannot be read is skipped with a warning."""
+    hashes = {}
+    for _, relative in pairs:
+        try:
+            hashes[relative] = sha256_of_file(people_dir / relative)
+        except OSError as exc:
+            outcome.skipped += 1
+            outcome.warnings.append(f"{to_text(str(people_dir / relative))}: skipped, cannot read it "
+                                    f"({describe_os_error(exc)}); make the file readable")
+    return hashes
 
 
-def enroll(people_dir: Path, db_path: Path, settings: Settings,
-           on_progress: Callable[[int], None] = lambda n: None) -> EnrollOutcome:
+def enroll(people_dir: Path, db_path: Path, settings: Settings, hooks: RunHooks = RunHooks()) -> EnrollOutcome:
+    """Embed new and changed photos and save them.  Interrupted (SIGINT/SIGTERM), it saves the
+    photos finished so far and raises Interrupted; running again does the rest."""
     people_dir = Path(people_dir)
     if not people_dir.is_dir():
         raise UsageProblem(f"{people_dir}: no such folder; put photos in People/Name.jpg or People/Name/*.jpg")
     spec = weights.get_spec(settings.model)
     outcome = EnrollOutcome()
-    pairs, outcome.warnings = person_photos(people_dir)
-    hashes = {relative: sha256_of_file(people_dir / relative) for _, relative in pairs}
+    pairs, outcome.warnings, outcome.skipped = person_photos(people_dir)
+    hashes = _hashes(people_dir, pairs, outcome)
+    pairs = [(person, rel) for person, rel in pairs if rel in hashes]
     # Hold the lock from reading to writing, so two enrolls never lose each other's entries.
     with gallery_db.locked(db_path):
         gallery = gallery_db.load_or_new(db_path, spec.name, spec.embedding_size)
         current = {(name, e.source): e for name, entries in gallery.people.items() for e in entries}
         todo = [(person, rel) for person, rel in pairs
-                if not ((person, rel) in current and current[(person, rel)].sha256 == hashes[rel])]
+                if not ((person, to_text(rel)) in current and current[(person, to_text(rel))].sha256 == hashes[rel])]
         outcome.unchanged = len(pairs) - len(todo)
-        on_progress(outcome.unchanged)
+        hooks.on_start(len(todo))
         person_of = dict((rel, person) for person, rel in todo)
         paths = [str(people_dir / rel) for _, rel in todo]
         relative_of = {str(people_dir / rel): rel for _, rel in todo}
-        for chunk_results in run_ordered(_embed_chunk, chunked(paths, IMAGES_PER_CHUNK), settings.jobs, settings):
-            for result in chunk_results:
-                relative = relative_of[result.path]
-                person = person_of[relative]
-                on_progress(1)
-                if result.embedding is None:
-                    outcome.skipped += 1
-                    outcome.warnings.append(f"{result.path}: skipped, {result.error}; use a photo where the face "
-                                            f"is clear and at least {settings.detector.min_face_size} px")
-                    continue
-                if result.faces_found > 1:
-                    outcome.warnings.append(f"{result.path}: {result.faces_found} faces, enrolled the largest; "
-                                            "crop the photo to one person to be sure")
-                entries = [e for e in gallery.people.get(person, []) if e.source != relative]
-                replaced = len(entries) != len(gallery.people.get(person, []))
-                entries.append(gallery_db.Enrollment(relative, hashes[relative], result.embedding))
-                gallery.people[person] = entries
-                outcome.replaced += replaced
-                outcome.added += not replaced
-        present = {(person, rel) for person, rel in pairs}
+        try:
+            for chunk_results in run_stoppable(embed_photos, chunked(paths, IMAGES_PER_CHUNK), settings,
+                                               hooks.should_stop, settings):
+                for result in chunk_results:
+                    _add(gallery, outcome, person_of[relative_of[result.path]], relative_of[result.path],
+                         hashes[relative_of[result.path]], result, settings)
+                    hooks.on_result(result)
+        except Interrupted:
+            _save_if_changed(db_path, gallery, outcome)
+            raise
+        present = {(person, to_text(rel)) for person, rel in pairs}
         outcome.orphans = sum(1 for key in current if key not in present)
-        if outcome.added or outcome.replaced:
-            gallery_db.save(db_path, gallery)
-            outcome.saved = True
+        _save_if_changed(db_path, gallery, outcome)
     return outcome
+
+
+def _add(gallery, outcome: EnrollOutcome, person: str, relative: str, sha256: str, result, settings) -> None:
+    shown = to_text(result.path)
+    if result.embedding is None:
+        outcome.skipped += 1
+        hint = (f"use a photo where the face is clear and at least {settings.detector.min_face_size} px"
+                if result.error == NO_FACE else "replace or remove the file")
+        outcome.warnings.append(f"{shown}: skipped, {result.error}; {hint}")
+        return
+    if result.faces_found > 1:
+        outcome.warnings.append(f"{shown}: {result.faces_found} faces, enrolled the largest; "
+                                "crop the photo to one person to be sure")
+    source = to_text(relative)
+    entries = [e for e in gallery.people.get(person, []) if e.source != source]
+    replaced = len(entries) != len(gallery.people.get(person, []))
+    entries.append(gallery_db.Enrollment(source, sha256, result.embedding))
+    gallery.people[person] = entries
+    outcome.replaced += replaced
+    outcome.added += not replaced
+
+
+def _save_if_changed(db_path: Path, gallery, outcome: EnrollOutcome) -> None:
+    if outcome.added or outcome.replaced:
+        gallery_db.save(db_path, gallery)
+        outcome.saved = True

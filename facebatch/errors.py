@@ -1,10 +1,19 @@
-"""The exceptions facebatch raises on purpose.  Each message says what went wrong and what to do next."""
+"""The exceptions facebatch raises on purpose, and the exit codes they end in.
+
+Each message is one line that names the file and says what to do next.
+"""
+
+EXIT_OK = 0
+EXIT_FATAL = 1  # bad usage, missing or damaged weights or database, an unwritable output
+EXIT_SOME_FAILED = 3  # the run finished, but some images got error rows
+EXIT_LOCKED = 4  # another annotate writes to the same output folder or report
+EXIT_PURGE_REFUSED = 5  # the folder lost most of its images since the last run; nothing was deleted
 
 
 class FacebatchError(Exception):
     """An error we expect and can explain in one line; the CLI prints it without a traceback."""
 
-    exit_code = 1
+    exit_code = EXIT_FATAL
 
 
 class UsageProblem(FacebatchError):
@@ -21,3 +30,27 @@ class DatabaseError(FacebatchError):
 
 class ImageError(FacebatchError):
     """One image cannot be used.  Caught per image: it becomes a report row, never a crash."""
+
+
+class OutputError(FacebatchError):
+    """A file facebatch must write (report, manifest, database, lock) cannot be written."""
+
+
+class RunLocked(FacebatchError):
+    """Another annotate is writing to the same output folder or report."""
+
+    exit_code = EXIT_LOCKED
+
+
+class PurgeRefused(FacebatchError):
+    """The input folder lost most of its images: an unmounted share looks just like that."""
+
+    exit_code = EXIT_PURGE_REFUSED
+
+
+class Interrupted(FacebatchError):
+    """SIGINT or SIGTERM: the run stopped cleanly; finished work is saved."""
+
+    def __init__(self, signum: int):
+        super().__init__(f"interrupted by signal {signum}; finished work is saved, run the same command to go on")
+        self.exit_code = 128 + signum

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
+import stat
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,13 +21,19 @@ from typing import Iterator
 
 import numpy as np
 
-from .atomicio import write_text_atomic
-from .errors import DatabaseError
+from . import locks
+from .atomicio import describe_os_error, remove_stale_temporaries, write_text_atomic
+from .errors import DatabaseError, OutputError
+from .pathtext import is_clean
 from .results import UNKNOWN
 
 FORMAT = "facebatch-database"
 VERSION = 1
 PRIVATE = 0o600  # biometric data: readable by its owner only
+# Embeddings are stored unit length; float32 rounding stays far below this.  A flipped bit in
+# the exponent or sign of one value moves the norm far beyond it, or makes it NaN or Inf.
+_UNIT_TOLERANCE = 1e-3
+_MAX_DATABASE_BYTES = 4 << 30  # 4 GiB: about 5 million photos at 128 values; anything larger is not ours
 
 
 @dataclass(frozen=True)
@@ -82,11 +88,18 @@ def _decode(text: str, size: int) -> np.ndarray:
     array = np.frombuffer(base64.b64decode(text, validate=True), dtype="<f4")
     if array.shape != (size,):
         raise ValueError(f"embedding has {array.size} values, expected {size}")
+    if not np.all(np.isfinite(array)):
+        raise ValueError("embedding holds NaN or Inf")
+    norm = float(np.linalg.norm(array.astype(np.float64)))
+    if abs(norm - 1.0) > _UNIT_TOLERANCE:
+        raise ValueError(f"embedding is not of unit length (length {norm:.4g})")
     return array.astype(np.float32)
 
 
 def name_problem(name: str) -> str | None:
     """Why `name` cannot be a person's name, or None when it can."""
+    if not is_clean(name):
+        return "the name is not valid UTF-8"
     if not name.strip():
         return "the name is empty"
     if "/" in name or "\\" in name or os.sep in name:
@@ -116,27 +129,26 @@ def parse(text: str, path: Path) -> Gallery:
     if document.get("version") != VERSION:
         raise DatabaseError(f"{path}: database version {document.get('version')} is not supported by this "
                             f"facebatch (it reads version {VERSION}); upgrade facebatch or {_reenroll_hint(path)}")
+    where = ""
     try:
         size = int(document["embedding_size"])
-        people = {
-            str(name): [Enrollment(str(e["source"]), str(e["sha256"]), _decode(e["embedding"], size)) for e in entries]
-            for name, entries in document["people"].items()
-        }
+        people = {}
+        for name, entries in document["people"].items():
+            people[str(name)] = []
+            for entry in entries:
+                where = f"{name}, {entry.get('source', '?') if isinstance(entry, dict) else '?'}: "
+                people[str(name)].append(Enrollment(str(entry["source"]), str(entry["sha256"]),
+                                                    _decode(entry["embedding"], size)))
         return Gallery(str(document["model"]), size, people)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise DatabaseError(f"{path}: damaged database ({exc}); the file is left untouched, restore it from a "
-                            f"backup or {_reenroll_hint(path)}") from None
+        raise DatabaseError(f"{path}: damaged database ({where}{exc}); the file is left untouched, restore it from "
+                            f"a backup or {_reenroll_hint(path)}") from None
 
 
 def load(path: Path, model: str) -> Gallery:
     """Read and validate the database; refuse one made with another model."""
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise DatabaseError(f"{path}: no database; run facebatch enroll first") from None
-    except IsADirectoryError:
-        raise DatabaseError(f"{path}: is a directory; pass the database file with --db") from None
+    raw = _read_database(path)
     if raw[:1] == b"\x80":
         raise DatabaseError(f"{path}: looks like a pickle; facebatch never loads pickles, {_reenroll_hint(path)}")
     try:
@@ -150,25 +162,61 @@ def load(path: Path, model: str) -> Gallery:
     return gallery
 
 
+def _read_database(path: Path) -> bytes:
+    """The file's bytes; only a regular file of sane size is read (not a FIFO, not /dev/zero)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise DatabaseError(f"{path}: no database; run facebatch enroll first") from None
+    except OSError as exc:
+        raise DatabaseError(f"{path}: cannot read the database ({describe_os_error(exc)}); "
+                            "check its permissions") from None
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise DatabaseError(f"{path}: is a directory; pass the database file with --db")
+        if not stat.S_ISREG(info.st_mode) or info.st_size > _MAX_DATABASE_BYTES:
+            raise DatabaseError(f"{path}: not a facebatch database (not a regular file of sane size); "
+                                "pass the database file with --db")
+        return handle.read()
+
+
 def load_or_new(path: Path, model: str, embedding_size: int) -> Gallery:
-    if not Path(path).exists():
+    if not os.path.lexists(path):
         return Gallery(model, embedding_size)
     return load(path, model)
 
 
+def real_path(path: Path) -> Path:
+    """The file a (possibly symlinked) database path names: writes go there, through the link."""
+    return Path(os.path.realpath(path))
+
+
 @contextlib.contextmanager
 def locked(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on the database (a `.lock` file beside it) while reading and writing it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(str(path) + ".lock", os.O_RDWR | os.O_CREAT, PRIVATE)
+    """Hold the database's write lock (a `.lock` file beside the real file) for a read-modify-write.
+
+    Readers need no lock: every save is an atomic rename, so a reader sees the old file or the
+    new one.  Writers lock so that two enrolls never lose each other's entries.  Under the lock,
+    temporary files that a killed writer left behind are removed: they hold embeddings, and
+    `people remove` promises that no copy is kept.
+    """
+    target = real_path(path)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{target.parent}: cannot create the database folder ({describe_os_error(exc)}); "
+                          "choose another --db") from None
+    with locks.held(target.with_name(target.name + ".lock")):
+        remove_stale_temporaries(target.parent, recursive=False, stem=target.name)
         yield
-    finally:
-        os.close(fd)
 
 
 def save(path: Path, gallery: Gallery) -> None:
-    """Write atomically, readable by the owner only.  Call inside `locked(path)`."""
-    write_text_atomic(Path(path), gallery.to_json(), permissions=PRIVATE)
+    """Write atomically, readable by the owner only, through a symlink.  Call inside `locked(path)`."""
+    target = real_path(path)
+    try:
+        write_text_atomic(target, gallery.to_json(), permissions=PRIVATE)
+    except OSError as exc:
+        raise OutputError(f"{target}: cannot write the database ({describe_os_error(exc)}); nothing was "
+                          "changed, free some space or fix the permissions and run again") from None

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps
 
-from .atomicio import atomic_writer
+from .atomicio import write_bytes_atomic
 from .errors import ImageError
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
@@ -37,16 +38,23 @@ def is_image_name(name: str) -> bool:
     return suffix in IMAGE_SUFFIXES or suffix in HEIF_SUFFIXES
 
 
-def find_images(root: Path) -> list[str]:
+def find_images(root: Path, unreadable: list[str] | None = None) -> list[str]:
     """Image files below `root`, as sorted POSIX paths relative to it.
 
     Hidden files and folders are skipped.  Symlinked folders are not followed (no loops, nothing
     outside `root`); a symlinked file counts only when it resolves to a file inside `root`.
+    Folders that cannot be listed are appended to `unreadable` (relative to `root`), so that the
+    caller can tell "not there" from "could not look".
     """
     root = Path(root)
     real_root = root.resolve()
     found: list[str] = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+
+    def cannot_list(error: OSError) -> None:
+        if unreadable is not None and error.filename is not None:
+            unreadable.append(Path(os.fsdecode(error.filename)).relative_to(root).as_posix())
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=cannot_list, followlinks=False):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in filenames:
             if name.startswith(".") or not is_image_name(name):
@@ -80,18 +88,39 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def read_file(path: Path) -> bytes:
-    """The file's bytes, with the errors a folder of photos throws at us turned into ImageError."""
+def max_file_bytes(max_pixels: int) -> int:
+    """The largest file that can hold an image within `max_pixels`: uncompressed 16-bit RGBA (8
+    bytes a pixel) plus room for metadata and previews.  Anything larger is refused unread."""
+    return max_pixels * 8 + (64 << 20)
+
+
+def read_file(path: Path, max_bytes: int | None = None) -> bytes:
+    """The file's bytes, with the errors a folder of photos throws at us turned into ImageError.
+
+    Only regular files are read: a FIFO would block for ever and /dev/zero never ends.  The
+    open does not block (O_NONBLOCK), and the type and size are checked on the open file.
+    """
     try:
-        return Path(path).read_bytes()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
-        raise ImageError("file not found (deleted during the run?)") from None
-    except IsADirectoryError:
-        raise ImageError("is a directory, not an image") from None
+        raise ImageError("no such file") from None
     except PermissionError:
         raise ImageError("permission denied; make the file readable") from None
     except OSError as exc:
         raise ImageError(f"cannot read the file ({exc.strerror or exc})") from None
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise ImageError("is a directory, not an image")
+        if not stat.S_ISREG(info.st_mode):
+            raise ImageError("not a regular file (a device, FIFO or socket); pass an image file")
+        if max_bytes is not None and info.st_size > max_bytes:
+            raise ImageError(f"file of {info.st_size} bytes is larger than any image within the pixel limit "
+                             "(raise --max-pixels if the image is genuine)")
+        try:
+            return handle.read()
+        except OSError as exc:
+            raise ImageError(f"cannot read the file ({exc.strerror or exc})") from None
 
 
 def load_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS, data: bytes | None = None) -> Image.Image:
@@ -110,7 +139,9 @@ def load_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS, data: bytes | N
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            with Image.open(io.BytesIO(data if data is not None else read_file(path))) as image:
+            if data is None:
+                data = read_file(path, max_file_bytes(max_pixels))
+            with Image.open(io.BytesIO(data)) as image:
                 width, height = image.size
                 if width * height > max_pixels:
                     raise ImageError(f"{width}x{height} pixels is over the limit of {max_pixels} "
@@ -133,9 +164,20 @@ def annotated_name(relative: str) -> str:
     return relative if os.path.splitext(relative)[1].lower() in _SAVE_FORMATS else relative + ".jpg"
 
 
-def save_image_atomic(image: Image.Image, path: Path) -> None:
-    """Save by the path's suffix (JPEG quality 92); the file appears whole or not at all."""
-    fmt = _SAVE_FORMATS.get(path.suffix.lower(), "JPEG")
+def encode_image(image: Image.Image, suffix: str) -> bytes:
+    """The image encoded by `suffix` (JPEG quality 92), in memory."""
+    fmt = _SAVE_FORMATS.get(suffix.lower(), "JPEG")
     options = {"quality": 92} if fmt in ("JPEG", "WEBP") else {}
-    with atomic_writer(path) as handle:
-        image.save(handle, format=fmt, **options)
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+def save_image_atomic(image: Image.Image, path: Path) -> None:
+    """Save by the path's suffix; the file appears whole or not at all.
+
+    Encoded in memory first: Pillow's encoders write to a file in pieces and do not all report a
+    failed write, so on a full disk they could leave a short file.  Writing the finished bytes
+    lets atomicio check every byte reached the disk before the rename.
+    """
+    write_bytes_atomic(path, encode_image(image, path.suffix))

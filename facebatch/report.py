@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .pathtext import to_text
 from .results import STATUS_ERROR, STATUS_NO_FACE, STATUS_OK, UNKNOWN, ImageResult
 
 HEADER = ["image", "face", "name", "distance", "confidence", "left", "top", "right", "bottom",
@@ -21,8 +22,8 @@ def one_line(text: str) -> str:
 
 def rows_for(result: ImageResult) -> list[list[str]]:
     """CSV rows for one image: one per face, or a single row for no_face and error."""
-    image = safe_cell(result.image)
-    annotated = safe_cell(result.annotated)
+    image = safe_cell(to_text(result.image))
+    annotated = safe_cell(to_text(result.annotated))
     if result.status != STATUS_OK or not result.faces:
         return [[image, "", "", "", "", "", "", "", "", result.status, safe_cell(one_line(result.error)), annotated]]
     rows = []

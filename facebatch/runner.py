@@ -4,10 +4,11 @@ from __future__ import annotations
 import contextlib
 from typing import Callable, Iterable, Iterator, TypeVar
 
-from .errors import UsageProblem
+from .errors import Interrupted, UsageProblem
 
 T = TypeVar("T")
 DASK_HINT = "install the dask extra: pip install 'facebatch[dask]'"
+SCHEDULER_TIMEOUT = "5s"  # a scheduler that does not answer in 5 s is not there (it answers in milliseconds)
 
 
 def chunked(items: list, size: int) -> list[list]:
@@ -32,7 +33,7 @@ def _dask_backend(scheduler: str | None, workers: int, shared: list):
     with contextlib.ExitStack() as stack:
         if scheduler:
             try:
-                client = stack.enter_context(Client(scheduler, timeout="20s", set_as_default=False))
+                client = stack.enter_context(Client(scheduler, timeout=SCHEDULER_TIMEOUT, set_as_default=False))
             except OSError as exc:
                 raise UsageProblem(f"cannot reach the Dask scheduler at {scheduler} ({exc}); "
                                    "check the address and that the scheduler is running") from None
@@ -71,3 +72,31 @@ def run_ordered(work: Callable[..., T], chunks: Iterable[list], jobs: int, *args
     pool = {"threads": "threading", "processes": "loky"}[backend]
     parallel = Parallel(n_jobs=min(jobs, len(chunks)), backend=pool, return_as="generator")
     yield from parallel(delayed(work)(chunk, *args) for chunk in chunks)
+
+
+def run_stoppable(work: Callable[..., T], chunks: list[list], execution, should_stop: Callable[[], int], *args,
+                  shared: Iterable = ()) -> Iterator[T]:
+    """`run_ordered` with the run's execution settings, stopping cleanly when asked.
+
+    After each chunk's results are handed out (and the caller has saved them), a pending
+    SIGINT/SIGTERM ends the run with Interrupted; chunks not yet started are cancelled.
+    `execution` is anything with `jobs`, `backend` and `scheduler`.
+    """
+    results = run_ordered(work, chunks, execution.jobs, *args, backend=execution.backend,
+                          scheduler=execution.scheduler, shared=shared)
+    try:
+        for chunk_results in results:
+            yield chunk_results
+            if should_stop():
+                raise Interrupted(should_stop())
+    except Interrupted:
+        raise
+    except Exception:
+        # Workers die with the terminal's Ctrl-C too; that is an interruption, not a failure.
+        if should_stop():
+            raise Interrupted(should_stop()) from None
+        raise
+    finally:
+        close = getattr(results, "close", None)
+        if close is not None:
+            close()  # cancels chunks not yet started

@@ -4,6 +4,9 @@ A SQLite file beside the report (`report.csv` -> `report.state.sqlite`).  SQLite
 file, because it is updated after every chunk: each chunk is one transaction, so a run killed at
 any moment keeps every finished chunk and loses nothing else, and a rerun reads it back without
 holding all rows in memory.  Only the parent process writes it.
+
+The manifest is a cache.  One that is damaged (truncated, overwritten, bad cells) is moved aside
+with a warning and rebuilt, never a reason to stop a nightly run.
 """
 from __future__ import annotations
 
@@ -11,17 +14,27 @@ import contextlib
 import json
 import os
 import sqlite3
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
+
+from .atomicio import describe_os_error
+from .errors import FacebatchError, OutputError
+from .report import HEADER
 
 SCHEMA_VERSION = 1
 PRIVATE = 0o600  # the rows name people: biometric-adjacent data, owner only
+_COLUMNS = ("path", "size", "mtime_ns", "sha256", "options_key", "rows", "status", "annotated")
+
+
+class ManifestDamaged(FacebatchError):
+    """The manifest cannot be read as ours."""
 
 
 @dataclass(frozen=True)
 class ImageRecord:
-    path: str  # relative to the input folder
+    path: str  # relative to the input folder, in pathtext form
     size: int
     mtime_ns: int
     sha256: str
@@ -36,19 +49,41 @@ def state_path_for(report_path: Path) -> Path:
     return report_path.with_name(report_path.stem + ".state.sqlite")
 
 
+def _companions(path: Path) -> list[Path]:
+    return [path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")]
+
+
 class RunState:
     def __init__(self, path: Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if not self.path.exists():
-            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, PRIVATE))
-        self._db = sqlite3.connect(self.path, isolation_level=None)
+        try:
+            if not self.path.exists():
+                os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, PRIVATE))
+            self._db = sqlite3.connect(self.path, isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
+            raise OutputError(f"{self.path}: cannot create the manifest ({_describe(exc)}); "
+                              "check the report folder is writable, or choose another --report") from None
+        try:
+            self._open()
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            if _is_write_failure(exc):
+                raise OutputError(f"{self.path}: cannot write the manifest ({exc}); free some space or fix the "
+                                  "permissions and run again") from None
+            raise ManifestDamaged(str(exc)) from None
+
+    def _open(self) -> None:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
+        if self._db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
+            raise sqlite3.DatabaseError("integrity check failed")
         self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS images (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, sha256 TEXT,"
             " options_key TEXT, rows TEXT, status TEXT, annotated TEXT)")
+        columns = tuple(row[1] for row in self._db.execute("PRAGMA table_info(images)"))
+        if columns != _COLUMNS:
+            raise sqlite3.DatabaseError(f"unexpected columns {columns}")
         version = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
         if version is None:
             self._db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
@@ -66,28 +101,50 @@ class RunState:
         self.close()
 
     def get(self, path: str) -> ImageRecord | None:
-        row = self._db.execute("SELECT * FROM images WHERE path=?", (path,)).fetchone()
+        """The record for `path`, or None when there is none or its cells are damaged (redo it)."""
+        with self._writes("read"):
+            row = self._db.execute("SELECT * FROM images WHERE path=?", (path,)).fetchone()
         return None if row is None else _record(row)
 
     def records(self) -> Iterator[ImageRecord]:
-        """Every record, ordered by path (SQLite's binary order is Python's str order for UTF-8)."""
-        for row in self._db.execute("SELECT * FROM images ORDER BY path"):
-            yield _record(row)
+        """Every readable record, ordered by path (SQLite's binary order is Python's str order for UTF-8)."""
+        with self._writes("read"):
+            for row in self._db.execute("SELECT * FROM images ORDER BY path"):
+                record = _record(row)
+                if record is not None:
+                    yield record
+
+    def paths(self) -> Iterator[str]:
+        """Every stored path, damaged records included, so that they can be dropped too."""
+        with self._writes("read"):
+            for (path,) in self._db.execute("SELECT path FROM images ORDER BY path"):
+                yield path
 
     def put_many(self, records: Iterable[ImageRecord]) -> None:
         """Store a chunk's records in one transaction: after a crash they are all there or none are."""
-        with self._transaction():
-            self._db.executemany(
-                "INSERT OR REPLACE INTO images VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [(r.path, r.size, r.mtime_ns, r.sha256, r.options_key, json.dumps(r.rows, ensure_ascii=False),
-                  r.status, r.annotated) for r in records])
+        rows = [(r.path, r.size, r.mtime_ns, r.sha256, r.options_key, json.dumps(r.rows, ensure_ascii=False),
+                 r.status, r.annotated) for r in records]
+        with self._writes("write"), self._transaction():
+            self._db.executemany("INSERT OR REPLACE INTO images VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
     def update_stat(self, path: str, size: int, mtime_ns: int) -> None:
-        self._db.execute("UPDATE images SET size=?, mtime_ns=? WHERE path=?", (size, mtime_ns, path))
+        with self._writes("write"):
+            self._db.execute("UPDATE images SET size=?, mtime_ns=? WHERE path=?", (size, mtime_ns, path))
 
     def remove(self, paths: Iterable[str]) -> None:
-        with self._transaction():
+        with self._writes("write"), self._transaction():
             self._db.executemany("DELETE FROM images WHERE path=?", [(p,) for p in paths])
+
+    @contextlib.contextmanager
+    def _writes(self, what: str) -> Iterator[None]:
+        """SQLite's errors as one-line messages: a full disk stops the run, damage is reported as such."""
+        try:
+            yield
+        except sqlite3.DatabaseError as exc:
+            if _is_write_failure(exc):
+                raise OutputError(f"{self.path}: cannot {what} the manifest ({exc}); free some space or fix the "
+                                  "permissions and run again: finished work is kept") from None
+            raise ManifestDamaged(f"{self.path}: {exc}") from None
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -95,11 +152,47 @@ class RunState:
         try:
             yield
         except BaseException:
-            self._db.execute("ROLLBACK")
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
 
 
-def _record(row) -> ImageRecord:
-    path, size, mtime_ns, sha256, options_key, rows, status, annotated = row
-    return ImageRecord(path, size, mtime_ns, sha256, options_key, json.loads(rows), status, annotated)
+def _describe(exc: BaseException) -> str:
+    return describe_os_error(exc) if isinstance(exc, OSError) else str(exc)
+
+
+def _is_write_failure(exc: sqlite3.DatabaseError) -> bool:
+    """A full disk, a read-only place or an I/O error, as opposed to a file that is not ours."""
+    text = str(exc).lower()
+    return any(words in text for words in ("disk is full", "readonly", "read-only", "disk i/o error",
+                                           "unable to open"))
+
+
+def open_state(path: Path, warn: Callable[[str], None]) -> RunState:
+    """The manifest at `path`; a damaged one is moved aside (with a warning) and started afresh."""
+    path = Path(path)
+    try:
+        return RunState(path)
+    except ManifestDamaged as exc:
+        aside = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%dT%H%M%S')}")
+        for companion in _companions(path):
+            with contextlib.suppress(FileNotFoundError):
+                os.replace(companion, aside.with_name(aside.name + companion.name[len(path.name):]))
+        warn(f"{path}: the manifest was damaged ({' '.join(str(exc).split())}); moved it to {aside} and "
+             "rebuilt it, so every image is worked on again (delete the moved file once you no longer need it)")
+        return RunState(path)
+
+
+def _record(row) -> ImageRecord | None:
+    """A record from a row, or None when a cell is not what we wrote (the image is then redone)."""
+    try:
+        path, size, mtime_ns, sha256, options_key, rows, status, annotated = row
+        record = ImageRecord(path, size, mtime_ns, sha256, options_key, json.loads(rows), status, annotated)
+    except (ValueError, TypeError):
+        return None
+    texts_ok = all(isinstance(v, str) for v in (path, sha256, options_key, status, annotated))
+    numbers_ok = all(isinstance(v, int) for v in (size, mtime_ns))
+    rows_ok = isinstance(record.rows, list) and len(record.rows) > 0 and all(
+        isinstance(r, list) and len(r) == len(HEADER) and all(isinstance(c, str) for c in r) for r in record.rows)
+    return record if texts_ok and numbers_ok and rows_ok else None

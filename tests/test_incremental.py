@@ -95,7 +95,7 @@ def test_second_run_on_the_same_output_is_refused(tmp_path, photos, people_db, m
         os.close(fd)
     assert result.exit_code == 4
     assert result.output.strip() == (f"Error: {out}: another facebatch annotate (pid 12345) is writing here; "
-                                     "wait for it to finish or choose another --out")
+                                     "wait for it to finish or choose another --out and --report")
     assert annotate(photos, people_db, out, models_root).exit_code == 0  # the lock died with its holder
 
 

