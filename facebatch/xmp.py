@@ -6,7 +6,8 @@ again.  Nothing here touches a file.
 
 What is written (one region per named face):
 
-    mwg-rs:RegionInfo
+    mwg-rs:Regions (a RegionInfo struct; exiftool calls the tag "RegionInfo", digiKam reads
+                    Xmp.mwg-rs.Regions; an element named mwg-rs:RegionInfo is NOT recognised)
         mwg-rs:AppliedToDimensions   stDim:w, stDim:h, stDim:unit="pixel"
         mwg-rs:RegionList (rdf:Bag)  mwg-rs:Type="Face", mwg-rs:Name, mwg-rs:Area
                                      (stArea:x, stArea:y = the CENTRE, stArea:w, stArea:h, all
@@ -98,7 +99,7 @@ X_XMPMETA, X_XAPMETA = _q("x", "xmpmeta"), _q("x", "xapmeta")
 RDF_RDF, RDF_DESC, RDF_LI = _q("rdf", "RDF"), _q("rdf", "Description"), _q("rdf", "li")
 RDF_BAG, RDF_SEQ, RDF_ALT = _q("rdf", "Bag"), _q("rdf", "Seq"), _q("rdf", "Alt")
 RDF_ABOUT, RDF_PARSETYPE, RDF_VALUE = _q("rdf", "about"), _q("rdf", "parseType"), _q("rdf", "value")
-REGION_INFO, REGION_LIST = _q("mwg-rs", "RegionInfo"), _q("mwg-rs", "RegionList")
+REGION_INFO, REGION_LIST = _q("mwg-rs", "Regions"), _q("mwg-rs", "RegionList")  # exiftool calls mwg-rs:Regions "RegionInfo"
 APPLIED_TO = _q("mwg-rs", "AppliedToDimensions")
 PERSON_IN_IMAGE = _q("Iptc4xmpExt", "PersonInImage")
 OUR_MARKER, OUR_PERSONS, OUR_CREATED = _q("facebatch", "Generated"), _q("facebatch", "PersonInImage"), _q("facebatch", "Created")
@@ -442,7 +443,7 @@ def _add(descriptions: list[ET.Element], faces: list[FaceRegion], size: tuple[in
 
 
 def _drop_empty(descriptions: list[ET.Element]) -> None:
-    """Remove region lists, RegionInfo and PersonInImage that our removal left empty."""
+    """Remove region lists, mwg-rs:Regions and PersonInImage that our removal left empty."""
     for desc in descriptions:
         for info in desc.findall(REGION_INFO):
             struct = _struct(info)

@@ -41,7 +41,7 @@ FOREIGN = b"""<?xml version="1.0" encoding="UTF-8"?>
     darktable:xmp_version="5">
    <dc:subject><rdf:Bag><rdf:li>holiday</rdf:li><rdf:li>beach</rdf:li></rdf:Bag></dc:subject>
    <darktable:history><rdf:Seq><rdf:li darktable:operation="exposure" darktable:enabled="1"/></rdf:Seq></darktable:history>
-   <mwg-rs:RegionInfo>
+   <mwg-rs:Regions>
     <rdf:Description>
      <mwg-rs:AppliedToDimensions stDim:w="400" stDim:h="300" stDim:unit="pixel"/>
      <mwg-rs:RegionList>
@@ -59,7 +59,7 @@ FOREIGN = b"""<?xml version="1.0" encoding="UTF-8"?>
       </rdf:Bag>
      </mwg-rs:RegionList>
     </rdf:Description>
-   </mwg-rs:RegionInfo>
+   </mwg-rs:Regions>
    <Iptc4xmpExt:PersonInImage><rdf:Bag><rdf:li>Alice</rdf:li><rdf:li>Carol</rdf:li></rdf:Bag></Iptc4xmpExt:PersonInImage>
   </rdf:Description>
  </rdf:RDF>
@@ -190,7 +190,7 @@ def test_region_info_is_dropped_only_when_no_region_is_left():
     plain = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">' \
             b'<rdf:Description rdf:about="" xmlns:xmp="http://ns.adobe.com/xap/1.0/" xmp:Rating="2"/></rdf:RDF></x:xmpmeta>'
     cleaned = xmp.remove_our_data(xmp.update_sidecar(plain, SIZE, [ALICE]))
-    assert b"RegionInfo" not in cleaned and b"PersonInImage" not in cleaned and b'xmp:Rating="2"' in cleaned
+    assert b"mwg-rs:Regions" not in cleaned and b"PersonInImage" not in cleaned and b'xmp:Rating="2"' in cleaned
 
 
 def test_bare_rdf_and_other_struct_spellings_are_understood():
@@ -198,9 +198,9 @@ def test_bare_rdf_and_other_struct_spellings_are_understood():
       xmlns:mwg-rs="http://www.metadataworkinggroup.com/schemas/regions/"
       xmlns:stArea="http://ns.adobe.com/xmp/sType/Area#" xmlns:fb="https://ns.facebatch.invalid/xmp/1.0/">
      <rdf:Description rdf:about="">
-      <mwg-rs:RegionInfo rdf:parseType="Resource"><mwg-rs:RegionList><rdf:Bag>
+      <mwg-rs:Regions rdf:parseType="Resource"><mwg-rs:RegionList><rdf:Bag>
        <rdf:li mwg-rs:Name="Old" fb:Generated="True"><mwg-rs:Area stArea:x="0.1" stArea:y="0.1" stArea:w="0.1" stArea:h="0.1"/></rdf:li>
-      </rdf:Bag></mwg-rs:RegionList></mwg-rs:RegionInfo>
+      </rdf:Bag></mwg-rs:RegionList></mwg-rs:Regions>
      </rdf:Description></rdf:RDF>"""
     data = xmp.update_sidecar(bare, SIZE, [BOB])
     assert ET.fromstring(data).tag == xmp.X_XMPMETA
@@ -352,7 +352,17 @@ def exiftool(path: Path) -> dict:
     result = subprocess.run(["exiftool", "-j", "-struct", "-n", "-RegionInfo", "-XMP-iptcExt:PersonInImage",
                              "-XMP-xmp:Rating", "-XMP-dc:Subject", "-Orientation", str(path)],
                             capture_output=True, text=True, check=True, timeout=60)
-    return json.loads(result.stdout)[0]
+    info = json.loads(result.stdout)[0]
+    if path.suffix == ".xmp":
+        # exiftool also shows an unknown struct under a made-up name; only the real MWG property
+        # (mwg-rs:Regions) gives the flattened tags RegionName and RegionAreaX.
+        flat = subprocess.run(["exiftool", "-j", "-n", "-RegionName", "-RegionAreaX", str(path)],
+                              capture_output=True, text=True, check=True, timeout=60)
+        flat_info = json.loads(flat.stdout)[0]
+        names = flat_info.get("RegionName", [])
+        assert sorted(names if isinstance(names, list) else [names]) == \
+            sorted(region["Name"] for region in info["RegionInfo"]["RegionList"])
+    return info
 
 
 def _photo_with_face(folder: Path, orientation: int) -> tuple[Path, tuple[int, int, int, int]]:
@@ -421,3 +431,21 @@ def test_exiftool_reads_regions_of_exif_rotated_photos_in_the_mwg_frame(tmp_path
     x, y, w, h = (region["Area"][k] for k in ("X", "Y", "W", "H"))
     upright = {"X": 1 - y, "Y": x, "W": h, "H": w} if orientation == 6 else {"X": y, "Y": 1 - x, "W": h, "H": w}
     assert _pixels(upright, *size) == pytest.approx((face.left, face.top, face.right, face.bottom), abs=1)
+
+
+def test_merge_into_a_sidecar_written_by_exiftool(tmp_path):
+    """exiftool's own spelling: one rdf:Description per namespace, its own region, no marker."""
+    photo = _photo(tmp_path)
+    path = tmp_path / "photo.jpg.xmp"
+    exiftool(photo)  # fails with the install hint when exiftool is missing
+    subprocess.run(["exiftool", "-q", "-o", str(path), "-XMP-xmp:Rating=3", "-XMP-iptcExt:PersonInImage=Zed",
+                    "-RegionInfo={AppliedToDimensions={W=400,H=300,Unit=pixel},RegionList=[{Area={W=0.1,H=0.1,"
+                    "X=0.5,Y=0.5,Unit=normalized},Name=Zed,Type=Face}]}"], check=True, timeout=60)
+    assert sidecar.write_sidecar(photo, SIZE, [ALICE]) == path
+    info = exiftool(path)
+    assert info["Rating"] == 3 and info["PersonInImage"] == ["Zed", "Alice"]
+    assert sorted(region["Name"] for region in info["RegionInfo"]["RegionList"]) == ["Alice", "Zed"]
+    assert sidecar.write_sidecar(photo, SIZE, []) == path  # Alice left the database
+    info = exiftool(path)
+    assert [region["Name"] for region in info["RegionInfo"]["RegionList"]] == ["Zed"]
+    assert info["PersonInImage"] == ["Zed"]
