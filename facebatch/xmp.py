@@ -6,8 +6,9 @@ again.  Nothing here touches a file.
 
 What is written (one region per named face):
 
-    mwg-rs:Regions (a RegionInfo struct; exiftool calls the tag "RegionInfo", digiKam reads
-                    Xmp.mwg-rs.Regions; an element named mwg-rs:RegionInfo is NOT recognised)
+    mwg-rs:Regions (a RegionInfo struct; exiftool's Image/ExifTool/MWG.pm defines the property
+                    "Regions" with the tag name "RegionInfo", digiKam reads Xmp.mwg-rs.Regions;
+                    an element named mwg-rs:RegionInfo is read by nobody)
         mwg-rs:AppliedToDimensions   stDim:w, stDim:h, stDim:unit="pixel"
         mwg-rs:RegionList (rdf:Bag)  mwg-rs:Type="Face", mwg-rs:Name, mwg-rs:Area
                                      (stArea:x, stArea:y = the CENTRE, stArea:w, stArea:h, all

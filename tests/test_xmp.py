@@ -333,6 +333,22 @@ def test_a_bad_sidecar_is_left_byte_for_byte(tmp_path):
     assert bad.read_bytes() == HOSTILE["billion laughs"]
 
 
+def test_a_sidecar_changed_during_the_merge_is_not_overwritten(tmp_path, monkeypatch):
+    photo = _photo(tmp_path)
+    path = tmp_path / "photo.jpg.xmp"
+    path.write_bytes(FOREIGN)
+    merge = xmp.update_sidecar
+
+    def meanwhile_a_photo_manager_saves(*args):
+        path.write_bytes(FOREIGN.replace(b'xmp:Rating="4"', b'xmp:Rating="5"'))
+        return merge(*args)
+
+    monkeypatch.setattr(xmp, "update_sidecar", meanwhile_a_photo_manager_saves)
+    with pytest.raises(SidecarError, match="changed while"):
+        sidecar.write_sidecar(photo, SIZE, [ALICE])
+    assert b'xmp:Rating="5"' in path.read_bytes() and xmp.OUR_NS.encode() not in path.read_bytes()
+
+
 def test_a_symlinked_sidecar_is_not_followed(tmp_path):
     photo = _photo(tmp_path)
     target = tmp_path / "elsewhere.xmp"
