@@ -32,6 +32,10 @@ class ImageError(FacebatchError):
     """One image cannot be used.  Caught per image: it becomes a report row, never a crash."""
 
 
+class SidecarError(ImageError):
+    """An existing XMP sidecar cannot be merged into (not XML, not XMP, hostile, too large); it is left untouched."""
+
+
 class OutputError(FacebatchError):
     """A file facebatch must write (report, manifest, database, lock) cannot be written."""
 

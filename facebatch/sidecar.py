@@ -1,0 +1,128 @@
+"""XMP sidecars beside the original photos: find the file, merge with xmp.py, write it atomically.
+
+The original photo is never opened for writing.  A sidecar that cannot be merged into (see
+xmp.py) raises SidecarError and is left exactly as it was.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+from pathlib import Path
+from typing import Iterable
+
+from . import xmp
+from .atomicio import write_bytes_atomic
+from .errors import SidecarError
+
+
+def sidecar_path_for(image_path: Path) -> Path:
+    """`photo.jpg.xmp` if it exists, else an existing `photo.xmp` (darktable/Lightroom style), else `photo.jpg.xmp`.
+
+    `photo.jpg.xmp` is the name digiKam and darktable read.
+    """
+    image_path = Path(image_path)
+    long_name = image_path.with_name(image_path.name + ".xmp")
+    if os.path.lexists(long_name):
+        return long_name
+    short_name = image_path.with_suffix(".xmp")
+    if short_name != image_path and os.path.lexists(short_name):
+        return short_name
+    return long_name
+
+
+def write_sidecar(image_path: Path, size: tuple[int, int], faces: Iterable[xmp.FaceRegion],
+                  orientation: int = 1) -> Path | None:
+    """Merge the named faces into the image's sidecar; the sidecar's path, or None when there is none.
+
+    `size` is the upright (width, height), the boxes are upright pixels, `orientation` the photo's
+    EXIF orientation.  Nothing is written when the content would not change; a sidecar that
+    facebatch created and that would hold nothing but its own data is deleted.
+    """
+    path = sidecar_path_for(image_path)
+    existing, mode = _read(path)
+    with _naming(path):
+        new = xmp.update_sidecar(existing, size, faces, orientation)
+    return _apply(path, existing, mode, new)
+
+
+def remove_our_regions(image_path: Path) -> Path | None:
+    """Take facebatch's regions and names out of the image's sidecar (its faces are all gone).
+
+    The file stays if anything else is in it; it is deleted only if facebatch created it and
+    nothing else is left.  Returns the sidecar's path if one remains.
+    """
+    path = sidecar_path_for(image_path)
+    existing, mode = _read(path)
+    if existing is None:
+        return None
+    with _naming(path):
+        new = xmp.remove_our_data(existing)
+    return _apply(path, existing, mode, new)
+
+
+@contextlib.contextmanager
+def _naming(path: Path):
+    """Say which file a merge error is about."""
+    try:
+        yield
+    except SidecarError as exc:
+        raise SidecarError(f"{path.name}: {exc}") from None
+
+
+def _read(path: Path) -> tuple[bytes | None, int | None]:
+    """(content, permission bits) of an existing sidecar, or (None, None)."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return None, None
+    except OSError as exc:
+        raise SidecarError(f"cannot inspect {path.name} ({exc.strerror or exc})") from None
+    if stat.S_ISLNK(info.st_mode):
+        raise SidecarError(f"{path.name} is a symbolic link; facebatch does not write through links "
+                           "(replace it with a regular file to let facebatch merge into it)")
+    if not stat.S_ISREG(info.st_mode):
+        raise SidecarError(f"{path.name} is not a regular file; move it away")
+    if info.st_size > xmp.MAX_SIDECAR_BYTES:
+        raise SidecarError(f"{path.name} is {info.st_size} bytes, over facebatch's limit of "
+                           f"{xmp.MAX_SIDECAR_BYTES}; move it away if it is not a real sidecar")
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(xmp.MAX_SIDECAR_BYTES + 1)
+    except PermissionError:
+        raise SidecarError(f"cannot read {path.name}: permission denied; make it readable") from None
+    except OSError as exc:
+        raise SidecarError(f"cannot read {path.name} ({exc.strerror or exc})") from None
+    return data, stat.S_IMODE(info.st_mode)
+
+
+def _apply(path: Path, existing: bytes | None, mode: int | None, new: bytes | None) -> Path | None:
+    if new == existing:
+        return path if existing is not None else None
+    # Another program (a photo manager) may have saved the sidecar since we read it: do not overwrite its change.
+    if _read(path)[0] != existing:
+        raise SidecarError(f"{path.name} changed while facebatch was merging into it; run again")
+    if new is None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        return None
+    try:
+        write_bytes_atomic(path, new, permissions=mode if mode is not None else 0o666 & ~_umask())
+    except PermissionError:
+        raise SidecarError(f"cannot write {path.name}: permission denied; make the photo's folder writable "
+                           "or leave out --xmp") from None
+    except OSError as exc:
+        raise SidecarError(f"cannot write {path.name} ({exc.strerror or exc})") from None
+    return path
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux allows (other threads may be creating files)."""
+    with contextlib.suppress(OSError, ValueError):
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    current = os.umask(0o022)
+    os.umask(current)
+    return current

@@ -1,0 +1,549 @@
+"""XMP sidecar content for photo managers: MWG face regions and IPTC PersonInImage.  Pure: bytes in, bytes out.
+
+`update_sidecar(existing, size, faces, orientation)` merges facebatch's named faces into an existing
+sidecar (or into a new one) and returns the new content; `remove_our_data(existing)` takes them out
+again.  Nothing here touches a file.
+
+What is written (one region per named face):
+
+    mwg-rs:Regions (a RegionInfo struct; exiftool's Image/ExifTool/MWG.pm defines the property
+                    "Regions" with the tag name "RegionInfo", digiKam reads Xmp.mwg-rs.Regions;
+                    an element named mwg-rs:RegionInfo is read by nobody)
+        mwg-rs:AppliedToDimensions   stDim:w, stDim:h, stDim:unit="pixel"
+        mwg-rs:RegionList (rdf:Bag)  mwg-rs:Type="Face", mwg-rs:Name, mwg-rs:Area
+                                     (stArea:x, stArea:y = the CENTRE, stArea:w, stArea:h, all
+                                     normalised to 0..1, stArea:unit="normalized")
+    Iptc4xmpExt:PersonInImage (rdf:Bag of names)
+
+Orientation (what we found, and why the regions are NOT in the upright frame for rotated photos):
+  * MWG "Guidelines for Handling Image Metadata" 2.0, section 5.9 (image regions) and 5.4
+    (orientation), as quoted in the skatsubo/exif-orientation-vs-face-regions test set: region
+    metadata is applied to the *stored* image; whoever applies the Exif Orientation must rotate
+    the regions too.  stArea:x/y are the centre of the area; AppliedToDimensions are the
+    dimensions of the image the regions were made for.
+  * digiKam reads them that way: ItemScanner::commitFaces scales the normalised rectangle by the
+    image's stored size and then calls TagRegion::adjustToOrientation(rect, orientation, size).
+    Readers that forgot the rotation misplaced digiKam's faces on portrait phone photos
+    (pigallery2 issues 515 and 979; Damselfly issue 352), and a Lightroom plugin found that
+    Lightroom ignores regions written in the rotated frame (PhotoStation-Upload-Lr-Plugin issue 13).
+  * exiftool's config_files/rotate_regions.config rotates an MWG region 90 degrees clockwise as
+    x' = 1 - y, y' = x with w and h swapped: the same map as `_to_stored` below for orientation 6.
+  So callers pass the box in upright pixels (facebatch's convention everywhere) together with the
+  file's EXIF orientation, and this module maps the box and the dimensions back to the stored
+  pixels.  With orientation 1 (the default) the upright and stored frames are the same.
+
+UNKNOWN faces get no region and no PersonInImage entry.  digiKam turns a region without a name
+into an unconfirmed "Unknown" face in its own database (ItemScanner::commitFaces), so writing them
+would flood the photo manager's own unknown-face queue with our detections and duplicate its
+detector's; a face that the user then names there would also be a region of uncertain ownership.
+
+Recognising what facebatch wrote, so a rerun replaces only that:
+  * each region we write carries a field in our own namespace, facebatch:Generated="True"
+    (a struct field in a private namespace: readers ignore fields they do not know);
+  * the names we *added* to Iptc4xmpExt:PersonInImage are listed in facebatch:PersonInImage.  A name
+    already present (the user's own entry) is not added again and not listed, so removing ours
+    never removes the user's; a person deleted from the database disappears on the next write.
+  * facebatch:Created="True" marks a sidecar that facebatch created; such a file is deleted (the
+    caller is told by a None result) once it holds nothing but facebatch's data.
+  Every other property, every region without our marker, and every foreign namespace stays.
+  AppliedToDimensions is set to the image's stored size whenever we write regions (normalised
+  areas do not depend on it, so other regions stay valid).  The packet is re-indented on the
+  first merge; whitespace between elements carries no meaning in RDF, and rdf:parseType="Literal"
+  content is written back verbatim.  XML comments and processing instructions are not kept.
+
+Existing sidecars are untrusted: they are parsed with defusedxml with DTDs forbidden (so no entity
+bombs and no external entities), limited in size and nesting depth, and anything that is not an
+XMP packet raises SidecarError (an ImageError) with a one-line message: the caller leaves the file
+as it is.
+"""
+from __future__ import annotations
+
+import io
+import re
+from typing import Iterable, NamedTuple
+from xml.etree import ElementTree as ET
+
+import defusedxml
+import defusedxml.ElementTree as safe_et
+
+from .errors import SidecarError
+from .results import UNKNOWN
+
+OUR_NS = "https://ns.facebatch.invalid/xmp/1.0/"  # an identifier only: .invalid never resolves
+
+# Standard prefixes, as photo managers and exiftool write them.  Order is the order of declaration.
+PREFIXES = {
+    "x": "adobe:ns:meta/",
+    "rdf": "http://www.w3.org/1999/02/22-rdf-syntax-ns#",
+    "xmp": "http://ns.adobe.com/xap/1.0/",
+    "mwg-rs": "http://www.metadataworkinggroup.com/schemas/regions/",
+    "stDim": "http://ns.adobe.com/xap/1.0/sType/Dimensions#",
+    "stArea": "http://ns.adobe.com/xmp/sType/Area#",
+    "Iptc4xmpExt": "http://iptc.org/std/Iptc4xmpExt/2008-02-29/",
+    "facebatch": OUR_NS,
+}
+_XML_NS = "http://www.w3.org/XML/1998/namespace"
+
+# Sidecars are kilobytes; darktable's with a long edit history a few hundred.  Anything far larger
+# is not worth parsing, and deep nesting would only serve to exhaust the stack.
+MAX_SIDECAR_BYTES = 16 * 1024 * 1024
+MAX_DEPTH = 64
+
+ORIENTATIONS = range(1, 9)
+
+
+def _q(prefix: str, local: str) -> str:
+    return f"{{{PREFIXES[prefix]}}}{local}"
+
+
+X_XMPMETA, X_XAPMETA = _q("x", "xmpmeta"), _q("x", "xapmeta")
+RDF_RDF, RDF_DESC, RDF_LI = _q("rdf", "RDF"), _q("rdf", "Description"), _q("rdf", "li")
+RDF_BAG, RDF_SEQ, RDF_ALT = _q("rdf", "Bag"), _q("rdf", "Seq"), _q("rdf", "Alt")
+RDF_ABOUT, RDF_PARSETYPE, RDF_VALUE = _q("rdf", "about"), _q("rdf", "parseType"), _q("rdf", "value")
+REGION_INFO, REGION_LIST = _q("mwg-rs", "Regions"), _q("mwg-rs", "RegionList")  # exiftool calls mwg-rs:Regions "RegionInfo"
+APPLIED_TO = _q("mwg-rs", "AppliedToDimensions")
+PERSON_IN_IMAGE = _q("Iptc4xmpExt", "PersonInImage")
+OUR_MARKER, OUR_PERSONS, OUR_CREATED = _q("facebatch", "Generated"), _q("facebatch", "PersonInImage"), _q("facebatch", "Created")
+
+
+class FaceRegion(NamedTuple):
+    """A named face: box in upright full-resolution pixels (right and bottom exclusive, as `Face`)."""
+
+    name: str
+    left: int
+    top: int
+    right: int
+    bottom: int
+
+    @classmethod
+    def from_labelled(cls, labelled) -> "FaceRegion":
+        """From a results.LabelledFace."""
+        face = labelled.face
+        return cls(labelled.name, face.left, face.top, face.right, face.bottom)
+
+
+# --------------------------------------------------------------------------- geometry
+
+def stored_size(size: tuple[int, int], orientation: int = 1) -> tuple[int, int]:
+    """The stored pixel size of an image whose upright (EXIF-rotated) size is `size`."""
+    width, height = size
+    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+
+
+def _to_stored(u: float, v: float, w: float, h: float, orientation: int) -> tuple[float, float, float, float]:
+    """Normalised centre and size in the upright frame -> the same area in the stored frame.
+
+    Inverse of what ImageOps.exif_transpose does to the pixels: orientation 6 shows the stored
+    image turned 90 degrees clockwise (upright u = 1 - stored y, v = stored x), 8 turned
+    counter-clockwise, 3 turned half-way; 2, 4, 5 and 7 are the mirrored variants.
+    """
+    if orientation == 2:
+        return 1 - u, v, w, h
+    if orientation == 3:
+        return 1 - u, 1 - v, w, h
+    if orientation == 4:
+        return u, 1 - v, w, h
+    if orientation == 5:
+        return v, u, h, w
+    if orientation == 6:
+        return v, 1 - u, h, w
+    if orientation == 7:
+        return 1 - v, 1 - u, h, w
+    if orientation == 8:
+        return 1 - v, u, h, w
+    return u, v, w, h
+
+
+def normalised_area(face: FaceRegion, size: tuple[int, int], orientation: int = 1) -> tuple[float, float, float, float] | None:
+    """(x, y, w, h) of the MWG Area for an upright box: centre and size, 0..1, in the stored frame.
+
+    The box is clipped to the image; None when nothing of it is left.
+    """
+    width, height = size
+    left, right = max(0, min(face.left, width)), max(0, min(face.right, width))
+    top, bottom = max(0, min(face.top, height)), max(0, min(face.bottom, height))
+    if right <= left or bottom <= top:
+        return None
+    return _to_stored((left + right) / 2 / width, (top + bottom) / 2 / height,
+                      (right - left) / width, (bottom - top) / height, orientation)
+
+
+# --------------------------------------------------------------------------- parsing
+
+def _parse(data: bytes) -> tuple[ET.Element, dict[str, str]]:
+    """Parse untrusted bytes: (root element, {namespace uri: prefix used in the file})."""
+    if len(data) > MAX_SIDECAR_BYTES:
+        raise SidecarError(f"the existing XMP sidecar is {len(data)} bytes, over facebatch's limit of "
+                           f"{MAX_SIDECAR_BYTES}; move it away if it is not a real sidecar")
+    prefixes: dict[str, str] = {}
+    root = None
+    depth = 0
+    try:
+        for event, item in safe_et.iterparse(io.BytesIO(data), events=("start", "end", "start-ns"),
+                                             forbid_dtd=True):
+            if event == "start-ns":
+                prefix, uri = item
+                prefixes.setdefault(uri, prefix)
+            elif event == "start":
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise SidecarError(f"the existing XMP sidecar nests elements over {MAX_DEPTH} deep, "
+                                       "which no XMP needs; move it away or fix it")
+            else:
+                depth -= 1
+                root = item
+    except defusedxml.DTDForbidden:
+        raise SidecarError("the existing XMP sidecar declares a DTD, which XMP never does and which can "
+                           "hide entity bombs or external files; remove the DOCTYPE or move the file away") from None
+    except (defusedxml.EntitiesForbidden, defusedxml.ExternalReferenceForbidden):
+        raise SidecarError("the existing XMP sidecar declares entities, which XMP never does; "
+                           "move the file away or fix it") from None
+    except ET.ParseError as exc:
+        raise SidecarError(f"the existing XMP sidecar is not well-formed XML ({exc}); fix it or move it away") from None
+    if root is None:  # pragma: no cover - expat reports an empty document as a ParseError
+        raise SidecarError("the existing XMP sidecar is empty; delete it or move it away")
+    return root, prefixes
+
+
+def _packet(root: ET.Element) -> tuple[ET.Element, ET.Element]:
+    """(x:xmpmeta, rdf:RDF) of a parsed sidecar; a bare rdf:RDF is wrapped."""
+    if root.tag == RDF_RDF:
+        meta = ET.Element(X_XMPMETA)
+        meta.append(root)
+        return meta, root
+    if root.tag in (X_XMPMETA, X_XAPMETA):
+        rdf = root.find(RDF_RDF)
+        if rdf is None:
+            raise SidecarError("the existing XMP sidecar has no rdf:RDF inside x:xmpmeta; fix it or move it away")
+        return root, rdf
+    raise SidecarError(f"the existing sidecar is XML but not XMP (its root element is {_plain(root.tag)}); "
+                       "move it away so facebatch can write one")
+
+
+def _plain(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+# --------------------------------------------------------------------------- RDF helpers
+
+def _struct(prop: ET.Element) -> ET.Element:
+    """The element holding a struct's fields: a nested rdf:Description, or the property element itself."""
+    inner = prop.find(RDF_DESC)
+    return inner if inner is not None else prop
+
+
+def _field(node: ET.Element, tag: str) -> str | None:
+    """A simple field of a struct, written as an attribute or as a child element."""
+    if tag in node.attrib:
+        return node.attrib[tag]
+    child = node.find(tag)
+    if child is None:
+        return None
+    if RDF_VALUE in child.attrib:
+        return child.attrib[RDF_VALUE]
+    value = child.find(RDF_VALUE)
+    return (value.text if value is not None else child.text) or ""
+
+
+def _container(prop: ET.Element) -> ET.Element | None:
+    for tag in (RDF_BAG, RDF_SEQ, RDF_ALT):
+        found = prop.find(tag)
+        if found is not None:
+            return found
+    return None
+
+
+def _item_value(item: ET.Element) -> str:
+    if RDF_VALUE in item.attrib:
+        return item.attrib[RDF_VALUE]
+    value = item.find(RDF_VALUE)
+    return (value.text if value is not None else item.text) or ""
+
+
+def _has_fields(node: ET.Element, ignore: tuple[str, ...] = ()) -> bool:
+    """Whether a struct or description has any property left (rdf: attributes are syntax, not properties)."""
+    for key in node.attrib:
+        if not key.startswith(f"{{{PREFIXES['rdf']}}}") and key not in ignore and not key.startswith(f"{{{_XML_NS}}}"):
+            return True
+    return any(child.tag not in ignore for child in node)
+
+
+def _ours(node: ET.Element) -> bool:
+    return _field(node, OUR_MARKER) == "True"
+
+
+def _remove_property(desc: ET.Element, tag: str) -> None:
+    desc.attrib.pop(tag, None)
+    for child in desc.findall(tag):
+        desc.remove(child)
+
+
+_INVALID_XML_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+
+
+def _clean(text: str) -> str:
+    """Drop characters XML 1.0 cannot carry (a name from the database could hold anything)."""
+    return _INVALID_XML_CHARS.sub("", text)
+
+
+def _sub(parent: ET.Element, tag: str, text: str | None = None, resource: bool = False) -> ET.Element:
+    element = ET.SubElement(parent, tag, {RDF_PARSETYPE: "Resource"} if resource else {})
+    element.text = text
+    return element
+
+
+def _number(value: float) -> str:
+    text = f"{value:.6f}".rstrip("0").rstrip(".")
+    return text if text not in ("", "-0") else "0"
+
+
+# --------------------------------------------------------------------------- the merge
+
+def update_sidecar(existing: bytes | None, size: tuple[int, int], faces: Iterable[FaceRegion],
+                   orientation: int = 1) -> bytes | None:
+    """New sidecar content with facebatch's regions replaced by `faces`; None if the file should not exist.
+
+    `existing` is the current sidecar's content, or None when there is none.  `size` is the image's
+    upright (width, height) and the faces' boxes are in upright pixels; `orientation` is the
+    original file's EXIF orientation (1-8), used to store regions in the frame MWG prescribes.
+    Faces named UNKNOWN (or unnamed) are left out.  None means: no sidecar is needed (there was
+    none and no face is named), or the sidecar facebatch created now holds nothing else.
+    Raises SidecarError when `existing` is not a usable XMP packet.
+    """
+    if orientation not in ORIENTATIONS:
+        orientation = 1  # an out-of-range tag is ignored by Pillow's exif_transpose as well
+    named = [face for face in faces if face.name and face.name != UNKNOWN]
+    width, height = size
+    if named and (width <= 0 or height <= 0):
+        raise ValueError(f"image size must be positive, got {size!r}")
+    if existing is None:
+        if not named:
+            return None
+        meta = ET.Element(X_XMPMETA)
+        rdf = ET.SubElement(meta, RDF_RDF)
+        ET.SubElement(rdf, RDF_DESC, {RDF_ABOUT: ""})
+        file_prefixes: dict[str, str] = {}
+        created = True
+    else:
+        root, file_prefixes = _parse(existing)
+        meta, rdf = _packet(root)
+        created = any(_field(desc, OUR_CREATED) == "True" for desc in rdf.findall(RDF_DESC))
+
+    descriptions = rdf.findall(RDF_DESC)
+    if not descriptions:
+        descriptions = [ET.SubElement(rdf, RDF_DESC, {RDF_ABOUT: ""})]
+    _remove_ours(descriptions)
+    if named:
+        _add(descriptions, named, size, orientation)
+    _drop_empty(descriptions)
+
+    if created and len(rdf) == len(descriptions) and not any(_has_fields(desc) for desc in descriptions):
+        return None  # ours, and nothing but our data was in it
+    if created:
+        descriptions[0].append(_simple(OUR_CREATED, "True"))
+    return _serialize(meta, file_prefixes)
+
+
+def remove_our_data(existing: bytes) -> bytes | None:
+    """The sidecar without anything facebatch wrote; None if facebatch created it and nothing else is left."""
+    return update_sidecar(existing, (0, 0), [])
+
+
+def _simple(tag: str, text: str) -> ET.Element:
+    element = ET.Element(tag)
+    element.text = text
+    return element
+
+
+def _remove_ours(descriptions: list[ET.Element]) -> None:
+    """Take out our regions, the PersonInImage entries we added, and our bookkeeping."""
+    our_names: list[str] = []
+    for desc in descriptions:
+        for prop in desc.findall(OUR_PERSONS):
+            bag = _container(prop)
+            if bag is not None:
+                our_names.extend(_item_value(item) for item in bag.findall(RDF_LI))
+        _remove_property(desc, OUR_PERSONS)
+        _remove_property(desc, OUR_CREATED)
+        for info in desc.findall(REGION_INFO):
+            for region_list in _struct(info).findall(REGION_LIST):
+                bag = _container(region_list)
+                if bag is None:
+                    continue
+                for item in bag.findall(RDF_LI):
+                    if _ours(_struct(item)):
+                        bag.remove(item)
+    for name in our_names:  # one entry per name we added; a user's own entry of that name stays
+        _remove_person(descriptions, name)
+
+
+def _remove_person(descriptions: list[ET.Element], name: str) -> None:
+    for desc in descriptions:
+        for prop in desc.findall(PERSON_IN_IMAGE):
+            bag = _container(prop)
+            for item in (bag.findall(RDF_LI) if bag is not None else ()):
+                if _item_value(item) == name:
+                    bag.remove(item)
+                    return
+
+
+def _add(descriptions: list[ET.Element], faces: list[FaceRegion], size: tuple[int, int], orientation: int) -> None:
+    home = next((desc for desc in descriptions if desc.find(REGION_INFO) is not None), descriptions[0])
+    info = home.find(REGION_INFO)
+    if info is None:
+        info = _sub(home, REGION_INFO, resource=True)
+    struct = _struct(info)
+    _remove_property(struct, APPLIED_TO)
+    stored_w, stored_h = stored_size(size, orientation)
+    dims = ET.Element(APPLIED_TO, {RDF_PARSETYPE: "Resource"})
+    _sub(dims, _q("stDim", "w"), str(stored_w))
+    _sub(dims, _q("stDim", "h"), str(stored_h))
+    _sub(dims, _q("stDim", "unit"), "pixel")
+    struct.insert(0, dims)
+    region_list = struct.find(REGION_LIST)
+    if region_list is None:
+        region_list = _sub(struct, REGION_LIST)
+    bag = _container(region_list)
+    if bag is None:
+        bag = _sub(region_list, RDF_BAG)
+    for face in faces:
+        area = normalised_area(face, size, orientation)
+        if area is None:
+            continue
+        item = _sub(bag, RDF_LI, resource=True)
+        area_element = _sub(item, _q("mwg-rs", "Area"), resource=True)
+        for key, value in zip("xywh", area):
+            _sub(area_element, _q("stArea", key), _number(value))
+        _sub(area_element, _q("stArea", "unit"), "normalized")
+        _sub(item, _q("mwg-rs", "Name"), _clean(face.name))
+        _sub(item, _q("mwg-rs", "Type"), "Face")
+        _sub(item, OUR_MARKER, "True")
+
+    present = []
+    for desc in descriptions:
+        for prop in desc.findall(PERSON_IN_IMAGE):
+            bag = _container(prop)
+            present.extend(_item_value(item) for item in (bag.findall(RDF_LI) if bag is not None else ()))
+    person_prop = next((prop for desc in descriptions for prop in desc.findall(PERSON_IN_IMAGE)), None)
+    added: list[str] = []
+    for name in dict.fromkeys(_clean(face.name) for face in faces):
+        if name in present or name in added:
+            continue
+        if person_prop is None:
+            person_prop = _sub(home, PERSON_IN_IMAGE)
+        person_bag = _container(person_prop)
+        if person_bag is None:
+            person_bag = _sub(person_prop, RDF_BAG)
+        _sub(person_bag, RDF_LI, name)
+        added.append(name)
+    if added:
+        ours = _sub(home, OUR_PERSONS)
+        ours_bag = _sub(ours, RDF_BAG)
+        for name in added:
+            _sub(ours_bag, RDF_LI, name)
+
+
+def _drop_empty(descriptions: list[ET.Element]) -> None:
+    """Remove region lists, mwg-rs:Regions and PersonInImage that our removal left empty."""
+    for desc in descriptions:
+        for info in desc.findall(REGION_INFO):
+            struct = _struct(info)
+            for region_list in struct.findall(REGION_LIST):
+                bag = _container(region_list)
+                if bag is None or len(bag.findall(RDF_LI)) == 0:
+                    struct.remove(region_list)
+            if not _has_fields(struct, ignore=(APPLIED_TO,)):
+                desc.remove(info)
+        for prop in desc.findall(PERSON_IN_IMAGE):
+            bag = _container(prop)
+            if bag is not None and len(bag.findall(RDF_LI)) == 0:
+                desc.remove(prop)
+
+
+# --------------------------------------------------------------------------- writing
+
+def _escape(text: str, attribute: bool = False) -> str:
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\r", "&#13;")
+    if attribute:
+        text = text.replace('"', "&quot;").replace("\n", "&#10;").replace("\t", "&#9;")
+    return text
+
+
+def _uris(element: ET.Element) -> set[str]:
+    """Namespace URIs used by an element's own tag and attributes."""
+    found = set()
+    for name in (element.tag, *element.attrib):
+        if isinstance(name, str) and name.startswith("{"):
+            found.add(name[1:].split("}", 1)[0])
+    found.discard(_XML_NS)
+    return found
+
+
+def _prefix_map(meta: ET.Element, file_prefixes: dict[str, str]) -> dict[str, str]:
+    """uri -> prefix: the standard prefixes first, then the file's own, then ns1, ns2, ..."""
+    mapping = {uri: prefix for prefix, uri in PREFIXES.items()}
+    taken = set(mapping.values()) | {"xml", "xmlns"}
+    used = set()
+    for element in meta.iter():
+        used |= _uris(element)
+    counter = 0
+    for uri in sorted(used - set(mapping)):
+        prefix = file_prefixes.get(uri, "")
+        if not re.fullmatch(r"[A-Za-z_][\w.-]*", prefix) or prefix in taken or prefix.lower().startswith("xml"):
+            while True:
+                counter += 1
+                prefix = f"ns{counter}"
+                if prefix not in taken:
+                    break
+        mapping[uri] = prefix
+        taken.add(prefix)
+    return mapping
+
+
+def _serialize(meta: ET.Element, file_prefixes: dict[str, str]) -> bytes:
+    """x:xmpmeta as an XMP packet: namespaces declared where they are first needed, one space per level."""
+    prefixes = _prefix_map(meta, file_prefixes)
+
+    def name(qname: str) -> str:
+        if qname.startswith("{"):
+            uri, local = qname[1:].split("}", 1)
+            return f"xml:{local}" if uri == _XML_NS else f"{prefixes[uri]}:{local}"
+        return qname
+
+    def order(uri: str) -> tuple[int, str]:
+        standard = list(PREFIXES.values())
+        return (standard.index(uri), "") if uri in standard else (len(standard), prefixes[uri])
+
+    out: list[str] = []
+
+    def write(element: ET.Element, level: int, declared: frozenset, literal: bool) -> None:
+        if level == 2 and not literal:  # a top-level rdf:Description declares what its subtree uses
+            needed = set().union(*(_uris(node) for node in element.iter()))
+        else:
+            needed = _uris(element) | ({PREFIXES["rdf"]} if level == 0 else set())
+        new = sorted(needed - declared, key=order)
+        declared = declared | set(new)
+        attrs = [f' xmlns:{prefixes[uri]}="{_escape(uri, True)}"' for uri in new]
+        attrs += [f' {name(key)}="{_escape(value, True)}"' for key, value in sorted(element.attrib.items(), key=lambda kv: name(kv[0]))]
+        pad = "" if literal else "\n" + " " * level
+        out.append(f"{pad}<{name(element.tag)}{''.join(attrs)}")
+        is_literal = literal or element.get(RDF_PARSETYPE) == "Literal"
+        children = list(element)
+        text = element.text or ""
+        if not children:
+            out.append(f">{_escape(text)}</{name(element.tag)}>" if text else "/>")
+        else:
+            out.append(">")
+            if is_literal or text.strip():
+                out.append(_escape(text))
+            for child in children:
+                write(child, level + 1, declared, is_literal)
+                tail = child.tail or ""
+                if is_literal or tail.strip():
+                    out.append(_escape(tail))
+            out.append(f"{'' if is_literal else chr(10) + ' ' * level}</{name(element.tag)}>")
+
+    write(meta, 0, frozenset(), False)
+    body = "".join(out).lstrip("\n")
+    packet = f'<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>\n{body}\n<?xpacket end="w"?>\n'
+    return packet.encode("utf-8")
