@@ -55,3 +55,11 @@ def engine(settings):
     from facebatch.pipeline import get_engine
 
     return get_engine(settings)
+
+
+
+@pytest.fixture(autouse=True)
+def _work_in_a_scratch_folder(tmp_path, monkeypatch):
+    """Every test runs in its own empty folder, so a default path (Infered_image/, DataBase/...)
+    never lands in the repository's data folders, and a demo run there never disturbs a test."""
+    monkeypatch.chdir(tmp_path)

@@ -1,0 +1,543 @@
+"""What real folders, disks and people do to a nightly run (issue 9), one section per fault class.
+
+Each fault ends in a report row or a one-line message that names the file and says what to do;
+never in a traceback, a silently wrong name, or lost output.  Faults that need the kernel's help
+are real: a full disk is a small tmpfs mounted in a private mount namespace (`unshare -m`), and
+an unreadable file is unreadable because the run drops root's permission to read anything
+(`setpriv` without CAP_DAC_OVERRIDE), as CI runs as root.
+"""
+from __future__ import annotations
+
+import base64
+import csv
+import json
+import os
+import shutil
+import sqlite3
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from facebatch import locks
+from facebatch.cli import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+NO_ROOT_BYPASS = ["setpriv", "--inh-caps=-dac_override,-dac_read_search",
+                  "--bounding-set=-dac_override,-dac_read_search"]
+
+
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def run_process(*args, prefix=(), umask=None, cwd=None):
+    """facebatch in a child process (for setpriv, mount namespaces and umask)."""
+    command = [*prefix, sys.executable, "-m", "facebatch", *[str(a) for a in args]]
+    return subprocess.run(command, capture_output=True, text=True, cwd=cwd, timeout=600,
+                          preexec_fn=(lambda: os.umask(umask)) if umask is not None else None)
+
+
+def without_root_bypass() -> list[str]:
+    """A prefix under which file permissions apply, even to root."""
+    if os.geteuid() != 0:
+        return []
+    if shutil.which("setpriv") is None:
+        pytest.fail("setpriv (util-linux) is needed to test permissions as root")
+    return NO_ROOT_BYPASS
+
+
+def assert_one_line_error(output: str, *fragments: str) -> None:
+    assert "Traceback" not in output, output
+    lines = [line for line in output.splitlines() if line.startswith("Error: ")]
+    assert len(lines) == 1, output
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def report_rows(path: Path) -> list[dict]:
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture(scope="module")
+def small_db(tmp_path_factory, celebrity, models_root):
+    """Madonna enrolled from three photos."""
+    root = tmp_path_factory.mktemp("db")
+    for photo in sorted((celebrity / "train" / "madonna").glob("*.jpg"))[:3]:
+        (root / "People" / "madonna").mkdir(parents=True, exist_ok=True)
+        shutil.copy(photo, root / "People" / "madonna" / photo.name)
+    db = root / "DataBase.json"
+    assert run("enroll", root / "People", "--db", db, "--model-dir", models_root, "-q").exit_code == 0
+    return db
+
+
+@pytest.fixture
+def four_photos(tmp_path, celebrity):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for person in ("madonna", "elton_john"):
+        for photo in sorted((celebrity / "val" / person).glob("*.jpg"))[:2]:
+            shutil.copy(photo, folder / f"{person}_{photo.name}")
+    return folder
+
+
+def blank_photos(folder: Path, count: int) -> Path:
+    """Small photos without a face: the fastest images to annotate."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for index in range(count):
+        Image.new("RGB", (64, 48), (index * 7 % 256, 90, 140)).save(folder / f"blank_{index:03d}.png")
+    return folder
+
+
+def annotate(images, db, out, models_root, *extra):
+    return run("annotate", images, "--db", db, "--out", out, "--model-dir", models_root, "-j", "1", "-q", *extra)
+
+
+# 1. File names that are not valid UTF-8 --------------------------------------------------------
+
+def test_latin1_file_names_are_annotated_and_listed_losslessly(tmp_path, four_photos, small_db, models_root, celebrity):
+    madonna = sorted((celebrity / "val" / "madonna").glob("*.jpg"))[2]
+    latin1 = os.fsdecode(b"caf\xe9 madonna.jpg")
+    shutil.copy(madonna, four_photos / latin1)
+    (four_photos / os.fsdecode(b"dossier \xff")).mkdir()
+    shutil.copy(madonna, four_photos / os.fsdecode(b"dossier \xff") / "m.jpg")
+    out = tmp_path / "out"
+    result = annotate(four_photos, small_db, out, models_root)
+    assert result.exit_code == 0, result.output
+    rows = {row["image"]: row for row in report_rows(out / "report.csv")}
+    assert rows["caf\\xe9 madonna.jpg"]["status"] == "ok"
+    assert rows["dossier \\xff/m.jpg"]["status"] == "ok"
+    assert (out / latin1).is_file() and (out / os.fsdecode(b"dossier \xff") / "m.jpg").is_file()
+    again = annotate(four_photos, small_db, out, models_root)
+    assert "(0 processed, 6 unchanged)" in again.output
+
+    from facebatch.pathtext import from_text
+    assert from_text("caf\\xe9 madonna.jpg") == latin1
+
+
+def test_enroll_refuses_a_person_name_that_is_not_utf8_and_keeps_latin1_photo_names(tmp_path, celebrity, models_root):
+    people = tmp_path / "People"
+    (people / "madonna").mkdir(parents=True)
+    photo = sorted((celebrity / "train" / "madonna").glob("*.jpg"))[0]
+    shutil.copy(photo, people / "madonna" / os.fsdecode(b"\xe9t\xe9.jpg"))
+    (people / os.fsdecode(b"Jos\xe9")).mkdir()
+    shutil.copy(photo, people / os.fsdecode(b"Jos\xe9") / "1.jpg")
+    db = tmp_path / "db.json"
+    result = run("enroll", people, "--db", db, "--model-dir", models_root, "-j", "1")
+    assert result.exit_code == 0, result.output
+    assert f"{people}/Jos\\xe9/1.jpg: skipped, the name is not valid UTF-8; rename the file or folder" in result.output
+    assert "enrolled: 1 added, 0 replaced, 0 unchanged, 1 skipped" in result.output
+    document = json.loads(db.read_text(encoding="utf-8"))
+    assert [e["source"] for e in document["people"]["madonna"]] == ["madonna/\\xe9t\\xe9.jpg"]
+    again = run("enroll", people, "--db", db, "--model-dir", models_root, "-j", "1")
+    assert "enrolled: 0 added, 0 replaced, 1 unchanged, 1 skipped" in again.output
+
+
+# 2. A disk that fills up -----------------------------------------------------------------------
+
+def _in_private_mount_namespace(script: str, tmp_path: Path) -> subprocess.CompletedProcess:
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        pytest.fail("mounting a small tmpfs needs root and unshare (CI runs as root)")
+    return subprocess.run(["unshare", "-m", "bash", "-euc", script], capture_output=True, text=True, timeout=900,
+                          cwd=tmp_path)
+
+
+def test_full_disk_gives_error_rows_never_short_copies_and_the_next_run_repairs(tmp_path, four_photos, small_db,
+                                                                                models_root):
+    disk, report, snapshot = tmp_path / "disk", tmp_path / "report" / "report.csv", tmp_path / "snapshot"
+    disk.mkdir()
+    facebatch = f"{sys.executable} -m facebatch annotate {four_photos} --db {small_db} --model-dir {models_root} " \
+                f"-j 1 -q --out {disk}/out --report {report}"
+    script = f"""
+        mount -t tmpfs -o size=400k tmpfs {disk}
+        head -c 330000 /dev/zero > {disk}/filler
+        set +e; {facebatch} > {tmp_path}/first.txt 2>&1; echo $? > {tmp_path}/first.code; set -e
+        cp -a {disk}/out {snapshot}
+        cp {report} {tmp_path}/first-report.csv
+        rm {disk}/filler
+        set +e; {facebatch} > {tmp_path}/second.txt 2>&1; echo $? > {tmp_path}/second.code; set -e
+        cp -a {disk}/out {tmp_path}/repaired
+    """
+    done = _in_private_mount_namespace(script, tmp_path)
+    assert done.returncode == 0, done.stderr
+    first = (tmp_path / "first.txt").read_text()
+    assert (tmp_path / "first.code").read_text().strip() == "3", first
+    assert "Traceback" not in first
+    rows = report_rows(tmp_path / "first-report.csv")  # the report is elsewhere: written, with the failures
+    failed = [r for r in rows if r["status"] == "error"]
+    assert failed and all("cannot write the annotated copy (No space left on device)" in r["error"] for r in failed)
+    for copy in (p for p in snapshot.rglob("*") if p.is_file()):
+        assert not copy.name.endswith(".facebatch-tmp"), copy
+        with Image.open(copy) as image:
+            image.load()  # every copy that made it is whole: a short JPEG raises here
+    assert (tmp_path / "second.code").read_text().strip() == "0", (tmp_path / "second.txt").read_text()
+    assert all(r["status"] == "ok" for r in report_rows(report))
+    assert sorted(p.name for p in (tmp_path / "repaired").iterdir() if p.suffix == ".jpg") == \
+        sorted(p.name for p in four_photos.iterdir())
+
+
+def test_full_disk_for_the_report_or_database_is_one_line_and_loses_nothing(tmp_path, four_photos, small_db,
+                                                                          models_root, celebrity):
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    people = tmp_path / "People"
+    (people / "elton_john").mkdir(parents=True)
+    shutil.copy(sorted((celebrity / "train" / "elton_john").glob("*.jpg"))[0], people / "elton_john")
+    db_before = small_db.read_bytes()
+    script = f"""
+        mount -t tmpfs -o size=64k tmpfs {disk}
+        cp {small_db} {disk}/db.json
+        head -c 40000 /dev/zero > {disk}/filler || true
+        set +e
+        {sys.executable} -m facebatch annotate {four_photos} --db {small_db} --model-dir {models_root} -j 1 -q \
+            --out {tmp_path}/out --report {disk}/report.csv > {tmp_path}/report.txt 2>&1; echo $? > {tmp_path}/report.code
+        {sys.executable} -m facebatch enroll {people} --db {disk}/db.json --model-dir {models_root} -j 1 -q \
+            > {tmp_path}/enroll.txt 2>&1; echo $? > {tmp_path}/enroll.code
+        cp {disk}/db.json {tmp_path}/db-after.json
+        ls -a {disk} > {tmp_path}/listing.txt
+    """
+    done = _in_private_mount_namespace(script, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "report.code").read_text().strip() == "1"
+    assert_one_line_error((tmp_path / "report.txt").read_text(), f"{disk}/report")
+    assert (tmp_path / "enroll.code").read_text().strip() == "1"
+    assert_one_line_error((tmp_path / "enroll.txt").read_text(), f"{disk}/db.json: cannot write the database",
+                          "free some space")
+    assert (tmp_path / "db-after.json").read_bytes() == db_before  # nothing lost, nothing half-written
+    assert ".facebatch-tmp" not in (tmp_path / "listing.txt").read_text()
+
+
+def test_a_copy_that_cannot_be_written_becomes_an_error_row(tmp_path, four_photos, small_db, models_root):
+    out = tmp_path / "out"
+    out.mkdir()
+    victim = sorted(four_photos.iterdir())[0].name
+    (out / victim).mkdir()  # a folder where the copy should go: the rename fails
+    result = annotate(four_photos, small_db, out, models_root)
+    assert result.exit_code == 3
+    row = next(r for r in report_rows(out / "report.csv") if r["image"] == victim)
+    assert row["status"] == "error" and row["error"].startswith("cannot write the annotated copy")
+
+
+# 3. A damaged manifest -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "bad cells"])
+def test_damaged_manifest_is_moved_aside_or_repaired_and_the_report_is_the_same(damage, tmp_path, small_db,
+                                                                                models_root, four_photos):
+    out = tmp_path / "out"
+    assert annotate(four_photos, small_db, out, models_root).exit_code == 0
+    report = (out / "report.csv").read_bytes()
+    manifest = out / "report.state.sqlite"
+    if damage == "garbage":
+        manifest.write_bytes(os.urandom(5000))
+    elif damage == "truncated":
+        data = manifest.read_bytes()
+        manifest.write_bytes(data[: len(data) // 3])
+    else:
+        with sqlite3.connect(manifest) as db:
+            db.execute("UPDATE images SET rows='not json' WHERE path=(SELECT MIN(path) FROM images)")
+            db.execute("UPDATE images SET size='big' WHERE path=(SELECT MAX(path) FROM images)")
+    result = annotate(four_photos, small_db, out, models_root)
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    assert (out / "report.csv").read_bytes() == report
+    if damage == "bad cells":
+        assert "(2 processed, 2 unchanged)" in result.output
+    else:
+        assert f"warning: {manifest}: the manifest was damaged" in result.output
+        assert len(list(out.glob("report.state.sqlite.damaged-*"))) == 1
+        assert "(4 processed, 0 unchanged)" in result.output
+
+
+# 4. Database values ----------------------------------------------------------------------------
+
+def _damage_first_embedding(db: Path, target: Path, change) -> None:
+    document = json.loads(db.read_text())
+    entry = document["people"]["madonna"][0]
+    values = np.frombuffer(base64.b64decode(entry["embedding"]), "<f4").copy()
+    change(values)
+    entry["embedding"] = base64.b64encode(values.astype("<f4").tobytes()).decode()
+    target.write_text(json.dumps(document))
+
+
+@pytest.mark.parametrize("change, why", [
+    (lambda v: v.__setitem__(3, np.nan), "holds NaN or Inf"),
+    (lambda v: v.__setitem__(5, np.inf), "holds NaN or Inf"),
+    (lambda v: v.__imul__(0.5), "is not of unit length (length 0.5)"),
+    (lambda v: v.view(np.uint32).__setitem__(7, v.view(np.uint32)[7] ^ (1 << 29)), "is not of unit length"),
+])
+def test_database_embeddings_that_are_not_finite_unit_vectors_are_refused(change, why, tmp_path, small_db,
+                                                                           models_root, four_photos):
+    db = tmp_path / "db.json"
+    _damage_first_embedding(small_db, db, change)
+    result = annotate(four_photos, db, tmp_path / "out", models_root)
+    assert result.exit_code == 1
+    assert_one_line_error(result.output, f"{db}: damaged database (madonna, madonna/", why, "restore it from a backup")
+    assert not (tmp_path / "out").exists()
+
+
+# 5. Unreadable inputs --------------------------------------------------------------------------
+
+def test_an_unreadable_enrollment_photo_is_skipped_and_the_rest_enroll(tmp_path, celebrity, models_root):
+    people = tmp_path / "People"
+    shutil.copytree(celebrity / "train" / "madonna", people / "madonna")
+    locked_photo = sorted((people / "madonna").glob("*.jpg"))[0]
+    locked_photo.chmod(0)
+    db = tmp_path / "db.json"
+    result = run_process("enroll", people, "--db", db, "--model-dir", models_root, "-j", "1",
+                         prefix=without_root_bypass())
+    assert result.returncode == 0, result.stderr
+    assert f"warning: {locked_photo}: skipped, cannot read it (Permission denied); make the file readable" \
+        in result.stderr
+    total = len(list((people / "madonna").glob("*.jpg")))
+    assert f"enrolled: {total - 1} added, 0 replaced, 0 unchanged, 1 skipped" in result.stderr
+
+
+def test_an_unreadable_subfolder_keeps_its_earlier_results(tmp_path, four_photos, small_db, models_root, celebrity):
+    sub = four_photos / "later"
+    sub.mkdir()
+    shutil.copy(sorted((celebrity / "val" / "madonna").glob("*.jpg"))[3], sub / "m.jpg")
+    out = tmp_path / "out"
+    assert annotate(four_photos, small_db, out, models_root).exit_code == 0
+    report = (out / "report.csv").read_bytes()
+    sub.chmod(0)
+    try:
+        result = run_process("annotate", four_photos, "--db", small_db, "--out", out, "--model-dir", models_root,
+                             "-j", "1", "-q", prefix=without_root_bypass())
+    finally:
+        sub.chmod(0o755)
+    assert result.returncode == 0, result.stderr
+    assert f"warning: {sub}: cannot list this folder (permission denied); its earlier results are kept" \
+        in result.stderr
+    assert (out / "report.csv").read_bytes() == report
+    assert (out / "later" / "m.jpg").is_file()
+
+
+# 6. An input folder that is suddenly empty -----------------------------------------------------
+
+def test_an_emptied_folder_is_refused_until_the_purge_is_confirmed(tmp_path, small_db, models_root):
+    images = blank_photos(tmp_path / "images", 12)
+    out = tmp_path / "out"
+    assert annotate(images, small_db, out, models_root).exit_code == 0
+    report = (out / "report.csv").read_bytes()
+    shutil.move(images, tmp_path / "unmounted")
+    images.mkdir()  # the mount point, without the share
+    result = annotate(images, small_db, out, models_root)
+    assert result.exit_code == 5
+    assert_one_line_error(result.output, f"{images}: 12 of the 12 images of the last run are missing (0 found now)",
+                          "check that it is mounted", "--confirm-purge")
+    assert (out / "report.csv").read_bytes() == report and len(list(out.glob("*.png"))) == 12
+
+    for photo in sorted((tmp_path / "unmounted").iterdir())[:2]:  # a partial sync: most are still missing
+        shutil.copy(photo, images)
+    assert annotate(images, small_db, out, models_root).exit_code == 5
+    confirmed = annotate(images, small_db, out, models_root, "--confirm-purge")
+    assert confirmed.exit_code == 0
+    assert len(report_rows(out / "report.csv")) == 2 and len(list(out.glob("*.png"))) == 2
+
+
+def test_deleting_a_few_images_needs_no_confirmation(tmp_path, small_db, models_root):
+    images = blank_photos(tmp_path / "images", 12)
+    out = tmp_path / "out"
+    assert annotate(images, small_db, out, models_root).exit_code == 0
+    for photo in sorted(images.iterdir())[:3]:
+        photo.unlink()
+    assert annotate(images, small_db, out, models_root).exit_code == 0
+    assert len(report_rows(out / "report.csv")) == 9
+
+
+# 7. Read-only places ---------------------------------------------------------------------------
+
+def test_a_read_only_database_is_read_without_a_lock_file(tmp_path, small_db, models_root):
+    images = blank_photos(tmp_path / "images", 2)
+    shelf = tmp_path / "readonly"
+    shelf.mkdir()
+    shutil.copy(small_db, shelf / "DataBase.json")
+    (shelf / "DataBase.json").chmod(0o444)
+    shelf.chmod(0o555)
+    try:
+        result = run_process("annotate", images, "--db", shelf / "DataBase.json", "--out", tmp_path / "out",
+                             "--model-dir", models_root, "-q", prefix=without_root_bypass())
+    finally:
+        shelf.chmod(0o755)
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in shelf.iterdir()) == ["DataBase.json"]
+
+
+def test_a_read_only_output_folder_is_one_line(tmp_path, small_db, models_root):
+    images = blank_photos(tmp_path / "images", 2)
+    shelf = tmp_path / "readonly"
+    shelf.mkdir()
+    shelf.chmod(0o555)
+    try:
+        result = run_process("annotate", images, "--db", small_db, "--out", shelf / "out", "--model-dir", models_root,
+                             "-q", prefix=without_root_bypass())
+        existing = run_process("annotate", images, "--db", small_db, "--out", shelf, "--model-dir", models_root,
+                               "-q", prefix=without_root_bypass())
+    finally:
+        shelf.chmod(0o755)
+    assert result.returncode == 1
+    assert_one_line_error(result.stderr, f"{shelf / 'out'}: cannot create the output folder (Permission denied)")
+    assert existing.returncode == 1
+    assert_one_line_error(existing.stderr, f"{shelf}: cannot create a lock file there (Permission denied)")
+
+
+# 8. Non-regular files and huge non-images ------------------------------------------------------
+
+def test_verify_refuses_a_fifo_and_dev_zero_at_once(tmp_path, models_root, celebrity):
+    fifo = tmp_path / "photo.jpg"
+    os.mkfifo(fifo)
+    photo = sorted((celebrity / "val" / "madonna").glob("*.jpg"))[0]
+    result = run_process("verify", fifo, photo, "--model-dir", models_root)
+    assert result.returncode == 1
+    assert_one_line_error(result.stderr, f"{fifo}: not a regular file (a device, FIFO or socket)")
+    result = run_process("verify", "/dev/zero", photo, "--model-dir", models_root)
+    assert_one_line_error(result.stderr, "/dev/zero: not a regular file")
+    result = run_process("verify", "--pairs", "/dev/zero", "--model-dir", models_root)
+    assert result.returncode == 1
+    assert_one_line_error(result.stderr, "/dev/zero: not a regular file", "pass a CSV of image pairs")
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text(f"{fifo},{photo}\n")
+    result = run_process("verify", "--pairs", pairs, "--model-dir", models_root)
+    assert result.returncode == 3
+    assert f"{fifo}: not a regular file" in result.stdout
+
+
+def test_a_huge_file_named_jpg_is_refused_unread(tmp_path, small_db, models_root):
+    images = blank_photos(tmp_path / "images", 1)
+    with open(images / "huge.jpg", "wb") as handle:
+        handle.truncate(3 << 30)  # 3 GB, sparse: costs no disk, but reading it would cost 3 GB of memory
+    result = run_process("annotate", images, "--db", small_db, "--out", tmp_path / "out", "--model-dir", models_root,
+                         "-q")
+    assert result.returncode == 3
+    row = next(r for r in report_rows(tmp_path / "out" / "report.csv") if r["image"] == "huge.jpg")
+    assert row["error"] == (f"file of {3 << 30} bytes is larger than any image within the pixel limit "
+                            "(raise --max-pixels if the image is genuine)")
+
+
+# 9. Leftovers and paths ------------------------------------------------------------------------
+
+def test_temporaries_of_a_killed_enroll_are_removed(tmp_path, small_db, models_root):
+    db = tmp_path / "DataBase.json"
+    shutil.copy(small_db, db)
+    leftover = tmp_path / ".DataBase.json.k1ll3d.facebatch-tmp"
+    leftover.write_text(small_db.read_text())
+    (tmp_path / "People").mkdir()
+    assert run("enroll", tmp_path / "People", "--db", db, "--model-dir", models_root, "-q").exit_code == 0
+    assert not leftover.exists()
+    leftover.write_text(small_db.read_text())
+    assert run("people", "remove", "madonna", "--db", db).exit_code == 0
+    assert not leftover.exists()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_a_path_in_the_manifest_never_leads_outside_out(tmp_path, small_db, models_root):
+    images = blank_photos(tmp_path / "images", 3)
+    out = tmp_path / "out"
+    assert annotate(images, small_db, out, models_root).exit_code == 0
+    victim = tmp_path / "victim.jpg"
+    victim.write_bytes(b"precious")
+    with sqlite3.connect(out / "report.state.sqlite") as db:
+        db.execute("UPDATE images SET annotated='../victim.jpg' WHERE path='blank_000.png'")
+        db.execute("UPDATE images SET annotated=? WHERE path='blank_001.png'", (str(victim),))
+    (images / "blank_000.png").unlink()
+    (images / "blank_001.png").unlink()
+    assert annotate(images, small_db, out, models_root, "--confirm-purge").exit_code == 0
+    assert victim.read_bytes() == b"precious"
+
+
+def test_an_out_that_contains_the_images_is_refused(tmp_path, small_db, models_root):
+    images = blank_photos(tmp_path / "photos" / "images", 1)
+    result = annotate(images, small_db, tmp_path / "photos", models_root)
+    assert result.exit_code == 1
+    assert_one_line_error(result.output, f"{tmp_path / 'photos'}: contains the input folder {images}, so an "
+                                         "annotated copy could overwrite an original; choose an --out outside it")
+
+
+def test_two_runs_on_one_report_with_different_outs_are_locked_out(tmp_path, small_db, models_root):
+    images = blank_photos(tmp_path / "images", 1)
+    report = tmp_path / "shared" / "report.csv"
+    report.parent.mkdir()
+    with locks.held(report.with_name("report.csv.lock")):
+        result = annotate(images, small_db, tmp_path / "out2", models_root, "--report", report)
+    assert result.exit_code == 4
+    assert_one_line_error(result.output, "another facebatch annotate", "is writing here")
+    assert annotate(images, small_db, tmp_path / "out2", models_root, "--report", report).exit_code == 0
+    assert sorted(p.name for p in report.parent.iterdir()) == ["report.csv", "report.state.sqlite"]
+
+
+# 10. A symlinked database ----------------------------------------------------------------------
+
+def test_a_symlinked_database_is_updated_through_the_link(tmp_path, small_db, models_root, celebrity):
+    real = tmp_path / "vault" / "faces.json"
+    real.parent.mkdir()
+    shutil.copy(small_db, real)
+    link = tmp_path / "DataBase" / "DataBase.json"
+    link.parent.mkdir()
+    link.symlink_to(real)
+    people = tmp_path / "People"
+    (people / "elton_john").mkdir(parents=True)
+    shutil.copy(sorted((celebrity / "train" / "elton_john").glob("*.jpg"))[0], people / "elton_john")
+    assert run("enroll", people, "--db", link, "--model-dir", models_root, "-q").exit_code == 0
+    assert link.is_symlink() and link.resolve() == real
+    assert set(json.loads(real.read_text())["people"]) == {"madonna", "elton_john"}
+    assert stat.S_IMODE(real.stat().st_mode) == 0o600
+    assert sorted(p.name for p in link.parent.iterdir()) == ["DataBase.json"]
+
+
+# 11. Permissions -------------------------------------------------------------------------------
+
+def test_outputs_follow_the_umask_and_personal_data_stays_private(tmp_path, small_db, models_root):
+    images = blank_photos(tmp_path / "images", 1)
+    out = tmp_path / "out"
+    result = run_process("annotate", images, "--db", small_db, "--out", out, "--model-dir", models_root, "-q",
+                         "--summary-json", tmp_path / "summary.json", umask=0o027)
+    assert result.returncode == 0, result.stderr
+    mode = lambda p: stat.S_IMODE(p.stat().st_mode)  # noqa: E731
+    assert mode(out / "blank_000.png") == 0o640
+    assert mode(out / "report.csv") == 0o640
+    assert mode(tmp_path / "summary.json") == 0o640
+    assert mode(out / "report.state.sqlite") == 0o600
+    assert mode(small_db) == 0o600
+
+
+# The rough edges -------------------------------------------------------------------------------
+
+def test_a_failed_annotate_leaves_nothing_in_the_current_folder(tmp_path, models_root):
+    work = tmp_path / "elsewhere"
+    blank_photos(work / "images", 1)
+    before = sorted(p.name for p in work.iterdir())
+    result = run_process("annotate", "images", "--model-dir", models_root, cwd=work)
+    assert result.returncode == 1
+    assert_one_line_error(result.stderr, "DataBase/DataBase.json: no database; run facebatch enroll first")
+    assert sorted(p.name for p in work.iterdir()) == before
+
+
+def test_a_path_that_never_existed_is_no_such_file(tmp_path, models_root, celebrity):
+    photo = sorted((celebrity / "val" / "madonna").glob("*.jpg"))[0]
+    result = run("verify", tmp_path / "nope.jpg", photo, "--model-dir", models_root)
+    assert result.exit_code == 1
+    assert result.output.strip() == f"Error: {tmp_path / 'nope.jpg'}: no such file; pass a readable image file"
+
+
+def test_enroll_annotate_and_verify_share_their_execution_options():
+    for command in ("enroll", "annotate", "verify"):
+        text = run(command, "--help").output
+        for option in ("--jobs", "--backend", "--scheduler", "--quiet", "--model-dir"):
+            assert option in text, (command, option)
+
+
+def test_an_unreachable_scheduler_fails_within_seconds(tmp_path, small_db, models_root):
+    pytest.importorskip("distributed")
+    images = blank_photos(tmp_path / "images", 1)
+    started = time.monotonic()
+    result = annotate(images, small_db, tmp_path / "out", models_root, "--scheduler", "tcp://127.0.0.1:9")
+    assert result.exit_code == 1
+    assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in result.output
+    assert time.monotonic() - started < 30  # a bound on a hang, not a speed measurement (20 s before)
