@@ -15,15 +15,16 @@ from pathlib import Path
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from facebatch.config import Settings  # noqa: E402
-from facebatch.pipeline import _detect_with_turns, get_engine  # noqa: E402
+from facebatch.config import ExecutionSettings, Settings  # noqa: E402
+from facebatch.engines import get_engine  # noqa: E402
+from facebatch.pipeline import _detect_with_turns  # noqa: E402
 from tools.sample_data import cache_dir, celebrity_dataset, insightface_images  # noqa: E402
 
 NO_FACE_BOXES = [(0, 560, 400, 886), (300, 600, 900, 886), (850, 600, 1280, 886), (0, 0, 180, 250), (380, 0, 620, 150)]
 
 
 def main() -> None:
-    engine = get_engine(Settings(models_root=cache_dir() / "Model"))
+    engine = get_engine(Settings(execution=ExecutionSettings(models_root=cache_dir() / "Model")))
     sideways = [Image.open(p).convert("RGB").transpose(Image.Transpose.ROTATE_270)
                 for p in sorted((celebrity_dataset() / "val").rglob("*.jpg"))]
     for try_rotations in (False, True):

@@ -10,32 +10,30 @@ write only their own annotated images.
 from __future__ import annotations
 
 import contextlib
-import csv
-import hashlib
-import json
 import os
 import time
-from dataclasses import asdict
+from dataclasses import replace
 from pathlib import Path
 from typing import Iterator
 
+from . import draw, locks, weights
 from . import gallery as gallery_db
-from . import locks, weights
-from .atomicio import atomic_writer, describe_os_error, remove_stale_temporaries
-from .config import IMAGES_PER_CHUNK, Settings
-from .hooks import RunHooks
+from .atomicio import describe_os_error, remove_stale_temporaries
+from .config import IMAGES_PER_CHUNK, Settings, part_key
 from .errors import OutputError, PurgeRefused, RunLocked, UsageProblem
+from .hooks import RunHooks
 from .images import annotated_name, find_images
 from .packages import sha256_of_file
-from .pathtext import from_text, to_text
-from .pipeline import annotate_chunk
-from .report import HEADER, Summary, rows_for
-from .results import STATUS_ERROR, ImageResult
+from .pathtext import to_text
+from .pipeline import annotate_chunk, label_image, relabel_chunk
+from .report import Summary
+from .results import STATUS_ERROR, STATUS_OK, ImageResult
 from .runner import chunked, run_stoppable
 from .state import ImageRecord, RunState, open_state, state_path_for
+from .writers import CsvReportWriter, image_writers, output_file
 
 LOCK_NAME = ".facebatch-annotate.lock"
-RESULT_FORMAT = 1  # bump when the rows for the same inputs would change, so old results are redone
+RESULT_FORMAT = 2  # bump when the faces found for the same inputs would change, so old results are redone
 # An input folder that suddenly lacks this many of last run's images, and more than half of
 # them, looks like an unmounted share or a failed sync rather than a clean-up: refuse to purge.
 PURGE_GUARD_MIN_IMAGES = 10
@@ -76,68 +74,54 @@ def images_to_annotate(input_dir: Path, output_dir: Path, unreadable: list[str] 
     return [r for r in relatives if not r.startswith(inside + "/")]
 
 
-def options_key(settings: Settings, weights_sha256: str, gallery_fingerprint: str) -> str:
-    """A hash of everything besides the image itself that the report rows depend on."""
-    spec = weights.get_spec(settings.model)
-    relevant = {"format": RESULT_FORMAT, "model": settings.model, "weights": weights_sha256,
-                "margin": spec.crop_margin, "threshold": settings.threshold, "detector": asdict(settings.detector),
-                "max_pixels": settings.max_pixels, "try_rotations": settings.try_rotations,
-                "gallery": gallery_fingerprint}
-    return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()
+def detection_key(settings: Settings, weights_sha256: str) -> str:
+    """What the faces and embeddings of an image depend on, besides the image."""
+    spec = weights.get_spec(settings.detection.model)
+    return part_key(settings.detection, weights=weights_sha256, margin=spec.crop_margin,
+                    standardisation=spec.standardisation, format=RESULT_FORMAT)
 
 
-def _record(result: ImageResult, key: str) -> ImageRecord:
-    return ImageRecord(to_text(result.image), result.size, result.mtime_ns, result.sha256, key, rows_for(result),
-                       result.status, to_text(result.annotated))
+def labels_key(settings: Settings, gallery_fingerprint: str) -> str:
+    """What the names given to stored faces depend on."""
+    return part_key(settings.labels, gallery=gallery_fingerprint)
 
 
-def _plan(relatives: list[str], input_dir: Path, state: RunState, key: str, force: bool) -> list[str]:
-    """The images to work on: new, changed, failed last time, or made under other options."""
-    todo = []
+class _Plan:
+    """What to do with each image: detect it (new, changed, failed, other detection settings),
+    relabel it from its stored faces (only the labels' inputs changed), or carry it over."""
+
+    def __init__(self):
+        self.detect: list[str] = []
+        self.relabel: list[ImageRecord] = []
+
+
+def _plan(relatives: list[str], input_dir: Path, state: RunState, detect_key: str, label_key: str,
+          force: bool) -> _Plan:
+    plan = _Plan()
     for relative in relatives:
         record = None if force else state.get(to_text(relative))
-        if record is None or record.options_key != key or record.status == STATUS_ERROR:
-            todo.append(relative)
+        if record is None or record.detection_key != detect_key or record.result.status == STATUS_ERROR:
+            plan.detect.append(relative)
             continue
         try:
             stat = os.stat(input_dir / relative)
         except OSError:
-            todo.append(relative)  # vanished since the scan; the worker reports it
+            plan.detect.append(relative)  # vanished since the scan; the worker reports it
             continue
-        if (stat.st_size, stat.st_mtime_ns) == (record.size, record.mtime_ns):
-            continue
-        # Touched but maybe not changed (copied back, restored from backup): compare content.
-        try:
-            same = stat.st_size == record.size and sha256_of_file(input_dir / relative) == record.sha256
-        except OSError:
-            same = False  # unreadable now: the worker reports why
-        if same:
+        if (stat.st_size, stat.st_mtime_ns) != (record.result.size, record.result.mtime_ns):
+            # Touched but maybe not changed (copied back, restored from backup): compare content.
+            try:
+                same = stat.st_size == record.result.size and \
+                    sha256_of_file(input_dir / relative) == record.result.sha256
+            except OSError:
+                same = False  # unreadable now: the worker reports why
+            if not same:
+                plan.detect.append(relative)
+                continue
             state.update_stat(to_text(relative), stat.st_size, stat.st_mtime_ns)
-        else:
-            todo.append(relative)
-    return todo
-
-
-def output_file(output_dir: Path, relative_text: str) -> Path | None:
-    """The file `relative_text` (as stored in the manifest) names inside `output_dir`, or None
-    when it would lead outside it: a manifest is data, and its paths are never trusted."""
-    if not relative_text:
-        return None
-    relative = from_text(relative_text)
-    parts = Path(relative).parts
-    if Path(relative).is_absolute() or ".." in parts or not parts:
-        return None
-    path = output_dir / relative
-    if not path.parent.resolve().is_relative_to(output_dir.resolve()):
-        return None  # a symlinked folder inside --out pointing elsewhere
-    return path
-
-
-def _remove_output(output_dir: Path, relative_text: str) -> None:
-    path = output_file(output_dir, relative_text)
-    if path is not None:
-        with contextlib.suppress(FileNotFoundError, IsADirectoryError):
-            path.unlink()
+        if record.labels_key != label_key:
+            plan.relabel.append(record)
+    return plan
 
 
 def _gone(current: set[str], unreadable: list[str], state: RunState) -> list[str]:
@@ -154,12 +138,17 @@ def _guard_purge(input_dir: Path, found: int, gone: int, stored: int) -> None:
             "really removed, run again with --confirm-purge")
 
 
-def _forget(gone: list[str], output_dir: Path, state: RunState) -> None:
-    """Drop images that left the folder: their manifest entries and their annotated copies."""
+def _forget(gone: list[str], input_dir: Path, output_dir: Path, state: RunState, settings: Settings) -> None:
+    """Drop images that left the folder: their manifest entries and what the writers made for them."""
+    writers = image_writers(input_dir, output_dir, settings.labels.xmp)
     for path in gone:
         record = state.get(path)
         if record is not None:
-            _remove_output(output_dir, record.annotated)
+            for writer in writers:
+                writer.remove(record.result.image, to_text(record.result.annotated))
+        elif (copy := output_file(output_dir, to_text(annotated_name(path)))) is not None:
+            with contextlib.suppress(OSError):
+                copy.unlink()  # a damaged record: its copy is where annotate would have put it
     state.remove(gone)
 
 
@@ -168,10 +157,10 @@ def annotate(input_dir: Path, db_path: Path, output_dir: Path, report_path: Path
     input_dir, output_dir, report_path = Path(input_dir), Path(output_dir), Path(report_path)
     if not input_dir.is_dir():
         raise UsageProblem(f"{input_dir}: no such folder; pass the folder of photos to annotate")
-    spec = weights.get_spec(settings.model)
-    manifest = weights.read_manifest(settings.models_root, spec.name)
+    spec = weights.get_spec(settings.detection.model)
+    manifest = weights.read_manifest(settings.execution.models_root, spec.name)
     if manifest is None:
-        raise weights.not_installed(settings.models_root, spec)
+        raise weights.not_installed(settings.execution.models_root, spec)
     # Everything that can fail on its own is checked before anything is created on disk.
     # Readers take no lock: every database write is an atomic rename (gallery.py), so this is a
     # consistent snapshot even while an enroll writes, and a read-only database works.
@@ -188,7 +177,8 @@ def annotate(input_dir: Path, db_path: Path, output_dir: Path, report_path: Path
         remove_stale_temporaries(output_dir)
         remove_stale_temporaries(report_path.parent, recursive=False, stem=report_path.name)
         known = gallery.matrix()
-        key = options_key(settings, manifest.get("weights_sha256", ""), gallery.fingerprint())
+        detect_key = detection_key(settings, manifest.get("weights_sha256", ""))
+        label_key = labels_key(settings, gallery.fingerprint())
         unreadable: list[str] = []
         relatives = images_to_annotate(input_dir, output_dir, unreadable)
         if "." in unreadable:
@@ -201,48 +191,56 @@ def annotate(input_dir: Path, db_path: Path, output_dir: Path, report_path: Path
             gone = _gone(current, unreadable, state)
             if not confirm_purge:
                 _guard_purge(input_dir, len(relatives), len(gone), sum(1 for _ in state.paths()))
-            _forget(gone, output_dir, state)
-            todo = _plan(relatives, input_dir, state, key, force)
-            hooks.on_start(len(todo))
-            _process(todo, input_dir, output_dir, settings, known, state, key, hooks)
-            summary = _write_report(report_path, state)
-    summary.processed = len(todo)
-    summary.carried_over = summary.images - len(todo)
+            _forget(gone, input_dir, output_dir, state, settings)
+            plan = _plan(relatives, input_dir, state, detect_key, label_key, force)
+            hooks.on_start(len(plan.detect) + len(plan.relabel))
+            _relabel(plan.relabel, input_dir, output_dir, settings, known, state, label_key, hooks)
+            _detect(plan.detect, input_dir, output_dir, settings, known, state, detect_key, label_key, hooks)
+            summary = CsvReportWriter(report_path).write(record.result for record in state.records())
+    summary.processed = len(plan.detect)
+    summary.relabelled = len(plan.relabel)
+    summary.carried_over = summary.images - len(plan.detect) - len(plan.relabel)
     summary.seconds = time.monotonic() - started
     return summary
 
 
-def _process(todo, input_dir, output_dir, settings, known, state, key, hooks: RunHooks) -> None:
-    """Work through `todo` chunk by chunk, saving each finished chunk to the manifest at once.
+def _detect(todo, input_dir, output_dir, settings, known, state, detect_key, label_key, hooks: RunHooks) -> None:
+    """Detect, embed, label and write `todo` chunk by chunk, saving each finished chunk at once.
 
     Chunks are cut from `todo` in order and finished in order, so after an interruption the
     remaining work starts on a chunk boundary and is cut into the same chunks again: a resumed
     run embeds exactly the batches an uninterrupted run would, and its results match to the bit.
     """
-    for chunk_results in run_stoppable(annotate_chunk, chunked(todo, IMAGES_PER_CHUNK), settings, hooks.should_stop,
-                                       input_dir, output_dir, settings, known, shared=[known]):
-        state.put_many(_record(r, key) for r in chunk_results)
+    copies = image_writers(input_dir, output_dir, False)[0]
+    for chunk_results in run_stoppable(annotate_chunk, chunked(todo, IMAGES_PER_CHUNK), settings.execution,
+                                       hooks.should_stop, input_dir, output_dir, settings, known, shared=[known]):
+        state.put_many(ImageRecord(r, detect_key, label_key) for r in chunk_results)
         for result in chunk_results:
             if result.status == STATUS_ERROR:
-                _remove_output(output_dir, to_text(annotated_name(result.image)))
+                copies.remove(result.image, to_text(annotated_name(result.image)))
             hooks.on_result(result)
 
 
-def _write_report(report_path: Path, state: RunState) -> Summary:
-    """Rebuild the report from the manifest, streaming: every image the manifest holds, in path order.
-
-    By now the manifest holds exactly the folder's images (vanished ones were dropped before the
-    run), plus those below folders that could not be listed this time.
-    """
-    summary = Summary()
-    try:
-        with atomic_writer(report_path, "w") as handle:
-            writer = csv.writer(handle, lineterminator="\n")
-            writer.writerow(HEADER)
-            for record in state.records():
-                writer.writerows(record.rows)
-                summary.add_rows(record.rows)
-    except OSError as exc:
-        raise OutputError(f"{report_path}: cannot write the report ({describe_os_error(exc)}); the previous "
-                          "report is left as it was, free some space or fix the permissions and run again") from None
-    return summary
+def _relabel(records: list[ImageRecord], input_dir, output_dir, settings, known, state, label_key,
+             hooks: RunHooks) -> None:
+    """New labels from stored embeddings (no detection, no TensorFlow); outputs rewritten only
+    where something they show changed: a copy is redrawn only when a label's text changed."""
+    work = []
+    for record in records:
+        old = record.result
+        faces = [f.face for f in old.faces]
+        labelled = label_image(faces, old.embeddings, settings.labels, known) if faces else ()
+        new = replace(old, faces=labelled)
+        redraw = [draw.label_text(f) for f in labelled] != [draw.label_text(f) for f in old.faces]
+        if redraw or settings.labels.xmp:
+            work.append((new, redraw))
+        else:
+            state.put_many([ImageRecord(new, record.detection_key, label_key)])
+            hooks.on_result(new)
+    keys = {to_text(r.result.image): r.detection_key for r in records}
+    for chunk_results in run_stoppable(relabel_chunk, chunked(work, IMAGES_PER_CHUNK * 4), settings.execution,
+                                       hooks.should_stop, input_dir, output_dir, settings):
+        state.put_many(ImageRecord(r, keys[to_text(r.image)], label_key if r.status != STATUS_ERROR else "")
+                       for r in chunk_results)
+        for result in chunk_results:
+            hooks.on_result(result)

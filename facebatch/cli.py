@@ -9,7 +9,6 @@ SIGTERM (work saved).
 from __future__ import annotations
 
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -62,8 +61,10 @@ def _run(action):
 
 
 def _settings(model: str, model_dir: Path, threshold: float | None, jobs: int | None, min_face_size: int,
-              min_face_fraction: float, max_pixels: int, backend: str, scheduler: str | None, for_verify: bool = False):
-    from .config import Settings, default_jobs, tensorflow_threads
+              min_face_fraction: float, max_pixels: int, backend: str, scheduler: str | None, for_verify: bool = False,
+              try_rotations: bool = False, xmp: bool = False):
+    from .config import (DetectionSettings, ExecutionSettings, LabelSettings, Settings, default_jobs,
+                         tensorflow_threads)
     from .detect import DetectorSettings
     from .weights import get_spec
 
@@ -74,12 +75,14 @@ def _settings(model: str, model_dir: Path, threshold: float | None, jobs: int | 
 
         _run(check_dask_available)
     jobs = jobs or default_jobs()
-    return Settings(model=model, models_root=model_dir,
-                    threshold=threshold if threshold is not None else
-                    spec.verify_threshold if for_verify else spec.default_threshold,
-                    detector=DetectorSettings(min_face_size=min_face_size, min_face_fraction=min_face_fraction),
-                    max_pixels=max_pixels, jobs=jobs, backend=backend, scheduler=scheduler,
-                    tf_threads=tensorflow_threads(backend, jobs, scheduler))
+    return Settings(
+        detection=DetectionSettings(model=model, max_pixels=max_pixels, try_rotations=try_rotations,
+                                    detector=DetectorSettings(min_face_size=min_face_size,
+                                                              min_face_fraction=min_face_fraction)),
+        labels=LabelSettings(threshold=threshold if threshold is not None else
+                             spec.verify_threshold if for_verify else spec.default_threshold, xmp=xmp),
+        execution=ExecutionSettings(models_root=model_dir, jobs=jobs, backend=backend, scheduler=scheduler,
+                                    tf_threads=tensorflow_threads(backend, jobs, scheduler)))
 
 
 def model_options(func):
@@ -248,6 +251,9 @@ def enroll(people_dir, db_path, model, model_dir, max_pixels, min_face_size, min
               help="When a photo has no face, try it turned 90, 180 and 270 degrees (for scans without EXIF).")
 @click.option("--summary-json", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the summary counts as JSON, for monitoring.")
+@click.option("--xmp", is_flag=True,
+              help="Also write the named faces as MWG face regions into an XMP sidecar beside each original "
+                   "(photo.jpg.xmp, merged into an existing one), for digiKam, darktable and Lightroom.")
 @click.option("--confirm-purge", is_flag=True,
               help="The images missing since the last run were really deleted: drop their rows and copies even "
                    "when that is most of them (otherwise refused with exit code 5).")
@@ -255,15 +261,15 @@ def enroll(people_dir, db_path, model, model_dir, max_pixels, min_face_size, min
 @detection_options
 @execution_options
 @quiet_option
-def annotate(images_dir, db_path, out_dir, report_path, threshold, force, try_rotations, summary_json, confirm_purge,
+def annotate(images_dir, db_path, out_dir, report_path, threshold, force, try_rotations, summary_json, xmp, confirm_purge,
              model, model_dir, max_pixels, min_face_size, min_face_fraction, jobs, backend, scheduler, quiet):
     """Label every face in IMAGES_DIR; write annotated copies and a CSV report."""
     from .annotation import annotate as run_annotate
     from .pathtext import to_text
     from .results import STATUS_ERROR
 
-    settings = replace(_settings(model, model_dir, threshold, jobs, min_face_size, min_face_fraction, max_pixels,
-                                 backend, scheduler), try_rotations=try_rotations)
+    settings = _settings(model, model_dir, threshold, jobs, min_face_size, min_face_fraction, max_pixels, backend,
+                         scheduler, try_rotations=try_rotations, xmp=xmp)
     report_path = report_path or out_dir / "report.csv"
     console = _console()
 
@@ -277,7 +283,7 @@ def annotate(images_dir, db_path, out_dir, report_path, threshold, force, try_ro
                                                       force, confirm_purge))
     console.print(f"images {summary.images}, faces {summary.faces}, known {summary.known}, unknown {summary.unknown}, "
                   f"no face {summary.no_face}, errors {summary.errors} ({summary.processed} processed, "
-                  f"{summary.carried_over} unchanged), time {summary.seconds:.1f}s; report: {report_path}",
+                  f"{summary.relabelled} relabelled, {summary.carried_over} unchanged), time {summary.seconds:.1f}s; report: {report_path}",
                   markup=False)
     if summary_json is not None:
         import json
@@ -325,7 +331,7 @@ def verify(images, pairs_csv, root, report_path, threshold, model, model_dir, ma
     if pairs_csv is None:
         outcome = feedback.run(lambda hooks: verification.verify_two(images[0], images[1], settings, hooks))
         click.echo(f"distance {outcome.distance:.4f}: {'SAME' if outcome.same else 'DIFFERENT'} "
-                   f"(threshold {settings.threshold:g})")
+                   f"(threshold {settings.labels.threshold:g})")
         return
     rows = feedback.run(lambda hooks: verification.verify_pairs(pairs_csv, root, settings, hooks))
     _run(lambda: verification.write_pairs_report(rows, report_path))

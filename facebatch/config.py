@@ -1,8 +1,19 @@
-"""Settings shared by every command, as one frozen (and picklable) object, with the default folders."""
+"""Settings shared by every command, and the default folders.
+
+Settings come in three frozen parts, and the part a field sits in says what it invalidates:
+- `DetectionSettings`: what decides the faces found and their embeddings.  A change redoes the
+  detection of every image.
+- `LabelSettings`: what decides only the names given to stored faces.  A change relabels from
+  the stored embeddings, without decoding or detecting anything.
+- `ExecutionSettings`: how the run executes.  A change invalidates nothing.
+Cache keys hash a whole part (`part_key`), so a new field is part of its key from the start.
+"""
 from __future__ import annotations
 
+import hashlib
+import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .detect import DetectorSettings
@@ -35,14 +46,42 @@ def tensorflow_threads(backend: str, jobs: int, scheduler: str | None = None) ->
 
 
 @dataclass(frozen=True)
-class Settings:
+class DetectionSettings:
+    """What decides the faces of an image and their embeddings."""
+
     model: str = DEFAULT_MODEL
-    models_root: Path = MODELS_ROOT
-    threshold: float = MODELS[DEFAULT_MODEL].default_threshold
     detector: DetectorSettings = field(default_factory=DetectorSettings)
     max_pixels: int = DEFAULT_MAX_PIXELS
     try_rotations: bool = False  # retry photos with no face turned 90/180/270 degrees (docs/benchmarks.md)
+
+
+@dataclass(frozen=True)
+class LabelSettings:
+    """What decides only the names given to faces already found."""
+
+    threshold: float = MODELS[DEFAULT_MODEL].default_threshold
+    xmp: bool = False  # also write face regions into XMP sidecars beside the originals
+
+
+@dataclass(frozen=True)
+class ExecutionSettings:
+    """How the work runs; changing it changes no result."""
+
+    models_root: Path = MODELS_ROOT
     jobs: int = 1
     tf_threads: int = 0  # 0: let TensorFlow decide (all cores); see tensorflow_threads()
     backend: str = "threads"  # "threads" or "processes" on this machine, or "dask"
     scheduler: str | None = None  # a Dask scheduler address; implies backend "dask"
+
+
+@dataclass(frozen=True)
+class Settings:
+    detection: DetectionSettings = field(default_factory=DetectionSettings)
+    labels: LabelSettings = field(default_factory=LabelSettings)
+    execution: ExecutionSettings = field(default_factory=ExecutionSettings)
+
+
+def part_key(part, **extra) -> str:
+    """A hash of a whole settings part and of `extra` facts (weights hash, database fingerprint)."""
+    document = {"part": type(part).__name__, "fields": asdict(part), **extra}
+    return hashlib.sha256(json.dumps(document, sort_keys=True, default=str).encode()).hexdigest()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 from PIL import Image
@@ -40,6 +41,7 @@ class Face:
 
 @dataclass(frozen=True)
 class DetectorSettings:
+    name: str = "mtcnn"  # which FaceDetector (DETECTORS)
     min_face_size: int = 40  # pixels, shorter side of the box, in the full-resolution image
     # ... and at least this fraction of the image's shorter side: 2 % is 60 px in a 12 MP photo.
     # Smaller faces are background faces too small to recognise reliably, and finding them would
@@ -78,8 +80,19 @@ def _compiled_stages() -> list:
     return stages
 
 
-class Detector:
-    """MTCNN behind a small interface.  Create once per process: it builds three TF models."""
+class FaceDetector(Protocol):
+    """What the pipeline needs of a face detector."""
+
+    settings: DetectorSettings
+
+    def detect(self, image: Image.Image, tight_crop_retry: bool = False) -> list[Face]:
+        """Faces in the upright image, in its full-resolution pixels, sorted left to right."""
+
+
+class MtcnnDetector:
+    """MTCNN (the mtcnn package, pinned at 1.0.0: `_compiled_stages` and `_run` use its stage
+    classes and its `_model` attribute, and tests/test_detect_contract.py checks they are there).
+    Create once per process: it builds three TF models."""
 
     def __init__(self, settings: DetectorSettings = DetectorSettings()):
         self.settings = settings
@@ -160,6 +173,17 @@ class Detector:
                          for k, v in keypoints.items()}
             faces.append(Face(left, top, right, bottom, confidence, landmarks))
         return faces
+
+
+Detector = MtcnnDetector  # the name the benchmarks and earlier code use
+DETECTORS = {"mtcnn": MtcnnDetector}
+
+
+def make_detector(settings: DetectorSettings) -> FaceDetector:
+    try:
+        return DETECTORS[settings.name](settings)
+    except KeyError:
+        raise ValueError(f"unknown detector {settings.name!r}; choose one of: {', '.join(DETECTORS)}") from None
 
 
 def largest(faces: list[Face]) -> Face | None:

@@ -70,7 +70,7 @@ def enroll(people_dir: Path, db_path: Path, settings: Settings, hooks: RunHooks 
     people_dir = Path(people_dir)
     if not people_dir.is_dir():
         raise UsageProblem(f"{people_dir}: no such folder; put photos in People/Name.jpg or People/Name/*.jpg")
-    spec = weights.get_spec(settings.model)
+    spec = weights.get_spec(settings.detection.model)
     outcome = EnrollOutcome()
     pairs, outcome.warnings, outcome.skipped = person_photos(people_dir)
     hashes = _hashes(people_dir, pairs, outcome)
@@ -87,7 +87,7 @@ def enroll(people_dir: Path, db_path: Path, settings: Settings, hooks: RunHooks 
         paths = [str(people_dir / rel) for _, rel in todo]
         relative_of = {str(people_dir / rel): rel for _, rel in todo}
         try:
-            for chunk_results in run_stoppable(embed_photos, chunked(paths, IMAGES_PER_CHUNK), settings,
+            for chunk_results in run_stoppable(embed_photos, chunked(paths, IMAGES_PER_CHUNK), settings.execution,
                                                hooks.should_stop, settings):
                 for result in chunk_results:
                     _add(gallery, outcome, person_of[relative_of[result.path]], relative_of[result.path],
@@ -106,7 +106,7 @@ def _add(gallery, outcome: EnrollOutcome, person: str, relative: str, sha256: st
     shown = to_text(result.path)
     if result.embedding is None:
         outcome.skipped += 1
-        hint = (f"use a photo where the face is clear and at least {settings.detector.min_face_size} px"
+        hint = (f"use a photo where the face is clear and at least {settings.detection.detector.min_face_size} px"
                 if result.error == NO_FACE else "replace or remove the file")
         outcome.warnings.append(f"{shown}: skipped, {result.error}; {hint}")
         return

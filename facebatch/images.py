@@ -15,6 +15,7 @@ from .errors import ImageError
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
 HEIF_SUFFIXES = frozenset({".heic", ".heif"})
+_ORIENTATION_TAG = 0x0112
 DEFAULT_MAX_PIXELS = 100_000_000  # 100 MP: larger than any camera, smaller than a decompression bomb
 
 # Pillow's own bomb check raises on >2x its limit and only warns below; we do our own check with the
@@ -124,7 +125,12 @@ def read_file(path: Path, max_bytes: int | None = None) -> bytes:
 
 
 def load_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS, data: bytes | None = None) -> Image.Image:
-    """Open an image, refuse it before decoding if it is too large, and return it upright in RGB.
+    """Open an image, refuse it before decoding if it is too large, and return it upright in RGB."""
+    return load_upright(path, max_pixels, data)[0]
+
+
+def load_upright(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS, data: bytes | None = None) -> tuple[Image.Image, int]:
+    """(the image upright in RGB, the EXIF orientation 1-8 it was turned by).
 
     `data`, when given, is the file's content already read (so the caller can hash the same bytes).
     """
@@ -147,9 +153,10 @@ def load_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS, data: bytes | N
                     raise ImageError(f"{width}x{height} pixels is over the limit of {max_pixels} "
                                      "(raise it with --max-pixels if the image is genuine)")
                 image.seek(0)  # first frame of an animation
+                orientation = image.getexif().get(_ORIENTATION_TAG, 1)
                 upright = ImageOps.exif_transpose(image)
                 upright.load()
-                return _to_rgb(upright)
+                return _to_rgb(upright), orientation if orientation in range(1, 9) else 1
     except ImageError:
         raise
     except Image.UnidentifiedImageError:

@@ -2,85 +2,39 @@
 
 Everything here takes and returns picklable values, and a failure with one image becomes that
 image's result (status "error"), never an exception that ends the run.  Models are loaded once
-per process and kept in `_ENGINES`.
+per process (engines.py); relabelling (`relabel_chunk`) needs no model and no TensorFlow.
 """
 from __future__ import annotations
 
 import hashlib
 import os
-import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from . import draw, match, weights
+from . import match
 from .atomicio import describe_os_error
-from .config import Settings
-from .detect import Detector, Face, largest, unrotate
-from .embed import Embedder, face_crop
+from .config import LabelSettings, Settings
+from .detect import Face, largest, unrotate
 from .errors import FacebatchError, ImageError
-from .images import annotated_name, load_image, max_file_bytes, read_file, save_image_atomic
-from .memory import limit_malloc_arenas, return_freed_memory
+from .images import load_image, load_upright, max_file_bytes, read_file
+from .memory import return_freed_memory
 from .results import STATUS_ERROR, STATUS_NO_FACE, STATUS_OK, ImageResult, LabelledFace
+from .writers import ImageOutput, image_writers
 
 
-@dataclass
-class Engine:
-    spec: weights.ModelSpec
-    detector: Detector
-    embedder: Embedder
-
-    def crop(self, image: Image.Image, face: Face) -> np.ndarray:
-        return face_crop(image, face, self.spec.crop_margin)
-
-
-_ENGINES: dict[tuple, Engine] = {}
-_ENGINES_LOCK = threading.Lock()  # worker threads share one engine: build it once
-
-
-def _import_tensorflow_quietly():
-    """Import TensorFlow without the C++ start-up lines (CUDA probing, absl) it writes straight to fd 2.
-
-    Those lines would land in every cron mail.  Python-level errors still surface as exceptions.
-    """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            import tensorflow as tf
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-    return tf
-
-
-def configure_tensorflow(threads: int) -> None:
-    """Size TensorFlow's thread pools; must run before TF executes anything in this process."""
-    tf = _import_tensorflow_quietly()
-
-    if threads > 0:
-        try:
-            tf.config.threading.set_intra_op_parallelism_threads(threads)
-            tf.config.threading.set_inter_op_parallelism_threads(threads)
-        except RuntimeError:
-            pass  # TensorFlow already started in this process; keep its pools
-
-
-def get_engine(settings: Settings) -> Engine:
-    """This process's detector and embedder for `settings`, created on first use."""
-    key = (str(Path(settings.models_root).resolve()), settings.model, settings.detector)
-    with _ENGINES_LOCK:
-        if key not in _ENGINES:
-            spec = weights.get_spec(settings.model)
-            arrays = weights.load_arrays(settings.models_root, spec)  # fails fast, before TensorFlow starts
-            limit_malloc_arenas()
-            configure_tensorflow(settings.tf_threads)
-            _ENGINES[key] = Engine(spec, Detector(settings.detector), Embedder(arrays, spec.embedding_size,
-                                                                                spec.standardisation))
-        return _ENGINES[key]
+def label_image(faces: list[Face], embeddings: np.ndarray, labels: LabelSettings,
+                known: tuple[list[str], np.ndarray, np.ndarray]) -> tuple[LabelledFace, ...]:
+    """Names for one image's faces from their embeddings: the one function both the first run
+    and a relabel use, always on one image at a time, so both give the same bits."""
+    names, known_embeddings, person_starts = known
+    if not faces:
+        return ()
+    pairs = match.label_faces(np.asarray(embeddings, np.float32), known_embeddings, person_starts, names,
+                              labels.threshold)
+    return tuple(LabelledFace(face, name, distance) for face, (name, distance) in zip(faces, pairs))
 
 
 def _error_text(exc: BaseException) -> str:
@@ -102,6 +56,7 @@ class _Found:
     crop_source: Image.Image  # the upright image the crops come from (rotated when a turn found the faces)
     crop_faces: list[Face]
     identity: dict
+    orientation: int
 
 
 def _detect_with_turns(engine: Engine, image: Image.Image, try_rotations: bool):
@@ -119,12 +74,14 @@ def _detect_with_turns(engine: Engine, image: Image.Image, try_rotations: bool):
     return [], image, []
 
 
-def _read(path: Path, settings: Settings) -> tuple[Image.Image, dict]:
-    """Load one image, and note its size, mtime and hash as read (stat first: a later change shows next run)."""
+def _read(path: Path, max_pixels: int) -> tuple[Image.Image, int, dict]:
+    """Load one image upright, and note its size, mtime and hash as read (stat first: a later
+    change shows next run)."""
     stat = os.stat(path)
-    data = read_file(path, max_file_bytes(settings.max_pixels))
+    data = read_file(path, max_file_bytes(max_pixels))
     identity = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": hashlib.sha256(data).hexdigest()}
-    return load_image(path, settings.max_pixels, data), identity
+    image, orientation = load_upright(path, max_pixels, data)
+    return image, orientation, identity
 
 
 # Decoded photos waiting for their faces' embeddings are held in memory; past this many pixels the
@@ -136,58 +93,89 @@ _MAX_PENDING_PIXELS = 12_000_000
 def annotate_chunk(relative_paths: list[str], input_root: Path, output_root: Path, settings: Settings,
                    known: tuple[list[str], np.ndarray, np.ndarray]) -> list[ImageResult]:
     """Annotate a few images; faces of several small photos share one embedding batch."""
+    from .engines import get_engine  # TensorFlow starts here, and only where images are detected
+
     engine = get_engine(settings)
     results: dict[str, ImageResult] = {}
     pending: list[_Found] = []
     for relative in relative_paths:
         identity: dict = {}
         try:
-            image, identity = _read(Path(input_root) / relative, settings)
-            faces, source, crop_faces = _detect_with_turns(engine, image, settings.try_rotations)
-            pending.append(_Found(relative, image, faces, source, crop_faces, identity))
+            image, orientation, identity = _read(Path(input_root) / relative, settings.detection.max_pixels)
+            faces, source, crop_faces = _detect_with_turns(engine, image, settings.detection.try_rotations)
+            pending.append(_Found(relative, image, faces, source, crop_faces, identity, orientation))
         except Exception as exc:  # noqa: BLE001 - one bad image must not end the run
             results[relative] = ImageResult(relative, STATUS_ERROR, error=_error_text(exc), **identity)
         if sum(item.image.width * item.image.height for item in pending) >= _MAX_PENDING_PIXELS:
-            results.update(_embed_label_save(engine, pending, output_root, settings, known))
+            results.update(_embed_label_save(engine, pending, input_root, output_root, settings, known))
             pending = []
             return_freed_memory()
-    results.update(_embed_label_save(engine, pending, output_root, settings, known))
+    results.update(_embed_label_save(engine, pending, input_root, output_root, settings, known))
     del pending  # let the decoded photos go before handing their memory back
     return_freed_memory()
     return [results[r] for r in relative_paths]
 
 
-def _embed_label_save(engine: Engine, found: list[_Found], output_root: Path, settings: Settings,
+def _embed_label_save(engine, found: list[_Found], input_root: Path, output_root: Path, settings: Settings,
                       known: tuple[list[str], np.ndarray, np.ndarray]) -> dict[str, ImageResult]:
-    """Embed all faces of `found` in one batch, name them, draw and save each image."""
-    results: dict[str, ImageResult] = {}
-    names, known_embeddings, person_starts = known
+    """Embed all faces of `found` in one batch, then name, draw and save each image."""
     crops = [engine.crop(item.crop_source, face) for item in found for face in item.crop_faces]
     try:
         embeddings = engine.embedder.embed(np.stack(crops) if crops else np.zeros((0, 160, 160, 3), np.uint8))
     except Exception as exc:  # noqa: BLE001
         return {item.relative: ImageResult(item.relative, STATUS_ERROR, error=_error_text(exc), **item.identity)
                 for item in found}
-    labels = match.label_faces(embeddings, known_embeddings, person_starts, names, settings.threshold) if crops else []
+    writers = image_writers(input_root, output_root, settings.labels.xmp)
+    results: dict[str, ImageResult] = {}
     position = 0
     for item in found:
-        labelled = tuple(LabelledFace(face, name, distance)
-                         for face, (name, distance) in zip(item.faces, labels[position:position + len(item.faces)]))
+        own = embeddings[position:position + len(item.faces)]
         position += len(item.faces)
-        status = STATUS_OK if item.faces else STATUS_NO_FACE
-        try:
-            out_name = annotated_name(item.relative)
-            # The crops are taken, so the decoded photo itself can take the boxes.
-            save_image_atomic(draw.draw_faces_onto(item.image, labelled), Path(output_root) / out_name)
-            results[item.relative] = ImageResult(item.relative, status, labelled, annotated=out_name, **item.identity)
-        except OSError as exc:
-            results[item.relative] = ImageResult(item.relative, STATUS_ERROR, labelled, error=f"cannot write the "
-                                                 f"annotated copy ({describe_os_error(exc)}); free some space or fix "
-                                                 "the permissions of --out, the next run redoes it", **item.identity)
-        except Exception as exc:  # noqa: BLE001
-            results[item.relative] = ImageResult(item.relative, STATUS_ERROR, labelled, error=f"cannot write "
-                                                 f"annotated copy: {_error_text(exc)}", **item.identity)
+        labelled = label_image(item.faces, own, settings.labels, known)
+        output = ImageOutput(item.relative, labelled, item.image.width, item.image.height, item.orientation,
+                             item.image)
+        base = ImageResult(item.relative, STATUS_OK if item.faces else STATUS_NO_FACE, labelled, **item.identity,
+                           width=item.image.width, height=item.image.height, orientation=item.orientation,
+                           embeddings=own)
+        results[item.relative] = write_outputs(base, output, writers)
     return results
+
+
+def write_outputs(result: ImageResult, output: ImageOutput, writers) -> ImageResult:
+    """Run every image writer; a failure becomes the image's error (redone next run), never a crash."""
+    annotated = ""
+    for writer in writers:
+        try:
+            annotated = writer.write(output) or annotated
+        except OSError as exc:
+            return replace(result, status=STATUS_ERROR, annotated="", error=f"cannot write the annotated copy "
+                           f"({describe_os_error(exc)}); free some space or fix the permissions of --out, the next "
+                           "run redoes it")
+        except Exception as exc:  # noqa: BLE001
+            return replace(result, status=STATUS_ERROR, annotated="", error=_error_text(exc))
+    return replace(result, annotated=annotated)
+
+
+def relabel_chunk(items: list[tuple[ImageResult, bool]], input_root: Path, output_root: Path,
+                  settings: Settings) -> list[ImageResult]:
+    """Write the outputs of images whose labels changed, from stored results: no detection, no
+    TensorFlow.  The photo is decoded only when its annotated copy must be redrawn (the bool)."""
+    writers = image_writers(input_root, output_root, settings.labels.xmp)
+    done = []
+    for result, redraw in items:
+        chosen = [w for w in writers if redraw or not w.needs_pixels]
+        try:
+            image = load_image(Path(input_root) / result.image, settings.detection.max_pixels) if redraw else None
+        except Exception as exc:  # noqa: BLE001 - the photo changed or vanished under us
+            done.append(replace(result, status=STATUS_ERROR, error=_error_text(exc)))
+            continue
+        output = ImageOutput(result.image, result.faces, result.width, result.height, result.orientation, image)
+        updated = write_outputs(result, output, chosen)
+        if updated.status != STATUS_ERROR and not redraw:
+            updated = replace(updated, annotated=result.annotated)  # the copy on disk is still right
+        done.append(updated)
+        del image
+    return done
 
 
 @dataclass(frozen=True)
@@ -210,12 +198,14 @@ def embed_photos(paths: list[str], settings: Settings) -> list[PhotoEmbedding]:
 
 def embed_largest_faces(paths: list[str], settings: Settings, tight_crop_retry: bool) -> list[PhotoEmbedding]:
     """For enroll and verify: the largest face of each photo, embedded in one batch."""
+    from .engines import get_engine
+
     engine = get_engine(settings)
     found: list[tuple[str, np.ndarray, int]] = []
     results: dict[str, PhotoEmbedding] = {}
     for path in paths:
         try:
-            image = load_image(Path(path), settings.max_pixels)
+            image = load_image(Path(path), settings.detection.max_pixels)
             faces = engine.detector.detect(image, tight_crop_retry=tight_crop_retry)
             face = largest(faces)
             if face is None:

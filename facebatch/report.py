@@ -45,8 +45,9 @@ class Summary:
     errors: int = 0
     seconds: float = 0.0
 
-    processed: int = 0  # images worked on in this run; the others were carried over unchanged
-    carried_over: int = 0
+    processed: int = 0  # images detected in this run
+    relabelled: int = 0  # images named again from their stored faces (the database or threshold changed)
+    carried_over: int = 0  # images whose results were still current
 
     def add_rows(self, rows: list[list[str]]) -> None:
         """Count one image from its report rows (the same for fresh and carried-over results)."""
@@ -62,4 +63,4 @@ class Summary:
     def as_dict(self) -> dict:
         return {"images": self.images, "faces": self.faces, "known": self.known, "unknown": self.unknown,
                 "no_face": self.no_face, "errors": self.errors, "processed": self.processed,
-                "carried_over": self.carried_over, "seconds": round(self.seconds, 3)}
+                "relabelled": self.relabelled, "carried_over": self.carried_over, "seconds": round(self.seconds, 3)}

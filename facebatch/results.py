@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from .detect import Face
 
 UNKNOWN = "UNKNOWN"
@@ -18,7 +20,7 @@ class LabelledFace:
 
 @dataclass(frozen=True)
 class ImageResult:
-    image: str  # path relative to the input folder, POSIX separators
+    image: str  # path relative to the input folder, POSIX separators (as Python holds it: see pathtext.py)
     status: str
     faces: tuple[LabelledFace, ...] = field(default_factory=tuple)
     error: str = ""
@@ -27,3 +29,9 @@ class ImageResult:
     size: int = -1
     mtime_ns: int = -1
     sha256: str = ""
+    # The upright image's size and the EXIF orientation it was turned by (for XMP regions).
+    width: int = 0
+    height: int = 0
+    orientation: int = 1
+    # One float32 unit vector per face, in the order of `faces`: what relabelling needs.
+    embeddings: np.ndarray | None = field(default=None, compare=False)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Iterable
 
 from . import xmp
-from .atomicio import write_bytes_atomic
+from .atomicio import PUBLIC, write_bytes_atomic
 from .errors import SidecarError
 
 
@@ -107,7 +107,7 @@ def _apply(path: Path, existing: bytes | None, mode: int | None, new: bytes | No
             os.unlink(path)
         return None
     try:
-        write_bytes_atomic(path, new, permissions=mode if mode is not None else 0o666 & ~_umask())
+        write_bytes_atomic(path, new, permissions=mode if mode is not None else PUBLIC)
     except PermissionError:
         raise SidecarError(f"cannot write {path.name}: permission denied; make the photo's folder writable "
                            "or leave out --xmp") from None
@@ -115,14 +115,3 @@ def _apply(path: Path, existing: bytes | None, mode: int | None, new: bytes | No
         raise SidecarError(f"cannot write {path.name} ({exc.strerror or exc})") from None
     return path
 
-
-def _umask() -> int:
-    """The process's umask, read without changing it where Linux allows (other threads may be creating files)."""
-    with contextlib.suppress(OSError, ValueError):
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    current = os.umask(0o022)
-    os.umask(current)
-    return current

@@ -10,8 +10,10 @@ with a warning and rebuilt, never a reason to stop a nightly run.
 """
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
+import math
 import os
 import sqlite3
 import time
@@ -19,13 +21,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from .atomicio import describe_os_error
-from .errors import FacebatchError, OutputError
-from .report import HEADER
+import numpy as np
 
-SCHEMA_VERSION = 1
-PRIVATE = 0o600  # the rows name people: biometric-adjacent data, owner only
-_COLUMNS = ("path", "size", "mtime_ns", "sha256", "options_key", "rows", "status", "annotated")
+from .atomicio import describe_os_error
+from .detect import Face
+from .errors import FacebatchError, OutputError
+from .pathtext import from_text, to_text
+from .results import STATUS_ERROR, STATUS_NO_FACE, STATUS_OK, ImageResult, LabelledFace
+
+SCHEMA_VERSION = 2  # 1 kept finished CSV rows; 2 keeps every face as data.  Older manifests are rebuilt.
+PRIVATE = 0o600  # faces, embeddings and names: biometric data, owner only
+_COLUMNS = ("path", "size", "mtime_ns", "sha256", "status", "error", "width", "height", "orientation", "faces",
+            "detection_key", "labels", "labels_key", "annotated")
+_STATUSES = (STATUS_OK, STATUS_NO_FACE, STATUS_ERROR)
 
 
 class ManifestDamaged(FacebatchError):
@@ -34,14 +42,20 @@ class ManifestDamaged(FacebatchError):
 
 @dataclass(frozen=True)
 class ImageRecord:
-    path: str  # relative to the input folder, in pathtext form
-    size: int
-    mtime_ns: int
-    sha256: str
-    options_key: str  # everything besides the image that the rows depend on
-    rows: list  # the report rows for this image
-    status: str
-    annotated: str
+    """One image as the manifest keeps it: the facts found in it, and the labels derived from them.
+
+    `result` holds the faces (box, landmarks, confidence), their embeddings, the image's size and
+    orientation, and the labels last given.  `detection_key` says under which detection settings
+    the faces were found, `labels_key` under which labels they were named (config.part_key).
+    """
+
+    result: ImageResult
+    detection_key: str
+    labels_key: str
+
+    @property
+    def path(self) -> str:
+        return to_text(self.result.image)
 
 
 def state_path_for(report_path: Path) -> Path:
@@ -78,18 +92,19 @@ class RunState:
         if self._db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
             raise sqlite3.DatabaseError("integrity check failed")
         self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS images (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, sha256 TEXT,"
-            " options_key TEXT, rows TEXT, status TEXT, annotated TEXT)")
+        version = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+        if version is not None and version[0] != str(SCHEMA_VERSION):
+            # An older layout: rebuild, it is only a cache (the images are worked on again).
+            self._db.execute("DROP TABLE IF EXISTS images")
+            self._db.execute("DELETE FROM meta")
+            version = None
+        self._db.execute(f"CREATE TABLE IF NOT EXISTS images ({_COLUMNS[0]} TEXT PRIMARY KEY, "
+                         + ", ".join(_COLUMNS[1:]) + ")")
         columns = tuple(row[1] for row in self._db.execute("PRAGMA table_info(images)"))
         if columns != _COLUMNS:
             raise sqlite3.DatabaseError(f"unexpected columns {columns}")
-        version = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
         if version is None:
             self._db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-        elif version[0] != str(SCHEMA_VERSION):
-            self._db.execute("DELETE FROM images")  # an older layout: start afresh, it is only a cache
-            self._db.execute("UPDATE meta SET value=? WHERE key='schema'", (str(SCHEMA_VERSION),))
 
     def close(self) -> None:
         self._db.close()
@@ -122,10 +137,9 @@ class RunState:
 
     def put_many(self, records: Iterable[ImageRecord]) -> None:
         """Store a chunk's records in one transaction: after a crash they are all there or none are."""
-        rows = [(r.path, r.size, r.mtime_ns, r.sha256, r.options_key, json.dumps(r.rows, ensure_ascii=False),
-                 r.status, r.annotated) for r in records]
+        rows = [_row(record) for record in records]
         with self._writes("write"), self._transaction():
-            self._db.executemany("INSERT OR REPLACE INTO images VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            self._db.executemany(f"INSERT OR REPLACE INTO images VALUES ({', '.join('?' * len(_COLUMNS))})", rows)
 
     def update_stat(self, path: str, size: int, mtime_ns: int) -> None:
         with self._writes("write"):
@@ -184,15 +198,47 @@ def open_state(path: Path, warn: Callable[[str], None]) -> RunState:
         return RunState(path)
 
 
+def _encode_embedding(vector: np.ndarray) -> str:
+    return base64.b64encode(np.ascontiguousarray(vector, "<f4").tobytes()).decode("ascii")
+
+
+def _row(record: ImageRecord) -> tuple:
+    r = record.result
+    embeddings = r.embeddings if r.embeddings is not None else np.zeros((0, 0), np.float32)
+    faces = [{"box": [f.face.left, f.face.top, f.face.right, f.face.bottom], "confidence": f.face.confidence,
+              "landmarks": {k: [float(v[0]), float(v[1])] for k, v in f.face.landmarks.items()},
+              "embedding": _encode_embedding(embeddings[i])} for i, f in enumerate(r.faces)]
+    labels = [[f.name, None if math.isinf(f.distance) else f.distance] for f in r.faces]
+    return (to_text(r.image), r.size, r.mtime_ns, r.sha256, r.status, r.error, r.width, r.height, r.orientation,
+            json.dumps(faces), record.detection_key, json.dumps(labels, ensure_ascii=False), record.labels_key,
+            to_text(r.annotated))
+
+
 def _record(row) -> ImageRecord | None:
     """A record from a row, or None when a cell is not what we wrote (the image is then redone)."""
     try:
-        path, size, mtime_ns, sha256, options_key, rows, status, annotated = row
-        record = ImageRecord(path, size, mtime_ns, sha256, options_key, json.loads(rows), status, annotated)
-    except (ValueError, TypeError):
+        (path, size, mtime_ns, sha256, status, error, width, height, orientation, faces_json, detection_key,
+         labels_json, labels_key, annotated) = row
+        if not all(isinstance(v, str) for v in (path, sha256, status, error, faces_json, detection_key, labels_json,
+                                                labels_key, annotated)):
+            return None
+        if not all(isinstance(v, int) for v in (size, mtime_ns, width, height, orientation)) or status not in _STATUSES:
+            return None
+        faces, labels = json.loads(faces_json), json.loads(labels_json)
+        if len(faces) != len(labels):
+            return None
+        labelled, vectors = [], []
+        for face, (name, distance) in zip(faces, labels):
+            left, top, right, bottom = (int(v) for v in face["box"])
+            landmarks = {str(k): (float(v[0]), float(v[1])) for k, v in face["landmarks"].items()}
+            labelled.append(LabelledFace(Face(left, top, right, bottom, float(face["confidence"]), landmarks),
+                                         str(name), math.inf if distance is None else float(distance)))
+            vectors.append(np.frombuffer(base64.b64decode(face["embedding"], validate=True), "<f4"))
+        embeddings = np.stack(vectors).astype(np.float32) if vectors else np.zeros((0, 0), np.float32)
+        if embeddings.size and not np.all(np.isfinite(embeddings)):
+            return None
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError):
         return None
-    texts_ok = all(isinstance(v, str) for v in (path, sha256, options_key, status, annotated))
-    numbers_ok = all(isinstance(v, int) for v in (size, mtime_ns))
-    rows_ok = isinstance(record.rows, list) and len(record.rows) > 0 and all(
-        isinstance(r, list) and len(r) == len(HEADER) and all(isinstance(c, str) for c in r) for r in record.rows)
-    return record if texts_ok and numbers_ok and rows_ok else None
+    result = ImageResult(from_text(path), status, tuple(labelled), error, from_text(annotated), size, mtime_ns, sha256,
+                         width, height, orientation, embeddings)
+    return ImageRecord(result, detection_key, labels_key)

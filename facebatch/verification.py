@@ -39,7 +39,7 @@ def _embed_all(paths: list[str], settings: Settings, hooks: RunHooks) -> dict[st
     unique = sorted(set(paths))
     hooks.on_start(len(unique))
     results: dict[str, PhotoEmbedding] = {}
-    for chunk_results in run_stoppable(embed_photos, chunked(unique, IMAGES_PER_CHUNK), settings, hooks.should_stop,
+    for chunk_results in run_stoppable(embed_photos, chunked(unique, IMAGES_PER_CHUNK), settings.execution, hooks.should_stop,
                                        settings):
         for result in chunk_results:
             results[result.path] = result
@@ -57,11 +57,11 @@ def _compare(a: PhotoEmbedding, b: PhotoEmbedding, threshold: float) -> PairResu
 
 def verify_two(a: Path, b: Path, settings: Settings, hooks: RunHooks = RunHooks()) -> PairResult:
     embedded = _embed_all([str(a), str(b)], settings, hooks)
-    result = _compare(embedded[str(a)], embedded[str(b)], settings.threshold)
+    result = _compare(embedded[str(a)], embedded[str(b)], settings.labels.threshold)
     if result.error:
         no_face = result.error.endswith(NO_FACE)
         raise ImageError(f"{result.error}; " + (f"use a photo with a clear face of at least "
-                                                f"{settings.detector.min_face_size} px" if no_face else
+                                                f"{settings.detection.detector.min_face_size} px" if no_face else
                                                 "pass a readable image file"))
     return result
 
@@ -91,7 +91,7 @@ def verify_pairs(pairs_csv: Path, root: Path | None, settings: Settings,
     embedded = _embed_all(list(paths.values()), settings, hooks)
     results = []
     for a, b in pairs:
-        r = _compare(embedded[paths[a]], embedded[paths[b]], settings.threshold)
+        r = _compare(embedded[paths[a]], embedded[paths[b]], settings.labels.threshold)
         results.append(PairResult(a, b, r.distance, r.same, r.error))
     return results
 

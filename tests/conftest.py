@@ -45,14 +45,15 @@ def insightface_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def settings(models_root):
-    from facebatch.config import Settings
+    from facebatch.config import ExecutionSettings, LabelSettings, Settings
 
-    return Settings(models_root=models_root, threshold=weights.get_spec("facenet").default_threshold, jobs=1)
+    return Settings(labels=LabelSettings(threshold=weights.get_spec("facenet").default_threshold),
+                    execution=ExecutionSettings(models_root=models_root, jobs=1))
 
 
 @pytest.fixture(scope="session")
 def engine(settings):
-    from facebatch.pipeline import get_engine
+    from facebatch.engines import get_engine
 
     return get_engine(settings)
 

@@ -47,11 +47,11 @@ def annotate(photos, db, out, models_root, *extra):
 def test_rerun_carries_over_and_redoes_only_what_changed(tmp_path, photos, people_db, models_root):
     out = tmp_path / "out"
     first = annotate(photos, people_db, out, models_root)
-    assert first.exit_code == 0 and "(25 processed, 0 unchanged)" in first.output
+    assert first.exit_code == 0 and "(25 processed, 0 relabelled, 0 unchanged)" in first.output
     report = (out / "report.csv").read_bytes()
 
     again = annotate(photos, people_db, out, models_root)
-    assert "(0 processed, 25 unchanged)" in again.output
+    assert "(0 processed, 0 relabelled, 25 unchanged)" in again.output
     assert (out / "report.csv").read_bytes() == report
 
     changed = sorted((photos / "madonna").glob("*.jpg"))[0]
@@ -62,25 +62,36 @@ def test_rerun_carries_over_and_redoes_only_what_changed(tmp_path, photos, peopl
     gone.unlink()
     assert (out / gone.relative_to(photos)).exists()
     third = annotate(photos, people_db, out, models_root)
-    assert "images 24" in third.output and "(1 processed, 23 unchanged)" in third.output
+    assert "images 24" in third.output and "(1 processed, 0 relabelled, 23 unchanged)" in third.output
     assert not (out / gone.relative_to(photos)).exists()
     assert gone.relative_to(photos).as_posix() not in (out / "report.csv").read_text()
 
-    assert "(24 processed, 0 unchanged)" in annotate(photos, people_db, out, models_root, "--threshold", "0.8").output
-    assert "(24 processed, 0 unchanged)" in annotate(photos, people_db, out, models_root, "--threshold", "0.8",
-                                                     "--force").output
+    # A new threshold relabels from the stored faces: nothing is detected again, and the report
+    # is byte for byte what a --force run (everything detected again) writes.
+    relabelled = annotate(photos, people_db, out, models_root, "--threshold", "0.6")
+    assert "(0 processed, 24 relabelled, 0 unchanged)" in relabelled.output
+    report = (out / "report.csv").read_bytes()
+    forced = annotate(photos, people_db, out, models_root, "--threshold", "0.6", "--force")
+    assert "(24 processed, 0 relabelled, 0 unchanged)" in forced.output
+    assert (out / "report.csv").read_bytes() == report
 
 
-def test_a_database_change_redoes_everything(tmp_path, photos, people_db, models_root):
+def test_a_database_change_relabels_without_detecting(tmp_path, photos, people_db, models_root):
     db = tmp_path / "db.json"
     shutil.copy(people_db, db)
     out = tmp_path / "out"
     annotate(photos, db, out, models_root)
     assert run("people", "remove", "madonna", "--db", db).exit_code == 0
+    madonna_copy = next((out / "madonna").glob("*.jpg"))
+    drawn_before = madonna_copy.read_bytes()
     result = annotate(photos, db, out, models_root)
-    assert "(25 processed, 0 unchanged)" in result.output
+    assert "(0 processed, 25 relabelled, 0 unchanged)" in result.output
     names = {line.split(",")[2] for line in (out / "report.csv").read_text().splitlines()[1:]}
     assert "madonna" not in names
+    assert madonna_copy.read_bytes() != drawn_before  # redrawn with the new label
+    report = (out / "report.csv").read_bytes()
+    assert "(25 processed, 0 relabelled, 0 unchanged)" in annotate(photos, db, out, models_root, "--force").output
+    assert (out / "report.csv").read_bytes() == report
 
 
 def test_second_run_on_the_same_output_is_refused(tmp_path, photos, people_db, models_root):
@@ -181,4 +192,4 @@ def test_sigterm_stops_cleanly_and_the_rerun_finishes(tmp_path, many_photos, peo
     saved = saved_rows(out)
     assert 8 <= saved < 50 and saved % 8 == 0  # whole chunks only
     resumed = annotate(many_photos, people_db, out, models_root)
-    assert f"({50 - saved} processed, {saved} unchanged)" in resumed.output
+    assert f"({50 - saved} processed, 0 relabelled, {saved} unchanged)" in resumed.output

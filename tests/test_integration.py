@@ -128,7 +128,7 @@ def test_verify_pairs_on_the_celebrity_set(tmp_path, celebrity, settings):
         writer = csv.writer(handle)
         writer.writerow(["first", "second"])
         writer.writerows([a.relative_to(celebrity).as_posix(), b.relative_to(celebrity).as_posix()] for a, b, _ in pairs)
-    verify_settings = replace(settings, threshold=get_spec("facenet").verify_threshold)
+    verify_settings = replace(settings, labels=replace(settings.labels, threshold=get_spec("facenet").verify_threshold))
     results = verify_pairs(pairs_csv, celebrity, verify_settings)
     assert len(results) == 40 and not any(r.error for r in results)
     accuracy = sum(r.same == expected for r, (_, _, expected) in zip(results, pairs)) / len(pairs)
@@ -142,7 +142,7 @@ def test_parallel_workers_write_the_same_report_as_one_process(tmp_path, celebri
     for jobs in (1, 2):
         report = tmp_path / f"report_{jobs}.csv"
         annotate(celebrity / "val", celebrity_db, tmp_path / f"out_{jobs}", report,
-                 replace(settings, jobs=jobs, tf_threads=1 if jobs > 1 else 0))
+                 replace(settings, execution=replace(settings.execution, jobs=jobs, tf_threads=1 if jobs > 1 else 0)))
         reports.append(read_report(report))
     assert [r["image"] for r in reports[0]] == [r["image"] for r in reports[1]]
     for one, two in zip(*reports):

@@ -116,7 +116,7 @@ def test_latin1_file_names_are_annotated_and_listed_losslessly(tmp_path, four_ph
     assert rows["dossier \\xff/m.jpg"]["status"] == "ok"
     assert (out / latin1).is_file() and (out / os.fsdecode(b"dossier \xff") / "m.jpg").is_file()
     again = annotate(four_photos, small_db, out, models_root)
-    assert "(0 processed, 6 unchanged)" in again.output
+    assert "(0 processed, 0 relabelled, 6 unchanged)" in again.output
 
     from facebatch.pathtext import from_text
     assert from_text("caf\\xe9 madonna.jpg") == latin1
@@ -248,11 +248,11 @@ def test_damaged_manifest_is_moved_aside_or_repaired_and_the_report_is_the_same(
     assert "Traceback" not in result.output
     assert (out / "report.csv").read_bytes() == report
     if damage == "bad cells":
-        assert "(2 processed, 2 unchanged)" in result.output
+        assert "(2 processed, 0 relabelled, 2 unchanged)" in result.output
     else:
         assert f"warning: {manifest}: the manifest was damaged" in result.output
         assert len(list(out.glob("report.state.sqlite.damaged-*"))) == 1
-        assert "(4 processed, 0 unchanged)" in result.output
+        assert "(4 processed, 0 relabelled, 0 unchanged)" in result.output
 
 
 # 4. Database values ----------------------------------------------------------------------------

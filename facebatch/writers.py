@@ -1,0 +1,135 @@
+"""Every output behind one of two small interfaces, fed the same stored facts.
+
+- An `ImageWriter` turns one image's labelled faces into a file of its own (the annotated copy,
+  the XMP sidecar).  It runs wherever the image is at hand: in the worker after detection, or
+  in a relabel job.  `remove` cleans up after an image that left the folder.
+- A `RunWriter` turns the whole manifest into one file (the CSV report), in the parent.
+Adding an output is adding a writer; the runner, the manifest and the planning stay as they are.
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Protocol
+
+from PIL import Image
+
+from . import draw, sidecar, xmp
+from .atomicio import atomic_writer, describe_os_error
+from .errors import OutputError
+from .images import annotated_name, save_image_atomic
+from .pathtext import from_text
+from .report import HEADER, Summary, rows_for
+from .results import UNKNOWN, ImageResult, LabelledFace
+
+
+@dataclass
+class ImageOutput:
+    """What an image writer gets: one image's labelled faces, and the decoded photo when needed."""
+
+    relative: str  # relative to the input folder, as Python holds it
+    faces: tuple[LabelledFace, ...]
+    width: int
+    height: int
+    orientation: int
+    image: Image.Image | None = None  # upright RGB; writers may draw on it
+
+
+class ImageWriter(Protocol):
+    needs_pixels: bool  # whether write() needs ImageOutput.image
+
+    def write(self, output: ImageOutput) -> str:
+        """Write this image's file; return its path relative to the output folder ("" for none there)."""
+
+    def remove(self, relative: str, annotated: str) -> None:
+        """The image left the folder: remove what this writer made for it."""
+
+
+class AnnotatedCopyWriter:
+    """The photo with boxes and labels, under the same relative path in the output folder."""
+
+    needs_pixels = True
+
+    def __init__(self, output_root: Path):
+        self.output_root = Path(output_root)
+
+    def write(self, output: ImageOutput) -> str:
+        name = annotated_name(output.relative)
+        # The crops are taken by now, so the decoded photo itself can take the boxes.
+        save_image_atomic(draw.draw_faces_onto(output.image, output.faces), self.output_root / name)
+        return name
+
+    def remove(self, relative: str, annotated: str) -> None:
+        path = output_file(self.output_root, annotated)
+        if path is not None:
+            with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+                path.unlink()
+
+
+class XmpSidecarWriter:
+    """MWG face regions of the named faces, merged into the sidecar beside the original photo."""
+
+    needs_pixels = False
+
+    def __init__(self, input_root: Path):
+        self.input_root = Path(input_root)
+
+    def write(self, output: ImageOutput) -> str:
+        named = [xmp.FaceRegion.from_labelled(f) for f in output.faces if f.name != UNKNOWN]
+        sidecar.write_sidecar(self.input_root / output.relative, (output.width, output.height), named,
+                              output.orientation)
+        return ""
+
+    def remove(self, relative: str, annotated: str) -> None:
+        with contextlib.suppress(Exception):  # the photo is gone; a sidecar we cannot clean is left as it is
+            sidecar.remove_our_regions(self.input_root / relative)
+
+
+def image_writers(input_root: Path, output_root: Path, xmp_sidecars: bool) -> list[ImageWriter]:
+    writers: list[ImageWriter] = [AnnotatedCopyWriter(output_root)]
+    if xmp_sidecars:
+        writers.append(XmpSidecarWriter(input_root))
+    return writers
+
+
+def output_file(output_dir: Path, relative_text: str) -> Path | None:
+    """The file `relative_text` (as stored in the manifest) names inside `output_dir`, or None
+    when it would lead outside it: a manifest is data, and its paths are never trusted."""
+    if not relative_text:
+        return None
+    relative = Path(from_text(relative_text))
+    if relative.is_absolute() or ".." in relative.parts or not relative.parts:
+        return None
+    path = output_dir / relative
+    if not path.parent.resolve().is_relative_to(Path(output_dir).resolve()):
+        return None  # a symlinked folder inside --out pointing elsewhere
+    return path
+
+
+class RunWriter(Protocol):
+    def write(self, results: Iterable[ImageResult]) -> Summary:
+        """Write the run's file from every image's result, in path order."""
+
+
+class CsvReportWriter:
+    """The CSV report, streamed (never all rows in memory) and written atomically."""
+
+    def __init__(self, report_path: Path):
+        self.report_path = Path(report_path)
+
+    def write(self, results: Iterable[ImageResult]) -> Summary:
+        summary = Summary()
+        try:
+            with atomic_writer(self.report_path, "w") as handle:
+                writer = csv.writer(handle, lineterminator="\n")
+                writer.writerow(HEADER)
+                for result in results:
+                    rows = rows_for(result)
+                    writer.writerows(rows)
+                    summary.add_rows(rows)
+        except OSError as exc:
+            raise OutputError(f"{self.report_path}: cannot write the report ({describe_os_error(exc)}); the previous "
+                              "report is left as it was, free some space or fix the permissions and run again") from None
+        return summary
