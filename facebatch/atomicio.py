@@ -24,9 +24,11 @@ def _process_umask() -> int:
     return mask
 
 
-# What a plain open() would give a new file: temporary files start at 0600, and outputs that
-# others may read (annotated copies, the report, a web server's review page) should not stay so.
-PUBLIC = 0o666 & ~_process_umask()
+def public_mode() -> int:
+    """What a plain open() would give a new file now.  Temporary files start at 0600, and outputs
+    that others may read (annotated copies, the report, a web server's review page) should not
+    stay so.  Read at each write, so a umask set after start-up counts."""
+    return 0o666 & ~_process_umask()
 
 
 def remove_stale_temporaries(folder: Path, recursive: bool = True, stem: str | None = None) -> int:
@@ -59,7 +61,7 @@ def atomic_writer(path: Path, mode: str = "wb", permissions: int | None = None) 
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     try:
-        os.fchmod(fd, PUBLIC if permissions is None else permissions)
+        os.fchmod(fd, public_mode() if permissions is None else permissions)
         encoding = None if "b" in mode else "utf-8"
         newline = None if "b" in mode else ""
         with os.fdopen(fd, mode, encoding=encoding, newline=newline) as handle:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Iterable
 
 from . import xmp
-from .atomicio import PUBLIC, write_bytes_atomic
+from .atomicio import public_mode, write_bytes_atomic
 from .errors import SidecarError
 
 
@@ -107,7 +107,7 @@ def _apply(path: Path, existing: bytes | None, mode: int | None, new: bytes | No
             os.unlink(path)
         return None
     try:
-        write_bytes_atomic(path, new, permissions=mode if mode is not None else PUBLIC)
+        write_bytes_atomic(path, new, permissions=mode if mode is not None else public_mode())
     except PermissionError:
         raise SidecarError(f"cannot write {path.name}: permission denied; make the photo's folder writable "
                            "or leave out --xmp") from None

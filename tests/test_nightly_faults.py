@@ -241,7 +241,7 @@ def test_damaged_manifest_is_moved_aside_or_repaired_and_the_report_is_the_same(
         manifest.write_bytes(data[: len(data) // 3])
     else:
         with sqlite3.connect(manifest) as db:
-            db.execute("UPDATE images SET rows='not json' WHERE path=(SELECT MIN(path) FROM images)")
+            db.execute("UPDATE images SET faces='not json' WHERE path=(SELECT MIN(path) FROM images)")
             db.execute("UPDATE images SET size='big' WHERE path=(SELECT MAX(path) FROM images)")
     result = annotate(four_photos, small_db, out, models_root)
     assert result.exit_code == 0, result.output

@@ -1,0 +1,99 @@
+"""`annotate --xmp` end to end: real photos, real weights, sidecars read back by exiftool.
+
+The regions must sit where the report's boxes are (EXIF-rotated photos included), follow label
+changes on later runs (a removed person's region disappears, by relabelling), and leave the
+original photos untouched.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from facebatch import xmp
+from facebatch.cli import cli
+
+from test_xmp import exiftool
+
+
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def rows(out: Path) -> list[dict]:
+    with open(out / "report.csv", newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def regions(info: dict) -> list[dict]:
+    return info.get("RegionInfo", {}).get("RegionList", [])
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory, celebrity, models_root):
+    path = tmp_path_factory.mktemp("xmpdb") / "db.json"
+    assert run("enroll", celebrity / "train", "--db", path, "--model-dir", models_root, "-q").exit_code == 0
+    return path
+
+
+def rotated_copy(source: Path, target: Path, orientation: int) -> None:
+    """A photo stored turned, with the EXIF orientation that shows it upright again."""
+    undo = {6: Image.Transpose.ROTATE_90, 8: Image.Transpose.ROTATE_270}[orientation]
+    with Image.open(source) as image:
+        stored = image.convert("RGB").transpose(undo)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    stored.save(target, exif=exif, quality=95)
+
+
+def test_regions_match_the_report_boxes_and_follow_label_changes(tmp_path, celebrity, db, models_root):
+    images = tmp_path / "images"
+    images.mkdir()
+    madonna = sorted((celebrity / "val" / "madonna").glob("*.jpg"))
+    shutil.copy(madonna[0], images / "plain.jpg")
+    rotated_copy(madonna[1], images / "turned6.jpg", 6)
+    rotated_copy(madonna[2], images / "turned8.jpg", 8)
+    shutil.copy(sorted((celebrity / "val" / "elton_john").glob("*.jpg"))[0], images / "elton.jpg")
+    originals = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in images.iterdir()}
+    out = tmp_path / "out"
+    result = run("annotate", images, "--db", db, "--out", out, "--model-dir", models_root, "-q", "--xmp")
+    assert result.exit_code == 0, result.output
+    report = rows(out)
+    named = [r for r in report if r["name"] not in ("", "UNKNOWN")]
+    assert {r["image"] for r in named} == {"plain.jpg", "turned6.jpg", "turned8.jpg", "elton.jpg"}
+
+    for row in named:
+        photo = images / row["image"]
+        info = exiftool(photo.with_name(photo.name + ".xmp"))
+        with Image.open(photo) as image:
+            stored_w, stored_h = image.size
+            orientation = image.getexif().get(0x0112, 1)
+        upright = (stored_h, stored_w) if orientation in (5, 6, 7, 8) else (stored_w, stored_h)
+        dims = info["RegionInfo"]["AppliedToDimensions"]
+        assert (dims["W"], dims["H"]) == (stored_w, stored_h)  # MWG: the stored image, readers apply the orientation
+        [region] = [r for r in regions(info) if r["Name"] == row["name"]]
+        box = xmp.FaceRegion(row["name"], *(int(row[k]) for k in ("left", "top", "right", "bottom")))
+        expected = xmp.normalised_area(box, upright, orientation)
+        area = region["Area"]
+        actual = (area["X"], area["Y"], area["W"], area["H"])
+        scale = (stored_w, stored_h, stored_w, stored_h)
+        assert all(abs(a - e) * s <= 1.0 for a, e, s in zip(actual, expected, scale)), (row["image"], actual, expected)
+        assert region["Type"] == "Face"
+        assert row["name"] in ([info["PersonInImage"]] if isinstance(info["PersonInImage"], str)
+                               else info["PersonInImage"])
+
+    # Remove a person: the next run relabels (no detection) and their regions disappear.
+    assert run("people", "remove", "madonna", "--db", db).exit_code == 0
+    again = run("annotate", images, "--db", db, "--out", out, "--model-dir", models_root, "-q", "--xmp")
+    assert "(0 processed, 4 relabelled, 0 unchanged)" in again.output
+    for name in ("plain.jpg", "turned6.jpg", "turned8.jpg"):
+        sidecar = images / (name + ".xmp")
+        assert not sidecar.exists() or not [r for r in regions(exiftool(sidecar)) if r["Name"] == "madonna"]
+    assert [r["Name"] for r in regions(exiftool(images / "elton.jpg.xmp"))] == ["elton_john"]
+    assert {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in images.iterdir()
+            if p.suffix != ".xmp"} == originals  # the photos themselves are never written
