@@ -193,3 +193,17 @@ def test_sigterm_stops_cleanly_and_the_rerun_finishes(tmp_path, many_photos, peo
     assert 8 <= saved < 50 and saved % 8 == 0  # whole chunks only
     resumed = annotate(many_photos, people_db, out, models_root)
     assert f"({50 - saved} processed, 0 relabelled, {saved} unchanged)" in resumed.output
+
+
+def test_relabelling_never_starts_tensorflow(tmp_path, photos, people_db, models_root):
+    out = tmp_path / "out"
+    assert annotate(photos, people_db, out, models_root).exit_code == 0
+    code = ("import sys\nfrom facebatch.cli import main\n"
+            f"sys.argv = ['facebatch', 'annotate', {str(photos)!r}, '--db', {str(people_db)!r}, '--out', {str(out)!r},"
+            f" '--model-dir', {str(models_root)!r}, '-q', '--threshold', '0.7']\n"
+            "try:\n    main()\nexcept SystemExit as e:\n    assert e.code == 0, e.code\n"
+            "print('tensorflow' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "(0 processed, 25 relabelled, 0 unchanged)" in done.stderr
+    assert done.stdout.strip() == "False"
