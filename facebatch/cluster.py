@@ -39,7 +39,7 @@ import numpy as np
 
 FaceKey = tuple[str, int]  # (image path as in the report, face index in that image)
 
-DEFAULT_JOIN_THRESHOLD = 0.75  # bench/clusters.py, docs/clusters.md; stricter than annotate's 0.90
+DEFAULT_JOIN_THRESHOLD = 0.85  # docs/clusters.md: no mixed group up to 1.00, first at 1.10; annotate names at 0.90
 DEFAULT_QUORUM = 0.5
 MIN_START_SIZE = 48  # px, shorter side of the box
 MIN_START_CONFIDENCE = 0.97
