@@ -13,7 +13,9 @@ For each join threshold and quorum it prints
   * completeness: pairwise recall (same-person pairs that share a group, over all same-person
     pairs) and "largest": faces in their person's largest group, over the person's faces, averaged;
   * groups and faces left ungrouped.
-Usage: python bench/clusters.py [--models-root DIR] [--embeddings CACHE.npz]
+With --speed it also times cluster.update on synthetic faces (5,000 people x 10 faces, 128-d,
+spread like FaceNet's same-person distances of about 0.5), in one call and in ten calls.
+Usage: python bench/clusters.py [--models-root DIR] [--embeddings CACHE.npz] [--speed]
 """
 from __future__ import annotations
 
@@ -107,10 +109,35 @@ def run(faces: list[cluster.NewFace], order: np.ndarray, settings: cluster.Clust
     return state, time.perf_counter() - start
 
 
+def synthetic_faces(people: int, per_person: int, seed: int = 8, spread: float = 0.03) -> list[cluster.NewFace]:
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(people, 128))
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    noisy = np.repeat(centres, per_person, axis=0) + rng.normal(scale=spread, size=(people * per_person, 128))
+    noisy = (noisy / np.linalg.norm(noisy, axis=1, keepdims=True)).astype(np.float32)
+    order = np.random.default_rng(seed + 1).permutation(len(noisy))
+    return [cluster.NewFace((f"{i // per_person}/{i % per_person}.jpg", 0), noisy[i], 100, 1.0) for i in order]
+
+
+def speed() -> None:
+    for people in (1000, 5000):
+        faces = synthetic_faces(people, 10)
+        start = time.perf_counter()
+        one = cluster.update(cluster.ClusterState(), faces).state
+        middle = time.perf_counter()
+        state = cluster.ClusterState()
+        for i in range(0, len(faces), len(faces) // 10):
+            state = cluster.update(state, faces[i:i + len(faces) // 10]).state
+        end = time.perf_counter()
+        print(f"speed: {len(faces)} synthetic faces of {people} people: one call {middle - start:.1f} s "
+              f"({len(one.groups)} groups), ten calls {end - middle:.1f} s ({len(state.groups)} groups)", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--models-root", type=Path, default=cache_dir() / "Model")
     parser.add_argument("--embeddings", type=Path, help="cache the detected faces and embeddings in this .npz")
+    parser.add_argument("--speed", action="store_true", help="also time 10,000 and 50,000 synthetic faces")
     args = parser.parse_args()
     spec = weights.get_spec("facenet")
     if args.embeddings and args.embeddings.exists():
@@ -133,6 +160,13 @@ def main() -> None:
           f"median {int(np.median(sizes))} px; confidence min {confidences.min():.4f}; "
           f"{int(np.sum((sizes < cluster.MIN_START_SIZE) | (confidences < cluster.MIN_START_CONFIDENCE)))} "
           f"may not start a group")
+    embeddings = np.stack([f.embedding for f in faces])
+    distances = np.sqrt(np.maximum(2.0 - 2.0 * embeddings @ embeddings.T, 0.0))
+    same = np.array(labels)[:, None] == np.array(labels)[None]
+    off_diagonal = ~np.eye(len(faces), dtype=bool)
+    print(f"pair distances: same person median {np.median(distances[same & off_diagonal]):.3f}, "
+          f"different people median {np.median(distances[~same]):.3f}, nearest different-people pair "
+          f"{distances[~same].min():.3f}")
     permutation = np.random.default_rng(0).permutation(len(faces))
     orders = {"sorted": (np.arange(len(faces)), None), "shuffled": (permutation, None),
               "runs of 10": (permutation, 10)}
@@ -147,6 +181,8 @@ def main() -> None:
                 print(f"{threshold:9.2f} {quorum:6.2f} {name:>10} {s['purity']:6.3f} {s['mixed']:5d} "
                       f"{s['pair_recall']:6.3f} {s['largest']:7.3f} {s['groups']:6d} {s['ungrouped']:9d} "
                       f"{seconds * 1000:6.1f}", flush=True)
+    if args.speed:
+        speed()
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ in order; each one sees the members added before it, in this call or earlier one
 Cost: each block of faces is compared with all current members in one matrix product, so a call
 is O(new faces x members) numpy work (BLAS), plus per face a few small numpy operations over the
 members it is near, so no Python loop over pairs and no per-face work that grows with the number
-of groups: 50,000 faces take about 15 s in one call on 2 cores (docs/clusters.md).
+of groups: 50,000 faces take 6 to 15 s in one call on 2 shared cores (docs/clusters.md).
 """
 from __future__ import annotations
 
