@@ -4,7 +4,7 @@
 folder, which works opened from disk: no server, no network, no external scripts, fonts or
 styles (the CSS and a few lines of JS are inline).  Pages:
 
-    review.html                      the index: summary, and the first `per_page` of each section
+    review.html                      the index: summary, and the first page of each section
     review/people-<k>.html           all people, paged (only when there are more than fit the index)
     review/person-<slug>-<k>.html    one person's faces, `per_page` thumbnails a page
     review/groups-<k>.html           all unknown groups, paged (likewise)
@@ -12,8 +12,10 @@ styles (the CSS and a few lines of JS are inline).  Pages:
     review/uncertain-<k>.html        named faces just under the threshold, to check by eye
     review/errors-<k>.html           the images that failed
 
-so no page holds more than `per_page` entries (each with at most `preview` thumbnails) or
-`per_page` thumbnails, however many photos there are.  Thumbnails are small JPEG crops written
+A listing page holds per_page // preview people or groups (each with at most `preview`
+thumbnails), or per_page uncertain faces or errors, so no page but the index holds more than
+`per_page` thumbnails, and the index (three sections of thumbnails) at most 3 x per_page, however
+many photos there are: 100,000 faces render in about 2 s.  Thumbnails are small JPEG crops written
 beside the pages under review/thumbs/ (`thumb_path` names them, `thumb_box` gives the crop;
 facebatch/thumbnails.py writes them).  Every user-controlled string (names, paths, errors) is
 HTML-escaped, and paths in URLs are percent-encoded.
@@ -33,8 +35,8 @@ from urllib.parse import quote
 INDEX = "review.html"
 FOLDER = "review"
 THUMBS = "review/thumbs"
-PER_PAGE = 100
-PREVIEW = 8  # thumbnails beside each person or group in a listing
+PER_PAGE = 120  # thumbnails on a page
+PREVIEW = 6  # thumbnails beside each person or group in a listing
 UNCERTAIN_BAND = 0.10  # a named face within this much under the threshold is "uncertain"
 
 Box = tuple[int, int, int, int]  # left, top, right, bottom in the upright full-resolution photo
@@ -160,25 +162,27 @@ def render(data: ReviewData, per_page: int = PER_PAGE, preview: int = PREVIEW) -
     out: dict[str, str] = {}
     r = _Renderer(data, preview)
 
+    entries_per_page = max(1, per_page // max(1, preview))  # people or groups, each with `preview` thumbnails
     sections = [
-        ("people", "People", people, r.person_entry, len(people)),
-        ("groups", "Unknown groups", groups, r.group_entry, len(groups)),
+        ("people", "People", people, r.person_entry, entries_per_page),
+        ("groups", "Unknown groups", groups, r.group_entry, entries_per_page),
         ("uncertain", f"Uncertain matches ({data.threshold - data.uncertain_band:.2f} < distance "
-                      f"\u2264 {data.threshold:.2f})", uncertain, r.uncertain_entry, len(uncertain)),
-        ("errors", "Errors", errors, r.error_entry, len(errors)),
+                      f"\u2264 {data.threshold:.2f})", uncertain, r.uncertain_entry, per_page),
+        ("errors", "Errors", errors, r.error_entry, per_page),
     ]
     index_body = [r.summary(people, groups, uncertain, errors)]
-    for key, heading, items, entry, count in sections:
+    for key, heading, items, entry, size in sections:
+        count = len(items)
         index_body.append(f'<section id="{key}"><h2>{_text(heading)} <span class="count">{count}</span></h2>')
-        index_body.append(r.entries(key, items[:per_page], entry, INDEX))
-        if count > per_page:
+        index_body.append(r.entries(key, items[:size], entry, INDEX))
+        if count > size:
             index_body.append(f'<p class="more"><a href="{_url(INDEX, listing_page(key, 1))}">all {count} '
                               f'&rarr;</a></p>')
-            total = _pages_of(count, per_page)
+            total = _pages_of(count, size)
             for k in range(1, total + 1):
                 path = listing_page(key, k)
                 body = [f"<h2>{_text(heading)} <span class=\"count\">{count}</span></h2>",
-                        r.entries(key, items[(k - 1) * per_page:k * per_page], entry, path),
+                        r.entries(key, items[(k - 1) * size:k * size], entry, path),
                         _pager(path, k, total, lambda n, key=key: listing_page(key, n))]
                 out[path] = r.page(path, f"{heading} {k}/{total}", body)
         index_body.append("</section>")
