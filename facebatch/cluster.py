@@ -22,13 +22,19 @@ emptied or named.  (A hash of the founding face would also be stable without a c
 come back if the same image and face index founded a group again after its first group was
 dropped, carrying an old `ignore` with it, and is longer to type.)
 
+For the caller: keep ignored groups in the state, so that they go on absorbing that bystander's
+faces instead of the bystander coming back as a new group; drop a group once its faces are
+enrolled (`without_groups`), since annotate names that person from then on; drop the members of
+images that vanished or changed (`keeping_images`, `without_images`) before offering their faces
+again; and offer `Update.unplaced` faces again with the next run.
+
 Deterministic: the same state and faces in the same order give the same result.  Faces are taken
 in order; each one sees the members added before it, in this call or earlier ones.
 
 Cost: each block of faces is compared with all current members in one matrix product, so a call
 is O(new faces x members) numpy work (BLAS), plus per face a few small numpy operations over the
 members it is near, so no Python loop over pairs and no per-face work that grows with the number
-of groups: 50,000 faces take 6 to 15 s in one call on 2 shared cores (docs/clusters.md).
+of groups: 50,000 faces took 6 to 11 s in one call on 2 shared cores (docs/clusters.md).
 """
 from __future__ import annotations
 
