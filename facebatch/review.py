@@ -15,7 +15,7 @@ styles (the CSS and a few lines of JS are inline).  Pages:
 A listing page holds per_page // preview people or groups (each with at most `preview`
 thumbnails), or per_page uncertain faces or errors, so no page but the index holds more than
 `per_page` thumbnails, and the index (three sections of thumbnails) at most 3 x per_page, however
-many photos there are: 100,000 faces render in about 2 s.  Thumbnails are small JPEG crops written
+many photos there are: 100,000 faces (200 people, 5,000 groups) render to 6,213 pages in about 3 s.  Thumbnails are small JPEG crops written
 beside the pages under review/thumbs/ (`thumb_path` names them, `thumb_box` gives the crop;
 facebatch/thumbnails.py writes them).  Every user-controlled string (names, paths, errors) is
 HTML-escaped, and paths in URLs are percent-encoded.
@@ -123,6 +123,11 @@ def uncertain_faces(data: ReviewData) -> list[tuple[str, FaceThumb]]:
     low = data.threshold - data.uncertain_band
     found = [(p.name, f) for p in data.people for f in p.faces if low < f.distance <= data.threshold]
     return sorted(found, key=lambda nf: (-nf[1].distance, nf[1].image, nf[1].face))
+
+
+def thumbnails_of(data: ReviewData) -> set[str]:
+    """Every thumbnail the pages show (to write the missing ones and prune the rest)."""
+    return {f.thumb for p in data.people for f in p.faces} | {f.thumb for g in data.groups for f in g.faces}
 
 
 def name_command(group_id: str, options: tuple[str, ...] = ()) -> str:

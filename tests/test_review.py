@@ -50,7 +50,8 @@ def test_pages_are_self_contained_and_every_link_resolves():
     groups = tuple(UnknownGroup(f"g{i:04d}", (face(f"u/{i}.jpg", 1, math.inf),) * (1 + i % 3)) for i in range(230))
     data = ReviewData(people=people, groups=groups, errors=tuple(Problem(f"e{i}.jpg", "unreadable") for i in range(5)))
     pages = review.render(data, per_page=100)
-    thumbs = {f.thumb for p in people for f in p.faces} | {f.thumb for g in groups for f in g.faces}
+    thumbs = review.thumbnails_of(data)
+    assert thumbs == {f.thumb for p in people for f in p.faces} | {f.thumb for g in groups for f in g.faces}
     for path, html in pages.items():
         assert "http:" not in html and "https:" not in html and "//" not in "".join(links(html))
         assert "<link" not in html and "src=\"/" not in html
