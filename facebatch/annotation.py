@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Iterator
 
-from . import draw, locks, weights
+from . import draw, groups, locks, weights
 from . import gallery as gallery_db
 from .atomicio import describe_os_error, remove_stale_temporaries
 from .config import IMAGES_PER_CHUNK, Settings, part_key
@@ -25,12 +25,12 @@ from .hooks import RunHooks
 from .images import annotated_name, find_images
 from .packages import sha256_of_file
 from .pathtext import to_text
-from .pipeline import annotate_chunk, label_image, relabel_chunk
+from .pipeline import LABEL_RULE, annotate_chunk, label_image, relabel_chunk
 from .report import Summary
 from .results import STATUS_ERROR, STATUS_OK, ImageResult
 from .runner import chunked, run_stoppable
 from .state import ImageRecord, RunState, open_state, state_path_for
-from .writers import CsvReportWriter, image_writers, output_file
+from .writers import AnnotatedCopyWriter, CsvReportWriter, ReviewWriter, image_writers, output_file
 
 LOCK_NAME = ".facebatch-annotate.lock"
 RESULT_FORMAT = 2  # bump when the faces found for the same inputs would change, so old results are redone
@@ -83,7 +83,7 @@ def detection_key(settings: Settings, weights_sha256: str) -> str:
 
 def labels_key(settings: Settings, gallery_fingerprint: str) -> str:
     """What the names given to stored faces depend on."""
-    return part_key(settings.labels, gallery=gallery_fingerprint)
+    return part_key(settings.labels, gallery=gallery_fingerprint, rule=LABEL_RULE)
 
 
 class _Plan:
@@ -153,7 +153,9 @@ def _forget(gone: list[str], input_dir: Path, output_dir: Path, state: RunState,
 
 
 def annotate(input_dir: Path, db_path: Path, output_dir: Path, report_path: Path, settings: Settings,
-             hooks: RunHooks = RunHooks(), force: bool = False, confirm_purge: bool = False) -> Summary:
+             hooks: RunHooks = RunHooks(), force: bool = False, confirm_purge: bool = False,
+             review_options: tuple[str, ...] = ()) -> Summary:
+    """`review_options` are the options the review page adds to the commands it shows (--db, --out)."""
     input_dir, output_dir, report_path = Path(input_dir), Path(output_dir), Path(report_path)
     if not input_dir.is_dir():
         raise UsageProblem(f"{input_dir}: no such folder; pass the folder of photos to annotate")
@@ -196,7 +198,10 @@ def annotate(input_dir: Path, db_path: Path, output_dir: Path, report_path: Path
             hooks.on_start(len(plan.detect) + len(plan.relabel))
             _relabel(plan.relabel, input_dir, output_dir, settings, known, state, label_key, hooks)
             _detect(plan.detect, input_dir, output_dir, settings, known, state, detect_key, label_key, hooks)
+            found = groups.refresh(state, [to_text(p) for p in plan.detect], spec.embedding_size)
             summary = CsvReportWriter(report_path).write(record.result for record in state.records())
+            ReviewWriter(output_dir, settings.labels.threshold, found, review_options).write(
+                record.result for record in state.records())
     summary.processed = len(plan.detect)
     summary.relabelled = len(plan.relabel)
     summary.carried_over = summary.images - len(plan.detect) - len(plan.relabel)
@@ -211,7 +216,7 @@ def _detect(todo, input_dir, output_dir, settings, known, state, detect_key, lab
     remaining work starts on a chunk boundary and is cut into the same chunks again: a resumed
     run embeds exactly the batches an uninterrupted run would, and its results match to the bit.
     """
-    copies = image_writers(input_dir, output_dir, False)[0]
+    copies = AnnotatedCopyWriter(output_dir)
     for chunk_results in run_stoppable(annotate_chunk, chunked(todo, IMAGES_PER_CHUNK), settings.execution,
                                        hooks.should_stop, input_dir, output_dir, settings, known, shared=[known]):
         state.put_many(ImageRecord(r, detect_key, label_key) for r in chunk_results)

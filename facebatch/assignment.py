@@ -2,7 +2,7 @@
 
 Two faces in one photo are never the same person.  Given the distances from each face of ONE
 photo to each enrolled person (under whatever rule matching uses, e.g. the nearest of the person's
-embeddings: `person_distances`), the names are handed out greedily by ascending distance over all
+embeddings: match.person_distances), the names are handed out greedily by ascending distance over all
 (face, person) pairs within the threshold: the nearest pair is settled first, so the nearer face
 keeps a contested name, and the other face takes its next-best person still free within the
 threshold, or UNKNOWN.
@@ -20,18 +20,6 @@ from typing import Sequence
 import numpy as np
 
 from .results import UNKNOWN
-
-
-def person_distances(faces: np.ndarray, known: np.ndarray, person_starts: np.ndarray) -> np.ndarray:
-    """(F, P) distance from each face to each person's nearest embedding.
-
-    `known` holds each person's embeddings in one contiguous run starting at `person_starts[p]`,
-    as Gallery.matrix() returns them; every person has at least one embedding.
-    """
-    if len(faces) == 0 or len(person_starts) == 0:
-        return np.zeros((len(faces), len(person_starts)), np.float32)
-    best = np.maximum.reduceat(faces @ known.T, np.asarray(person_starts, np.int64), axis=1)
-    return np.sqrt(np.maximum(2.0 - 2.0 * best, 0.0)).astype(np.float32)
 
 
 def assign(distances: np.ndarray, threshold: float) -> np.ndarray:

@@ -16,6 +16,10 @@ import click
 from .errors import EXIT_FATAL, EXIT_OK, EXIT_SOME_FAILED
 
 
+DEFAULT_DB = "DataBase/DataBase.json"
+DEFAULT_OUT = "Infered_image"
+
+
 class FacebatchClickError(click.ClickException):
     """One of our errors on its way out: printed as one line, with the error's own exit code."""
 
@@ -279,8 +283,9 @@ def annotate(images_dir, db_path, out_dir, report_path, threshold, force, try_ro
         return f"{to_text(result.image)}: {len(result.faces)} faces"
 
     feedback = _Feedback(console, quiet, "annotating", line_for)
+    review_options = _where_options(db_path, out_dir, report_path)
     summary = feedback.run(lambda hooks: run_annotate(images_dir, db_path, out_dir, report_path, settings, hooks,
-                                                      force, confirm_purge))
+                                                      force, confirm_purge, review_options))
     console.print(f"images {summary.images}, faces {summary.faces}, known {summary.known}, unknown {summary.unknown}, "
                   f"no face {summary.no_face}, errors {summary.errors} ({summary.processed} processed, "
                   f"{summary.relabelled} relabelled, {summary.carried_over} unchanged), time {summary.seconds:.1f}s; report: {report_path}",
@@ -343,9 +348,140 @@ def verify(images, pairs_csv, root, report_path, threshold, model, model_dir, ma
         sys.exit(EXIT_SOME_FAILED)
 
 
+def _where_options(db_path: Path, out_dir: Path, report_path: Path | None) -> tuple[str, ...]:
+    """The options that point the review page's commands at this run's database and output."""
+    options: list[str] = []
+    if Path(db_path) != Path(DEFAULT_DB):
+        options += ["--db", str(db_path)]
+    if Path(out_dir) != Path(DEFAULT_OUT):
+        options += ["--out", str(out_dir)]
+    if report_path is not None and Path(report_path) != Path(out_dir) / "report.csv":
+        options += ["--report", str(report_path)]
+    return tuple(options)
+
+
+def output_options(func):
+    """Where an annotate run wrote: the commands that read its manifest take the same options."""
+    func = click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
+                        help="The run's CSV report (its manifest lies beside it). [default: OUT/report.csv]")(func)
+    func = click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_OUT,
+                        show_default=True, help="The output folder of the annotate run.")(func)
+    return func
+
+
+def _open_manifest(out_dir: Path, report_path: Path | None, write: bool):
+    """The manifest of an annotate run, for the group commands; locked against a running annotate
+    when `write`.  A context manager yielding (RunState, where)."""
+    import contextlib
+
+    from .annotation import run_locks
+    from .state import RunState, state_path_for
+
+    report_path = report_path or out_dir / "report.csv"
+    path = state_path_for(report_path)
+    if not path.is_file():
+        _fail(f"{path}: no annotate run here yet; run facebatch annotate first (or pass its --out / --report)")
+
+    @contextlib.contextmanager
+    def opened():
+        from .errors import FacebatchError
+
+        with contextlib.ExitStack() as stack:
+            try:
+                if write:
+                    stack.enter_context(run_locks(out_dir, report_path))
+                state = stack.enter_context(RunState(path))
+            except FacebatchError as exc:
+                raise FacebatchClickError(str(exc), exc.exit_code) from None
+            yield state, path
+
+    return opened()
+
+
+@cli.command()
+@output_options
+@click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_DB,
+              show_default=True, help="The face database (for its model).")
+@click.option("--model", default="facenet", show_default=True, envvar="FACEBATCH_MODEL")
+@click.option("--min-faces", type=click.IntRange(min=1), default=1, show_default=True,
+              help="List only groups with at least this many faces.")
+@click.option("--json", "as_json", is_flag=True, help="Print the groups as JSON.")
+def unknowns(out_dir, report_path, db_path, model, min_faces, as_json):
+    """List the groups of unknown faces, largest first, to name with: facebatch people name GROUP NAME."""
+    import json
+
+    from . import groups as groups_mod
+    from .cluster import representative
+    from .weights import get_spec
+
+    spec = _run(lambda: get_spec(model))
+    with _open_manifest(out_dir, report_path, write=False) as (state, _):
+        found = groups_mod.load(state, spec.embedding_size)
+        listing = []
+        for group in found.listed(min_faces):
+            faces = []
+            for image, index in group.keys:
+                record = state.get(image)
+                if record is None or index >= len(record.result.faces):
+                    continue
+                labelled = record.result.faces[index]
+                face = labelled.face
+                faces.append({"image": image, "face": index, "left": face.left, "top": face.top,
+                              "right": face.right, "bottom": face.bottom,
+                              "distance": None if labelled.distance == float("inf") else round(labelled.distance, 4)})
+            first = representative(group)
+            listing.append({"id": group.id, "faces": faces, "photos": len({f["image"] for f in faces}),
+                            "representative": {"image": first[0], "face": first[1]}})
+    if as_json:
+        click.echo(json.dumps({"clusters": listing}, indent=1, ensure_ascii=False))
+        return
+    if not listing:
+        click.echo("no groups of unknown faces" + (f" with at least {min_faces} faces" if min_faces > 1 else ""))
+    for entry in listing:
+        rep = entry["representative"]
+        click.echo(f"{entry['id']}\t{len(entry['faces'])} faces\t{entry['photos']} photos\t"
+                   f"{rep['image']} face {rep['face']}")
+
+
 @cli.group()
 def people():
-    """List or remove enrolled people."""
+    """List, remove or name people; ignore groups of unknown faces."""
+
+
+@people.command("name")
+@click.argument("group")
+@click.argument("name")
+@click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_DB,
+              show_default=True)
+@click.option("--model", default="facenet", show_default=True, envvar="FACEBATCH_MODEL")
+@output_options
+def people_name(group, name, db_path, model, out_dir, report_path):
+    """Enroll every face of the unknown GROUP as NAME (new or existing); the next annotate names them."""
+    from . import groups as groups_mod
+    from .weights import get_spec
+
+    spec = _run(lambda: get_spec(model))
+    with _open_manifest(out_dir, report_path, write=True) as (state, where):
+        count = _run(lambda: groups_mod.name_group(state, where, db_path, spec.name, spec.embedding_size, group,
+                                                   name))
+    _console().print(f"named {group} as {name}: {count} faces enrolled in {db_path}; the next facebatch annotate "
+                     "names them (without detecting again)", markup=False)
+
+
+@people.command("ignore")
+@click.argument("group")
+@click.option("--model", default="facenet", show_default=True, envvar="FACEBATCH_MODEL")
+@output_options
+def people_ignore(group, model, out_dir, report_path):
+    """Hide the unknown GROUP (bystanders) from the lists and the review page."""
+    from . import groups as groups_mod
+    from .weights import get_spec
+
+    spec = _run(lambda: get_spec(model))
+    with _open_manifest(out_dir, report_path, write=True) as (state, where):
+        count = _run(lambda: groups_mod.ignore_group(state, where, spec.embedding_size, group))
+    _console().print(f"ignored {group} ({count} faces); it stays out of facebatch unknowns and the review page",
+                     markup=False)
 
 
 @people.command("list")

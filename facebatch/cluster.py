@@ -266,6 +266,19 @@ def without_images(state: ClusterState, images: Iterable[str]) -> ClusterState:
     return replace(state, groups=tuple(groups))
 
 
+def keeping_faces(state: ClusterState, keys: Iterable[FaceKey]) -> ClusterState:
+    """Keep only the members whose key is in `keys` (faces still unknown), and non-empty groups."""
+    present = set(keys)
+    groups = []
+    for group in state.groups:
+        keep = [i for i, key in enumerate(group.keys) if key in present]
+        if len(keep) == len(group.keys):
+            groups.append(group)
+        elif keep:
+            groups.append(Group(group.id, tuple(group.keys[i] for i in keep), group.embeddings[keep].copy()))
+    return replace(state, groups=tuple(groups))
+
+
 def keeping_images(state: ClusterState, images: Iterable[str]) -> ClusterState:
     """Keep only the members whose image is in `images` (the images that still exist)."""
     present = set(images)

@@ -78,7 +78,8 @@ def enroll(people_dir: Path, db_path: Path, settings: Settings, hooks: RunHooks 
     # Hold the lock from reading to writing, so two enrolls never lose each other's entries.
     with gallery_db.locked(db_path):
         gallery = gallery_db.load_or_new(db_path, spec.name, spec.embedding_size)
-        current = {(name, e.source): e for name, entries in gallery.people.items() for e in entries}
+        current = {(name, e.source): e for name, entries in gallery.people.items() for e in entries
+                   if not e.from_annotate}
         todo = [(person, rel) for person, rel in pairs
                 if not ((person, to_text(rel)) in current and current[(person, to_text(rel))].sha256 == hashes[rel])]
         outcome.unchanged = len(pairs) - len(todo)

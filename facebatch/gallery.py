@@ -38,9 +38,15 @@ _MAX_DATABASE_BYTES = 4 << 30  # 4 GiB: about 5 million photos at 128 values; an
 
 @dataclass(frozen=True)
 class Enrollment:
-    source: str  # photo path relative to the people folder
+    source: str  # photo path relative to the people folder, or "image#face" for a face named from annotate
     sha256: str  # of the photo's bytes: unchanged photos are not embedded again
     embedding: np.ndarray  # float32, unit length
+    box: tuple[int, int, int, int] | None = None  # the face's box, for faces named from annotate's groups
+
+    @property
+    def from_annotate(self) -> bool:
+        """Named with `people name` from a group of unknown faces, not enrolled from People/."""
+        return self.box is not None
 
 
 @dataclass
@@ -71,7 +77,8 @@ class Gallery:
 
     def to_json(self) -> str:
         people = {
-            name: [{"source": e.source, "sha256": e.sha256, "embedding": _encode(e.embedding)}
+            name: [{"source": e.source, "sha256": e.sha256, "embedding": _encode(e.embedding),
+                    **({"box": list(e.box)} if e.box is not None else {})}
                    for e in sorted(entries, key=lambda e: e.source)]
             for name, entries in sorted(self.people.items())
         }
@@ -137,8 +144,10 @@ def parse(text: str, path: Path) -> Gallery:
             people[str(name)] = []
             for entry in entries:
                 where = f"{name}, {entry.get('source', '?') if isinstance(entry, dict) else '?'}: "
+                box = entry.get("box")
                 people[str(name)].append(Enrollment(str(entry["source"]), str(entry["sha256"]),
-                                                    _decode(entry["embedding"], size)))
+                                                    _decode(entry["embedding"], size),
+                                                    None if box is None else tuple(int(v) for v in box)))
         return Gallery(str(document["model"]), size, people)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise DatabaseError(f"{path}: damaged database ({where}{exc}); the file is left untouched, restore it from "

@@ -34,6 +34,18 @@ def nearest_person(faces: np.ndarray, known: np.ndarray, person_starts: np.ndarr
     return person, distance
 
 
+def person_distances(faces: np.ndarray, known: np.ndarray, person_starts: np.ndarray) -> np.ndarray:
+    """(F, P) distance from each face to each person: to the nearest of that person's embeddings.
+
+    `known` holds each person's embeddings in one contiguous run starting at `person_starts[p]`,
+    as Gallery.matrix() returns them; every person has at least one embedding.
+    """
+    if len(faces) == 0 or len(person_starts) == 0:
+        return np.zeros((len(faces), len(person_starts)), np.float32)
+    best = np.maximum.reduceat(faces @ known.T, np.asarray(person_starts, np.int64), axis=1)
+    return np.sqrt(np.maximum(2.0 - 2.0 * best, 0.0)).astype(np.float32)
+
+
 def label_faces(faces: np.ndarray, known: np.ndarray, person_starts: np.ndarray, names: list[str],
                 threshold: float) -> list[tuple[str, float]]:
     """(name, distance) per face; UNKNOWN when the nearest person is farther than `threshold`."""

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from . import match
+from . import assignment, match
 from .atomicio import describe_os_error
 from .config import LabelSettings, Settings
 from .detect import Face, largest, unrotate
@@ -25,15 +25,21 @@ from .results import STATUS_ERROR, STATUS_NO_FACE, STATUS_OK, ImageResult, Label
 from .writers import ImageOutput, image_writers
 
 
+# Bump when label_image would name the same stored faces differently, so that manifests made
+# by an older facebatch are relabelled (annotation.labels_key includes it).
+LABEL_RULE = "nearest-of-person, one name per photo/1"
+
+
 def label_image(faces: list[Face], embeddings: np.ndarray, labels: LabelSettings,
                 known: tuple[list[str], np.ndarray, np.ndarray]) -> tuple[LabelledFace, ...]:
     """Names for one image's faces from their embeddings: the one function both the first run
-    and a relabel use, always on one image at a time, so both give the same bits."""
+    and a relabel use, always on one image at a time, so both give the same bits.  Two faces of
+    one photo never get the same name: the nearer keeps it (assignment.py)."""
     names, known_embeddings, person_starts = known
     if not faces:
         return ()
-    pairs = match.label_faces(np.asarray(embeddings, np.float32), known_embeddings, person_starts, names,
-                              labels.threshold)
+    distances = match.person_distances(np.asarray(embeddings, np.float32), known_embeddings, person_starts)
+    pairs = assignment.assign_names(distances, names, labels.threshold)
     return tuple(LabelledFace(face, name, distance) for face, (name, distance) in zip(faces, pairs))
 
 
@@ -133,7 +139,7 @@ def _embed_label_save(engine, found: list[_Found], input_root: Path, output_root
         position += len(item.faces)
         labelled = label_image(item.faces, own, settings.labels, known)
         output = ImageOutput(item.relative, labelled, item.image.width, item.image.height, item.orientation,
-                             item.image)
+                             item.image, item.identity.get("sha256", ""))
         base = ImageResult(item.relative, STATUS_OK if item.faces else STATUS_NO_FACE, labelled, **item.identity,
                            width=item.image.width, height=item.image.height, orientation=item.orientation,
                            embeddings=own)
@@ -169,7 +175,8 @@ def relabel_chunk(items: list[tuple[ImageResult, bool]], input_root: Path, outpu
         except Exception as exc:  # noqa: BLE001 - the photo changed or vanished under us
             done.append(replace(result, status=STATUS_ERROR, error=_error_text(exc)))
             continue
-        output = ImageOutput(result.image, result.faces, result.width, result.height, result.orientation, image)
+        output = ImageOutput(result.image, result.faces, result.width, result.height, result.orientation, image,
+                             result.sha256)
         updated = write_outputs(result, output, chosen)
         if updated.status != STATUS_ERROR and not redraw:
             updated = replace(updated, annotated=result.annotated)  # the copy on disk is still right

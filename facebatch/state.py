@@ -141,6 +141,16 @@ class RunState:
         with self._writes("write"), self._transaction():
             self._db.executemany(f"INSERT OR REPLACE INTO images VALUES ({', '.join('?' * len(_COLUMNS))})", rows)
 
+    def get_meta(self, key: str) -> str | None:
+        """A document stored beside the images (the unknown-face groups, say), or None."""
+        with self._writes("read"):
+            row = self._db.execute("SELECT value FROM meta WHERE key=?", (f"doc:{key}",)).fetchone()
+        return None if row is None else row[0]
+
+    def put_meta(self, key: str, value: str) -> None:
+        with self._writes("write"), self._transaction():
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (f"doc:{key}", value))
+
     def update_stat(self, path: str, size: int, mtime_ns: int) -> None:
         with self._writes("write"):
             self._db.execute("UPDATE images SET size=?, mtime_ns=? WHERE path=?", (size, mtime_ns, path))

@@ -16,13 +16,13 @@ from typing import Iterable, Protocol
 
 from PIL import Image
 
-from . import draw, sidecar, xmp
-from .atomicio import atomic_writer, describe_os_error
+from . import draw, review, sidecar, thumbnails, xmp
+from .atomicio import atomic_writer, describe_os_error, write_bytes_atomic
 from .errors import OutputError
 from .images import annotated_name, save_image_atomic
-from .pathtext import from_text
+from .pathtext import from_text, to_text
 from .report import HEADER, Summary, rows_for
-from .results import UNKNOWN, ImageResult, LabelledFace
+from .results import STATUS_ERROR, STATUS_OK, UNKNOWN, ImageResult, LabelledFace
 
 
 @dataclass
@@ -35,6 +35,7 @@ class ImageOutput:
     height: int
     orientation: int
     image: Image.Image | None = None  # upright RGB; writers may draw on it
+    sha256: str = ""  # of the photo's bytes, which names its thumbnails
 
 
 class ImageWriter(Protocol):
@@ -87,8 +88,32 @@ class XmpSidecarWriter:
             sidecar.remove_our_regions(self.input_root / relative)
 
 
-def image_writers(input_root: Path, output_root: Path, xmp_sidecars: bool) -> list[ImageWriter]:
-    writers: list[ImageWriter] = [AnnotatedCopyWriter(output_root)]
+class ThumbnailWriter:
+    """A small crop of every face, for the review pages (review.thumb_path names it).  Written
+    when the photo is detected, before the annotated copy draws on it; a relabel keeps them."""
+
+    needs_pixels = True
+
+    def __init__(self, output_root: Path):
+        self.output_root = Path(output_root)
+
+    def write(self, output: ImageOutput) -> str:
+        for labelled in output.faces:
+            face = labelled.face
+            box = (face.left, face.top, face.right, face.bottom)
+            thumbnails.write_thumbnail(output.image, box, self.output_root,
+                                       review.thumb_path(to_text(output.relative), box, output.sha256))
+        return ""
+
+    def remove(self, relative: str, annotated: str) -> None:
+        pass  # thumbnails no face refers to are pruned after the run (ReviewWriter)
+
+
+def image_writers(input_root: Path, output_root: Path, xmp_sidecars: bool, thumbs: bool = True) -> list[ImageWriter]:
+    """The writers of one image's files, in the order they must run: thumbnails are cut before
+    the annotated copy draws its boxes onto the same decoded photo."""
+    writers: list[ImageWriter] = [ThumbnailWriter(output_root)] if thumbs else []
+    writers.append(AnnotatedCopyWriter(output_root))
     if xmp_sidecars:
         writers.append(XmpSidecarWriter(input_root))
     return writers
@@ -133,3 +158,70 @@ class CsvReportWriter:
             raise OutputError(f"{self.report_path}: cannot write the report ({describe_os_error(exc)}); the previous "
                               "report is left as it was, free some space or fix the permissions and run again") from None
         return summary
+
+
+class ReviewWriter:
+    """review.html and its pages in the output folder: the people, the unknown groups, the
+    uncertain matches and the errors (review.py renders; this writes, and removes stale pages
+    and thumbnails no face refers to any more)."""
+
+    def __init__(self, output_root: Path, threshold: float, groups, command_options: tuple[str, ...] = ()):
+        self.output_root = Path(output_root)
+        self.threshold = threshold
+        self.groups = groups  # groups.Groups
+        self.command_options = command_options
+
+    def write(self, results: Iterable[ImageResult]) -> None:
+        people: dict[str, list[review.FaceThumb]] = {}
+        by_key: dict[tuple[str, int], review.FaceThumb] = {}
+        errors, every_thumb = [], set()
+        for result in results:
+            image = to_text(result.image)
+            if result.status == STATUS_ERROR:
+                errors.append(review.Problem(image, result.error))
+            if result.status != STATUS_OK:
+                continue
+            for index, labelled in enumerate(result.faces):
+                face = labelled.face
+                box = (face.left, face.top, face.right, face.bottom)
+                thumb = review.FaceThumb(image, index, box, review.thumb_path(image, box, result.sha256),
+                                         labelled.distance, to_text(result.annotated))
+                every_thumb.add(thumb.thumb)
+                if labelled.name == UNKNOWN:
+                    by_key[(image, index)] = thumb
+                else:
+                    people.setdefault(labelled.name, []).append(thumb)
+        listed = self.groups.listed()
+        grouped = sum(len(g.keys) for g in self.groups.clusters.groups)
+        data = review.ReviewData(
+            people=tuple(review.Person(name, tuple(faces)) for name, faces in sorted(people.items())),
+            groups=tuple(review.UnknownGroup(g.id, _representative_first(g, by_key)) for g in listed),
+            errors=tuple(errors), threshold=self.threshold, ungrouped_unknown=max(0, len(by_key) - grouped),
+            command_options=self.command_options)
+        pages = review.render(data)
+        try:
+            for relative, html in pages.items():
+                path = self.output_root / relative
+                if not (path.is_file() and path.read_text(encoding="utf-8") == html):
+                    write_bytes_atomic(path, html.encode("utf-8"))
+        except OSError as exc:
+            raise OutputError(f"{self.output_root / review.INDEX}: cannot write the review pages "
+                              f"({describe_os_error(exc)}); free some space and run again") from None
+        self._remove_stale_pages(set(pages))
+        thumbnails.prune_thumbnails(self.output_root, every_thumb)
+
+    def _remove_stale_pages(self, keep: set[str]) -> None:
+        folder = self.output_root / review.FOLDER
+        if not folder.is_dir():
+            return
+        for page in folder.glob("*.html"):
+            if page.relative_to(self.output_root).as_posix() not in keep:
+                page.unlink(missing_ok=True)
+
+
+def _representative_first(group, by_key) -> tuple:
+    from .cluster import representative
+
+    first = representative(group)
+    keys = [first] + [k for k in group.keys if k != first]
+    return tuple(by_key[k] for k in keys if k in by_key)

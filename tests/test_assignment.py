@@ -1,6 +1,7 @@
 import numpy as np
 
-from facebatch.assignment import assign, assign_names, person_distances
+from facebatch.assignment import assign, assign_names
+from facebatch.match import person_distances
 from facebatch.results import UNKNOWN
 
 NAMES = ["Ada", "Bob", "Cy"]

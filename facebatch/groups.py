@@ -1,0 +1,127 @@
+"""The unknown-face groups of an output folder: kept in its manifest, refreshed after each annotate,
+listed by `facebatch unknowns`, named or ignored by `facebatch people name / ignore`.
+
+The grouping itself is pure (cluster.py).  This module feeds it the manifest's UNKNOWN faces and
+stores its state, as one JSON document in the manifest (private, written in one transaction),
+with the ids of ignored groups.  Face keys are (image path as in the report, face index).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from . import cluster
+from . import gallery as gallery_db
+from .errors import UsageProblem
+from .results import STATUS_OK, UNKNOWN
+from .state import RunState
+
+_KEY = "groups"
+
+
+@dataclass(frozen=True)
+class Groups:
+    clusters: cluster.ClusterState = field(default_factory=cluster.ClusterState)
+    ignored: frozenset[str] = frozenset()
+
+    def listed(self, min_faces: int = 1) -> list[cluster.Group]:
+        """The groups to show, largest first (ties: oldest first): not ignored, at least `min_faces`."""
+        shown = [g for g in self.clusters.groups if g.id not in self.ignored and len(g.keys) >= min_faces]
+        return sorted(shown, key=lambda g: (-len(g.keys), g.id))
+
+
+def load(manifest: RunState, embedding_size: int) -> Groups:
+    """The stored groups; a damaged document starts afresh (groups are derived data)."""
+    text = manifest.get_meta(_KEY)
+    if text is None:
+        return Groups()
+    try:
+        document = json.loads(text)
+        return Groups(cluster.from_document(document["clusters"], embedding_size),
+                      frozenset(str(g) for g in document.get("ignored", [])))
+    except (ValueError, KeyError, TypeError):
+        return Groups()
+
+
+def save(manifest: RunState, groups: Groups) -> None:
+    document = {"clusters": cluster.to_document(groups.clusters), "ignored": sorted(groups.ignored)}
+    manifest.put_meta(_KEY, json.dumps(document))
+
+
+def refresh(manifest: RunState, redetected: Iterable[str], embedding_size: int) -> Groups:
+    """Bring the groups up to date with the manifest's UNKNOWN faces.
+
+    Members of images detected again this run leave first (their face indices may have
+    changed), then every member that is no longer an UNKNOWN face (named now, or its image
+    gone); the UNKNOWN faces in no group are offered to cluster.update, in report order.
+    """
+    groups = load(manifest, embedding_size)
+    clusters = cluster.without_images(groups.clusters, redetected)
+    members = {key for group in clusters.groups for key in group.keys}
+    unknown_keys, offered = set(), []
+    for record in manifest.records():
+        result = record.result
+        if result.status != STATUS_OK:
+            continue
+        for index, labelled in enumerate(result.faces):
+            if labelled.name != UNKNOWN:
+                continue
+            key = (record.path, index)
+            unknown_keys.add(key)
+            if key not in members:
+                face = labelled.face
+                offered.append(cluster.NewFace(key, np.asarray(result.embeddings[index], np.float32),
+                                               min(face.width, face.height), face.confidence))
+    clusters = cluster.keeping_faces(clusters, unknown_keys)
+    clusters = cluster.update(clusters, offered).state
+    alive = {group.id for group in clusters.groups}
+    groups = Groups(clusters, frozenset(i for i in groups.ignored if i in alive))
+    save(manifest, groups)
+    return groups
+
+
+def _group(groups: Groups, group_id: str, where: Path) -> cluster.Group:
+    group = groups.clusters.group(group_id)
+    if group is None:
+        raise UsageProblem(f"{where}: there is no group {group_id!r} of unknown faces; see: facebatch unknowns")
+    return group
+
+
+def name_group(manifest: RunState, where: Path, db_path: Path, model: str, embedding_size: int, group_id: str,
+               name: str) -> int:
+    """Enroll every face of the group under `name` (all of them: docs/clusters.md measured that
+    they name more faces right than a representative subset, and no stranger), then drop the
+    group.  The database records each face's image and box.  Returns how many faces."""
+    problem = gallery_db.name_problem(name)
+    if problem:
+        raise UsageProblem(f"{name!r}: {problem}; choose another name")
+    groups = load(manifest, embedding_size)
+    group = _group(groups, group_id, where)
+    with gallery_db.locked(db_path):
+        gallery = gallery_db.load_or_new(db_path, model, embedding_size)
+        entries = gallery.people.get(name, [])
+        for (image, index), embedding in zip(group.keys, group.embeddings):
+            record = manifest.get(image)
+            if record is None or index >= len(record.result.faces):
+                continue  # the photo changed since the grouping; its faces are grouped again next run
+            face = record.result.faces[index].face
+            source = f"{image}#{index}"
+            entries = [e for e in entries if e.source != source]  # naming twice never duplicates
+            entries.append(gallery_db.Enrollment(source, record.result.sha256, np.asarray(embedding, np.float32),
+                                                 (face.left, face.top, face.right, face.bottom)))
+        gallery.people[name] = entries
+        gallery_db.save(db_path, gallery)
+    save(manifest, replace(groups, clusters=cluster.without_groups(groups.clusters, [group_id])))
+    return len(group.keys)
+
+
+def ignore_group(manifest: RunState, where: Path, embedding_size: int, group_id: str) -> int:
+    """Hide the group from the lists; it keeps absorbing that bystander's faces.  Returns its size."""
+    groups = load(manifest, embedding_size)
+    group = _group(groups, group_id, where)
+    save(manifest, replace(groups, ignored=groups.ignored | {group_id}))
+    return len(group.keys)

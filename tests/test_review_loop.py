@@ -1,0 +1,141 @@
+"""The review loop end to end (issue 11), on real photos with the real weights:
+
+annotate groups the unknown faces; `facebatch unknowns --json` lists them; `people name` enrolls
+a group and the next annotate names those faces by relabelling, without detecting again;
+`people ignore` hides a group; review.html loads in headless Chromium with its thumbnails; and
+two faces of one photo never get the same name.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from facebatch.cli import cli
+
+from test_review import CHROMIUM, chromium, console_messages
+
+
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def rows(out: Path) -> list[dict]:
+    with open(out / "report.csv", newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture(scope="module")
+def loop(tmp_path_factory, celebrity, insightface_dir, models_root):
+    """Everyone but madonna enrolled; madonna's photos, the group photo and two known faces annotated."""
+    root = tmp_path_factory.mktemp("loop")
+    people = root / "People"
+    for person in sorted((celebrity / "train").iterdir()):
+        if person.name != "madonna":
+            shutil.copytree(person, people / person.name)
+    db = root / "db.json"
+    assert run("enroll", people, "--db", db, "--model-dir", models_root, "-q").exit_code == 0
+    images = root / "images"
+    shutil.copytree(celebrity / "val" / "madonna", images / "madonna")
+    shutil.copy(insightface_dir / "t1.jpg", images / "group.jpg")
+    for photo in sorted((celebrity / "val" / "elton_john").glob("*.jpg"))[:2]:
+        shutil.copy(photo, images / photo.name)
+    out = root / "out"
+    first = run("annotate", images, "--db", db, "--out", out, "--model-dir", models_root, "-q")
+    assert first.exit_code == 0, first.output
+    return root, images, db, out
+
+
+def unknown_groups(out: Path, *extra) -> list[dict]:
+    result = run("unknowns", "--out", out, "--json", *extra)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)["clusters"]
+
+
+def test_unknown_faces_are_grouped_without_mixing_people(loop):
+    _, _, _, out = loop
+    groups = unknown_groups(out)
+    assert groups, "no groups"
+    for group in groups:
+        assert set(group) >= {"id", "faces"}
+        for face in group["faces"]:
+            assert set(face) >= {"image", "face", "left", "top", "right", "bottom", "distance"}
+        sources = {"madonna" if f["image"].startswith("madonna/") else f["image"] for f in group["faces"]}
+        assert len(sources) == 1 or sources == {"group.jpg"} and len(group["faces"]) == 1, group
+    sizes = [len(g["faces"]) for g in groups]
+    assert sizes == sorted(sizes, reverse=True)
+    madonna = max((g for g in groups if g["faces"][0]["image"].startswith("madonna/")), key=lambda g: len(g["faces"]))
+    assert len(madonna["faces"]) >= 2
+    assert all(len(g["faces"]) >= 2 for g in unknown_groups(out, "--min-faces", "2"))
+
+
+def test_review_page_loads_in_chromium_with_the_runs_thumbnails(loop, tmp_path):
+    if CHROMIUM is None:
+        pytest.fail("chromium is not installed: apt-get install chromium (.ci/run does)")
+    _, _, _, out = loop
+    index = out / "review.html"
+    assert index.is_file()
+    dom = chromium(index, "--dump-dom")
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert console_messages(dom.stderr) == []
+    assert 'data-thumbs-broken="0"' in dom.stdout and dom.stdout.count("<img ") >= 6
+    assert "facebatch people name g0001 NAME --db " in dom.stdout
+    shot = tmp_path / "shot.png"
+    done = chromium(index, f"--screenshot={shot}", "--window-size=1200,900")
+    assert done.returncode == 0 and shot.is_file()
+    with Image.open(shot) as image:
+        colours = image.convert("RGB").getcolors(maxcolors=1 << 20)
+        assert colours is None or len(colours) > 1000  # thumbnails, not a blank page
+
+
+def test_naming_a_group_names_its_faces_on_the_next_run_without_detecting(loop, models_root):
+    root, images, db, out = loop
+    madonna = max((g for g in unknown_groups(out) if g["faces"][0]["image"].startswith("madonna/")),
+                  key=lambda g: len(g["faces"]))
+    named = run("people", "name", madonna["id"], "Madonna", "--db", db, "--out", out)
+    assert named.exit_code == 0, named.output
+    assert f"named {madonna['id']} as Madonna: {len(madonna['faces'])} faces enrolled" in named.output
+    entries = json.loads(db.read_text())["people"]["Madonna"]
+    assert {e["source"] for e in entries} == {f"{f['image']}#{f['face']}" for f in madonna["faces"]}
+    assert all(len(e["box"]) == 4 for e in entries)
+    assert madonna["id"] not in {g["id"] for g in unknown_groups(out)}
+
+    again = run("annotate", images, "--db", db, "--out", out, "--model-dir", models_root, "-q")
+    assert again.exit_code == 0 and "(0 processed, " in again.output and " relabelled" in again.output, again.output
+    by_face = {(r["image"], r["face"]): r["name"] for r in rows(out)}
+    assert all(by_face[(f["image"], str(f["face"]))] == "Madonna" for f in madonna["faces"])
+    assert "Madonna" not in {name for (image, _), name in by_face.items() if not image.startswith("madonna/")}
+
+    missing = run("people", "name", "g9999", "Nobody", "--db", db, "--out", out)
+    assert missing.exit_code == 1
+    assert "there is no group 'g9999' of unknown faces; see: facebatch unknowns" in missing.output
+
+
+def test_an_ignored_group_drops_off_the_list(loop):
+    _, _, _, out = loop
+    groups = unknown_groups(out)
+    victim = groups[-1]["id"]
+    assert run("people", "ignore", victim, "--out", out).exit_code == 0
+    assert victim not in {g["id"] for g in unknown_groups(out)}
+
+
+def test_two_faces_of_one_photo_never_share_a_name(tmp_path, celebrity, models_root, loop):
+    _, _, db, _ = loop
+    photo = sorted((celebrity / "val" / "elton_john").glob("*.jpg"))[0]
+    with Image.open(photo) as image:
+        image = image.convert("RGB")
+        twice = Image.new("RGB", (image.width * 2 + 40, image.height), (255, 255, 255))
+        twice.paste(image, (0, 0))
+        twice.paste(image, (image.width + 40, 0))
+    images = tmp_path / "images"
+    images.mkdir()
+    twice.save(images / "twice.jpg", quality=95)
+    out = tmp_path / "out"
+    assert run("annotate", images, "--db", db, "--out", out, "--model-dir", models_root, "-q").exit_code == 0
+    names = [r["name"] for r in rows(out)]
+    assert len(names) == 2 and names.count("elton_john") == 1, names
