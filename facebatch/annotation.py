@@ -167,6 +167,8 @@ def annotate(input_dir: Path, db_path: Path, output_dir: Path, report_path: Path
     # Readers take no lock: every database write is an atomic rename (gallery.py), so this is a
     # consistent snapshot even while an enroll writes, and a read-only database works.
     gallery = gallery_db.load(db_path, spec.name)
+    settings = replace(settings, labels=settings.labels.resolved(gallery.thresholds.get("annotate"),
+                                                                  spec.default_threshold))
     check_output_places(input_dir, output_dir)
     started = time.monotonic()
     try:

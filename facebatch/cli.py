@@ -65,8 +65,10 @@ def _run(action):
 
 
 def _settings(model: str, model_dir: Path, threshold: float | None, jobs: int | None, min_face_size: int,
-              min_face_fraction: float, max_pixels: int, backend: str, scheduler: str | None, for_verify: bool = False,
+              min_face_fraction: float, max_pixels: int, backend: str, scheduler: str | None,
               try_rotations: bool = False, xmp: bool = False):
+    """Options to Settings.  A threshold left out stays None: the job resolves it from the
+    database's calibrated thresholds or the model's default (LabelSettings.resolved)."""
     from .config import (DetectionSettings, ExecutionSettings, LabelSettings, Settings, default_jobs,
                          tensorflow_threads)
     from .detect import DetectorSettings
@@ -83,8 +85,7 @@ def _settings(model: str, model_dir: Path, threshold: float | None, jobs: int | 
         detection=DetectionSettings(model=model, max_pixels=max_pixels, try_rotations=try_rotations,
                                     detector=DetectorSettings(min_face_size=min_face_size,
                                                               min_face_fraction=min_face_fraction)),
-        labels=LabelSettings(threshold=threshold if threshold is not None else
-                             spec.verify_threshold if for_verify else spec.default_threshold, xmp=xmp),
+        labels=LabelSettings(threshold=threshold, xmp=xmp),
         execution=ExecutionSettings(models_root=model_dir, jobs=jobs, backend=backend, scheduler=scheduler,
                                     tf_threads=tensorflow_threads(backend, jobs, scheduler)))
 
@@ -249,7 +250,8 @@ def enroll(people_dir, db_path, model, model_dir, max_pixels, min_face_size, min
 @click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
               help="CSV report. [default: OUT/report.csv]")
 @click.option("--threshold", type=click.FloatRange(min=0.0, max=2.0), default=None,
-              help="Largest distance still named as a person. [default: the model's calibrated value]")
+              help="Largest distance still named as a person. [default: the database's calibrated value "
+                   "(facebatch calibrate --write), else the model's]")
 @click.option("--force", is_flag=True, help="Work on every image again, even those whose results are current.")
 @click.option("--try-rotations", is_flag=True,
               help="When a photo has no face, try it turned 90, 180 and 270 degrees (for scans without EXIF).")
@@ -314,12 +316,15 @@ def annotate(images_dir, db_path, out_dir, report_path, threshold, force, try_ro
 @click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Where --pairs writes a,b,distance,same,error. [default: standard output]")
 @click.option("--threshold", type=click.FloatRange(min=0.0, max=2.0), default=None,
-              help="Largest distance still called SAME. [default: the model's calibrated value]")
+              help="Largest distance still called SAME. [default: the database's calibrated value "
+                   "(facebatch calibrate --write), else the model's]")
+@click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_DB,
+              show_default=True, help="The face database, for the thresholds calibrate stored in it (if any).")
 @model_options
 @detection_options
 @execution_options
 @quiet_option
-def verify(images, pairs_csv, root, report_path, threshold, model, model_dir, max_pixels, min_face_size,
+def verify(images, pairs_csv, root, report_path, threshold, db_path, model, model_dir, max_pixels, min_face_size,
            min_face_fraction, jobs, backend, scheduler, quiet):
     """Is this the same person?  Compare the largest face of A and B, or every pair in --pairs."""
     from . import verification
@@ -329,7 +334,8 @@ def verify(images, pairs_csv, root, report_path, threshold, model, model_dir, ma
     if pairs_csv is not None and images:
         _fail("give either two images or --pairs, not both")
     settings = _settings(model, model_dir, threshold, jobs, min_face_size, min_face_fraction, max_pixels, backend,
-                         scheduler, for_verify=True)
+                         scheduler)
+    settings = _run(lambda: verification.with_threshold(settings, db_path))
     console = _console()
     # Photos with a problem are listed in the pairs report; only the progress shows here.
     feedback = _Feedback(console, True if pairs_csv is None else quiet, "verifying", lambda result: "")

@@ -13,12 +13,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from .detect import DetectorSettings
 from .images import DEFAULT_MAX_PIXELS
-from .weights import DEFAULT_MODEL, MODELS
+from .weights import DEFAULT_MODEL
 
 PEOPLE_DIR = Path("People")
 IMAGES_DIR = Path("images")
@@ -59,8 +59,15 @@ class DetectionSettings:
 class LabelSettings:
     """What decides only the names given to faces already found."""
 
-    threshold: float = MODELS[DEFAULT_MODEL].default_threshold
+    threshold: float | None = None  # None until resolved: see resolved()
     xmp: bool = False  # also write face regions into XMP sidecars beside the originals
+
+    def resolved(self, calibrated: float | None, model_default: float) -> "LabelSettings":
+        """With the threshold in force: --threshold if given, else the one `facebatch calibrate
+        --write` stored in the database, else the model's default."""
+        if self.threshold is not None:
+            return self
+        return replace(self, threshold=calibrated if calibrated is not None else model_default)
 
 
 @dataclass(frozen=True)

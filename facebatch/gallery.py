@@ -54,6 +54,9 @@ class Gallery:
     model: str
     embedding_size: int
     people: dict[str, list[Enrollment]] = field(default_factory=dict)
+    # Thresholds `facebatch calibrate --write` measured on the user's own photos: {"annotate": t,
+    # "verify": t}.  They replace the model's defaults; an explicit --threshold still wins.
+    thresholds: dict[str, float] = field(default_factory=dict)
 
     def matrix(self) -> tuple[list[str], np.ndarray, np.ndarray]:
         """(names, embeddings (G, D) grouped by person, start row of each person) for match.py."""
@@ -83,7 +86,8 @@ class Gallery:
             for name, entries in sorted(self.people.items())
         }
         document = {"format": FORMAT, "version": VERSION, "model": self.model,
-                    "embedding_size": self.embedding_size, "people": people}
+                    "embedding_size": self.embedding_size, "people": people,
+                    **({"thresholds": dict(sorted(self.thresholds.items()))} if self.thresholds else {})}
         return json.dumps(document, indent=1, ensure_ascii=False) + "\n"
 
 
@@ -148,7 +152,11 @@ def parse(text: str, path: Path) -> Gallery:
                 people[str(name)].append(Enrollment(str(entry["source"]), str(entry["sha256"]),
                                                     _decode(entry["embedding"], size),
                                                     None if box is None else tuple(int(v) for v in box)))
-        return Gallery(str(document["model"]), size, people)
+        where = "thresholds: "
+        thresholds = {str(k): float(v) for k, v in document.get("thresholds", {}).items()}
+        if any(not 0.0 < v < 2.0 for v in thresholds.values()) or not set(thresholds) <= {"annotate", "verify"}:
+            raise ValueError(f"not thresholds between 0 and 2 for annotate and verify: {thresholds}")
+        return Gallery(str(document["model"]), size, people, thresholds)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise DatabaseError(f"{path}: damaged database ({where}{exc}); the file is left untouched, restore it from "
                             f"a backup or {_reenroll_hint(path)}") from None

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +65,21 @@ def verify_two(a: Path, b: Path, settings: Settings, hooks: RunHooks = RunHooks(
                                                 f"{settings.detection.detector.min_face_size} px" if no_face else
                                                 "pass a readable image file"))
     return result
+
+
+def with_threshold(settings: Settings, db_path: Path) -> Settings:
+    """Settings with verify's threshold in force: --threshold, else the one calibrate stored in
+    the database (when there is a database), else the model's default."""
+    from dataclasses import replace
+
+    from . import gallery as gallery_db
+    from . import weights
+
+    spec = weights.get_spec(settings.detection.model)
+    calibrated = None
+    if settings.labels.threshold is None and os.path.lexists(db_path):
+        calibrated = gallery_db.load(db_path, spec.name).thresholds.get("verify")
+    return replace(settings, labels=settings.labels.resolved(calibrated, spec.verify_threshold))
 
 
 def read_pairs(pairs_csv: Path) -> list[tuple[str, str]]:
