@@ -37,6 +37,8 @@ from tools.sample_data import cache_dir  # noqa: E402
 
 SMALL_SIZES = (30, 34, 38, 42, 46, 50, 54, 58)
 GROUP_FACES = 5
+MIN_FACE_SIZES = (24, 28, 32, 40)  # bit i of a small face's `extra`: found at MIN_FACE_SIZES[i]
+FOUND_AT_32 = 4
 TIGHT_BORDER = 0.35  # as facebatch.detect._TIGHT_CROP_BORDER
 
 
@@ -130,16 +132,20 @@ def collect(spec: weights.ModelSpec, models_root: Path) -> dict[str, np.ndarray]
             group = items[g:g + GROUP_FACES]
             photo, truth = data.compose_group([(boxes[s][0], (boxes[s][1].left, boxes[s][1].top, boxes[s][1].right, boxes[s][1].bottom)) for s, _ in group], [size for _, size in group], seed=seed * 1000 + g)
             found = {}
-            for min_face in (32, 40):
+            for min_face in MIN_FACE_SIZES:
                 detector.settings = replace(DetectorSettings(), min_face_size=min_face)
                 found[min_face] = detector.detect(photo)
             detector.settings = DetectorSettings()
             for (source, size), box in zip(group, truth):
                 person_row = next(r for r in rows if r[2] == source and r[4] == "photo")
-                hit32 = [f for f in found[32] if iou((f.left, f.top, f.right, f.bottom), box) >= 0.3]
-                hit40 = any(iou((f.left, f.top, f.right, f.bottom), box) >= 0.3 for f in found[40])
-                crop = face_crop(photo, hit32[0], margin) if hit32 else np.zeros((160, 160, 3), np.uint8)
-                rows.append((crop, person_row[1], source, part, "small", size, (1 if hit32 else 0) + (2 if hit40 else 0)))
+                bits, crop = 0, None
+                for bit, min_face in enumerate(MIN_FACE_SIZES):
+                    hits = [f for f in found[min_face] if iou((f.left, f.top, f.right, f.bottom), box) >= 0.3]
+                    if hits:
+                        bits |= 1 << bit
+                        crop = face_crop(photo, hits[0], margin) if crop is None else crop
+                rows.append((crop if crop is not None else np.zeros((160, 160, 3), np.uint8), person_row[1], source,
+                             part, "small", size, bits))
     print(f"with small faces: {len(rows)}", flush=True)
     emb = embedder.embed(np.stack([r[0] for r in rows]))
     return {"emb": emb, "person": np.array([r[1] for r in rows]), "source": np.array([r[2] for r in rows]),
@@ -190,7 +196,7 @@ def main() -> None:
     # with themselves), their small-face copies (never compared with their source) and t1's faces
     gallery = sorted_rows(d, select(d, part="cal", kind="photo"))
     probes = np.concatenate([gallery, np.flatnonzero(select(d, part="cal", kind="stranger")),
-                             np.flatnonzero(select(d, part="cal", kind="small") & (d["extra"] % 2 == 1))])
+                             np.flatnonzero(select(d, part="cal", kind="small") & (d["extra"] & FOUND_AT_32 > 0))])
 
     def cal_trials(rule: Rule, n):
         return calibration.run_trials(emb[gallery], person[gallery], emb[probes], person[probes], rule, n,
@@ -237,7 +243,7 @@ def main() -> None:
 
     # ---- held-out
     held_probes = np.flatnonzero(select(d, part="held", kind="photo"))
-    small_held = np.flatnonzero(select(d, part="held", kind="small") & (d["extra"] % 2 == 1))
+    small_held = np.flatnonzero(select(d, part="held", kind="small") & (d["extra"] & FOUND_AT_32 > 0))
     print(f"\nHELD-OUT: {len(held_probes)} photos ({np.sum(np.isin(person[held_probes], celebrities))} of enrolled "
           f"people, the rest strangers), {len(small_held)} small faces found at min 32")
     for name, (rule, threshold) in chosen.items():
@@ -289,8 +295,8 @@ def main() -> None:
     small = d["kind"] == "small"
     for size in SMALL_SIZES:
         at = small & (d["size"] == size)
-        print(f"  {size} px: found at min 32: {int(np.sum(d['extra'][at] % 2))}/{int(at.sum())}, "
-              f"at min 40: {int(np.sum(d['extra'][at] // 2))}/{int(at.sum())}")
+        print(f"  {size} px: found " + ", ".join(f"at min {m}: {int(np.sum(d['extra'][at] & (1 << b) > 0))}/{int(at.sum())}"
+                                                 for b, m in enumerate(MIN_FACE_SIZES)))
 
     # ---- camera photos: Obama enrolled from one photo beside the celebrities
     enrolled_obama = np.flatnonzero(select(d, kind="photo") & np.char.endswith(source, "obama/obama.jpg"))
