@@ -1,5 +1,15 @@
-"""Nearest enrolled person for many faces at once: pure numpy, no I/O."""
+"""Naming faces against the enrolled gallery: pure numpy, no I/O.
+
+The rule (issue 8, docs/calibration.md): a face is compared with each person's centroid, the
+mean of that person's unit embeddings renormalised to unit length, and named after the nearest
+centroid when it is within the threshold.  Unlike the nearest of a person's N photos, the
+distance from a stranger to a centroid does not shrink as N grows, so one threshold serves
+galleries of 1 photo per person and of 20; with 1 photo the centroid is that photo, and the
+distance is the one `verify` compares.
+"""
 from __future__ import annotations
+
+import threading
 
 import numpy as np
 
@@ -34,8 +44,47 @@ def nearest_person(faces: np.ndarray, known: np.ndarray, person_starts: np.ndarr
     return person, distance
 
 
+def person_centroids(known: np.ndarray, person_starts: np.ndarray) -> np.ndarray:
+    """(P, D) unit-length centroids: each person's embeddings summed and renormalised."""
+    if len(known) == 0 or len(person_starts) == 0:
+        return np.zeros((0, known.shape[1] if known.ndim == 2 else 0), np.float32)
+    sums = np.add.reduceat(np.asarray(known, np.float64), np.asarray(person_starts, np.int64), axis=0)
+    norms = np.linalg.norm(sums, axis=1, keepdims=True)
+    # Column-major for `faces @ centroids.T`, as Gallery.matrix() lays out the embeddings.
+    return np.asfortranarray((sums / np.maximum(norms, 1e-12)).astype(np.float32))
+
+
+# The gallery is the same array for every batch of a run: its centroids are computed once.
+_CENTROIDS: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+_CENTROIDS_LOCK = threading.Lock()
+
+
+def _centroids_of(known: np.ndarray, person_starts: np.ndarray) -> np.ndarray:
+    key = id(known)
+    with _CENTROIDS_LOCK:
+        cached = _CENTROIDS.get(key)
+        if cached is not None and cached[0] is known and np.array_equal(cached[1], person_starts):
+            return cached[2]
+    centroids = person_centroids(known, person_starts)
+    with _CENTROIDS_LOCK:
+        _CENTROIDS.clear()  # one gallery per run; do not keep old ones alive
+        _CENTROIDS[key] = (known, np.array(person_starts, copy=True), centroids)
+    return centroids
+
+
+def nearest_centroid(faces: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each face: the index of the nearest centroid and the distance to it (-1 and inf if none)."""
+    if len(centroids) == 0 or len(faces) == 0:
+        return np.full(len(faces), -1), np.full(len(faces), np.inf, np.float32)
+    similarity = faces @ centroids.T
+    person = np.argmax(similarity, axis=1)
+    best = similarity[np.arange(len(faces)), person]
+    return person, np.sqrt(np.maximum(2.0 - 2.0 * best, 0.0)).astype(np.float32)
+
+
 def label_faces(faces: np.ndarray, known: np.ndarray, person_starts: np.ndarray, names: list[str],
                 threshold: float) -> list[tuple[str, float]]:
-    """(name, distance) per face; UNKNOWN when the nearest person is farther than `threshold`."""
-    best, distance = nearest_person(faces, known, person_starts)
+    """(name, distance to that person's centroid) per face; UNKNOWN when the nearest centroid is
+    farther than `threshold`."""
+    best, distance = nearest_centroid(faces, _centroids_of(known, person_starts))
     return [(names[p] if p >= 0 and d <= threshold else UNKNOWN, float(d)) for p, d in zip(best, distance)]
