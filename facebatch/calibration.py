@@ -11,8 +11,10 @@ Two questions, two thresholds:
 * annotate (1:N): which enrolled person is this face, if any?  Simulated with the labelled photos:
   each person in turn is left out of the gallery and counts as a stranger; the others are enrolled
   from 1 photo each (several draws) and from all their photos, and are named from their other
-  photos.  The threshold minimises (known faces not named right) + (strangers named), as rates,
-  summed over the two gallery shapes, and sits in the middle of the best range.
+  photos.  The threshold is the largest at which at most 1 % of strangers are named (the two
+  gallery shapes weighing the same).
+
+With the centroid rule, a pair is a gallery of one photo, so verify uses the same threshold.
 """
 from __future__ import annotations
 
@@ -21,6 +23,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 QUANTILES = (0.0, 0.01, 0.05, 0.5, 0.95, 0.99, 1.0)
+# The operating point: at most 1 % of strangers named (docs/calibration.md).  With the centroid
+# rule the distances of strangers do not move with the number of photos per person, so a
+# threshold set by them holds for any gallery shape.
+MAX_FALSE_ACCEPT = 0.01
 RULES = ("nearest", "centroid", "mean-3", "n-adjusted", "margin")
 
 
@@ -211,25 +217,45 @@ def run_trials(gallery: np.ndarray, gallery_labels, probes: np.ndarray, probe_la
     return out
 
 
-def annotate_threshold(trial_sets: list[Trials], rule: Rule) -> tuple[float, float]:
-    """The threshold minimising the sum over `trial_sets` of (known miss rate + stranger accept rate).
+def _stranger_named_rate(trial_sets: list[Trials], rule: Rule, candidates: np.ndarray) -> np.ndarray:
+    rates = np.zeros(len(candidates))
+    for t in trial_sets:
+        passes = ((t.stranger_d2 - t.stranger_d1) >= rule.margin) if rule.name == "margin" else \
+            np.ones(len(t.stranger_d1), bool)
+        if len(t.stranger_d1):
+            rates += np.searchsorted(np.sort(t.stranger_d1[passes]), candidates, side="right") / len(t.stranger_d1)
+    return rates / max(len(trial_sets), 1)
 
-    Returns (threshold, that summed error); the threshold is the middle of the best range.
+
+def _known_missed_rate(trial_sets: list[Trials], rule: Rule, candidates: np.ndarray) -> np.ndarray:
+    rates = np.zeros(len(candidates))
+    for t in trial_sets:
+        ok = t.known_right & (((t.known_d2 - t.known_d1) >= rule.margin) if rule.name == "margin" else True)
+        if len(t.known_d1):
+            rates += 1.0 - np.searchsorted(np.sort(t.known_d1[ok]), candidates, side="right") / len(t.known_d1)
+    return rates / max(len(trial_sets), 1)
+
+
+def annotate_threshold(trial_sets: list[Trials], rule: Rule, max_false_accept: float | None = MAX_FALSE_ACCEPT
+                       ) -> tuple[float, float]:
+    """The annotate threshold for `rule` from simulated runs; returns (threshold, known-missed rate).
+
+    With `max_false_accept` (the default): the largest threshold at which at most that fraction of
+    strangers is named (the mean over `trial_sets`, so each gallery shape weighs the same); the
+    candidates are the midpoints between neighbouring measured distances.  With None: the threshold minimising
+    (known missed rate + strangers named rate), in the middle of the best range.
     """
     values = np.concatenate([np.concatenate([t.known_d1, t.stranger_d1]) for t in trial_sets])
     candidates = _candidates(values[np.isfinite(values)])
-    errors = np.zeros(len(candidates))
-    for t in trial_sets:
-        ok_known = t.known_right & (((t.known_d2 - t.known_d1) >= rule.margin) if rule.name == "margin" else True)
-        ok_stranger_possible = ((t.stranger_d2 - t.stranger_d1) >= rule.margin) if rule.name == "margin" else \
-            np.ones(len(t.stranger_d1), bool)
-        known_sorted = np.sort(t.known_d1[ok_known])
-        stranger_sorted = np.sort(t.stranger_d1[ok_stranger_possible])
-        if len(t.known_d1):
-            errors += 1.0 - np.searchsorted(known_sorted, candidates, side="right") / len(t.known_d1)
-        if len(t.stranger_d1):
-            errors += np.searchsorted(stranger_sorted, candidates, side="right") / len(t.stranger_d1)
-    return _middle_of_best(candidates, errors)
+    missed = _known_missed_rate(trial_sets, rule, candidates)
+    named = _stranger_named_rate(trial_sets, rule, candidates)
+    if max_false_accept is None:
+        threshold, _ = _middle_of_best(candidates, missed + named)
+    else:
+        allowed = np.flatnonzero(named <= max_false_accept + 1e-12)
+        threshold = float(candidates[allowed[-1]]) if len(allowed) else float(candidates[0])
+    missed_at = float(_known_missed_rate(trial_sets, rule, np.array([threshold]))[0])
+    return threshold, missed_at
 
 
 def gap(trials: Trials) -> float:
@@ -267,12 +293,14 @@ def recommend(embeddings: np.ndarray, labels, sources=None, rule: Rule = Rule("c
     trial_sets = [run_trials(embeddings, labels, embeddings, labels, rule, n, draws if n else 1, sources, sources,
                              leave_out=people if len(people) > 1 else None) for n in (1, None)]
     annotate, _ = annotate_threshold(trial_sets, rule)
+    # a pair is a one-photo gallery: with the centroid rule the same distance means the same thing
     at_current = None
     if current_annotate is not None:
         at_current = {"one_photo": trial_sets[0].counts(current_annotate, rule),
                       "all_photos": trial_sets[1].counts(current_annotate, rule)}
     return Recommendation(
         same=summary(distances[same]), different=summary(distances[~same]),
-        verify_threshold=verify_threshold(distances, same), annotate_threshold=annotate,
+        verify_threshold=annotate if rule.name == "centroid" else verify_threshold(distances, same),
+        annotate_threshold=annotate,
         verify_at_current=accuracy_at(distances, same, current_verify) if current_verify is not None else None,
         annotate_at_current=at_current)

@@ -68,8 +68,10 @@ def test_well_separated_people_are_all_named_and_strangers_rejected():
     people = sorted(set(labels))
     trials = [calibration.run_trials(emb, labels, emb, labels, rule, n, 3 if n else 1, leave_out=people)
               for n in (1, None)]
-    threshold, error = calibration.annotate_threshold(trials, rule)
-    assert error == 0.0
+    threshold, missed = calibration.annotate_threshold(trials, rule, max_false_accept=0.0)
+    assert missed == 0.0
+    balanced, _ = calibration.annotate_threshold(trials, rule, max_false_accept=None)
+    assert max(t.known_d1.max() for t in trials) < balanced < min(t.stranger_d1.min() for t in trials)
     for t in trials:
         counts = t.counts(threshold, rule)
         assert counts["named_right"] == counts["known"] and counts["strangers_named"] == 0
@@ -91,7 +93,19 @@ def test_the_nearest_stranger_comes_closer_with_more_photos_but_not_to_the_centr
 def test_recommend_reports_distributions_and_thresholds():
     emb, labels = clusters(people=5, photos=6, spread=0.3, seed=1)
     rec = calibration.recommend(emb, labels, current_verify=1.0, current_annotate=1.0)
-    assert rec.same["q50"] < rec.verify_threshold < rec.different["q50"]
-    assert rec.same["q100"] < rec.annotate_threshold < rec.different["q0"]
+    assert rec.same["q100"] < rec.annotate_threshold < rec.different["q50"]
+    assert rec.verify_threshold == rec.annotate_threshold  # centroid rule: a pair is a one-photo gallery
     assert rec.verify_at_current["accuracy"] == 1.0
     assert rec.annotate_at_current["one_photo"]["strangers_named"] == 0
+
+
+def test_the_threshold_names_at_most_the_budgeted_share_of_strangers():
+    emb, labels = clusters(people=8, photos=10, spread=1.0, seed=6)
+    people = sorted(set(labels))
+    rule = Rule("centroid")
+    trials = [calibration.run_trials(emb, labels, emb, labels, rule, n, 3 if n else 1, leave_out=people)
+              for n in (1, None)]
+    for budget in (0.0, 0.01, 0.05):
+        threshold, _ = calibration.annotate_threshold(trials, rule, max_false_accept=budget)
+        rates = [t.counts(threshold, rule)["strangers_named"] / t.counts(threshold, rule)["strangers"] for t in trials]
+        assert np.mean(rates) <= budget + 1e-9
