@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from facebatch.cli import cli
+from facebatch import weights
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -172,8 +173,10 @@ def test_verify_two_photos(celebrity, models_root):
     c = sorted((celebrity / "val" / "elton_john").glob("*.jpg"))[0]
     same = run("verify", a, b, "--model-dir", models_root)
     different = run("verify", a, c, "--model-dir", models_root)
-    assert same.exit_code == 0 and same.output.endswith(": SAME (threshold 1.17)\n"), same.output
-    assert different.exit_code == 0 and different.output.endswith(": DIFFERENT (threshold 1.17)\n"), different.output
+    threshold = f"{weights.get_spec('facenet').verify_threshold:g}"
+    assert same.exit_code == 0 and same.output.endswith(f": SAME (threshold {threshold})\n"), same.output
+    assert different.exit_code == 0 and different.output.endswith(f": DIFFERENT (threshold {threshold})\n"), \
+        different.output
 
 
 def test_verify_reports_a_photo_without_a_face(tmp_path, celebrity, models_root):
