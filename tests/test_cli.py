@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from facebatch.cli import cli
 from facebatch import weights
+from facebatch.cli import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
