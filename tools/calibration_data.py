@@ -11,6 +11,8 @@ Packages and what they hold:
 * `face-recognition==1.3.0` (sdist): tests/test_images holds camera-size photos (626 x 1200 to
   1434 x 2333) of Barack Obama (obama.jpg, obama2.jpg, obama3.jpg) and Joe Biden (biden.jpg).
   Not used: 32bit.png (obama2.jpg again, as RGBA) and obama_partial_face*.jpg (crops of obama.jpg).
+* `facexlib==0.3.0` (sdist): assets/test.jpg and assets/test2.jpg, portraits (about 415 x 515) of
+  two unnamed men; strangers only.
 * `insightface==2.1` (tools.sample_data.INSIGHTFACE_PACKAGE): t1.jpg, a 1280 x 886 group photo of
   6 unnamed people (faces 40 to 60 px), and Tom_Hanks_54745.png (one face).
 
@@ -23,8 +25,9 @@ The split, fixed by rule before any result was looked at (see docs/calibration.m
 * HELD-OUT: never used to choose anything.  Probes are the celebrity `val` photos (25, other
   photos of the same 5 people), the face-recognition photos (Obama 3, Biden 1) and Tom Hanks.
   Galleries enroll the celebrity `train` photos (the enrollment photos, which is what they are
-  for) and, for the camera-photo check, obama.jpg.  Strangers: Obama, Biden and Tom Hanks for
-  the celebrity galleries, and each celebrity in turn (left out of the gallery).
+  for) and, for the camera-photo check, obama.jpg.  Strangers: Obama, Biden, Tom Hanks and the
+  two facexlib portraits for the celebrity galleries, and each celebrity in turn (left out of
+  the gallery).
 
 Web-size group photos with small faces are synthesised deterministically from the held-out
 photos by `compose_group` (see its docstring); they are not real group photos.
@@ -45,6 +48,10 @@ FACE_RECOGNITION_PACKAGE = PinnedPackage("face-recognition", "1.3.0",
 FACE_RECOGNITION_PREFIX = "face_recognition-1.3.0/tests/test_images/"
 # photo in the archive -> person folder; the other files there are duplicates of these (see above)
 FACE_RECOGNITION_PHOTOS = {"obama.jpg": "obama", "obama2.jpg": "obama", "obama3.jpg": "obama", "biden.jpg": "biden"}
+
+FACEXLIB_PACKAGE = PinnedPackage("facexlib", "0.3.0",
+                                 "7ae784a520eb52e05583e8bf9f68f77f45083239ac754d646d635017b49e7763")
+FACEXLIB_PHOTOS = {"facexlib-0.3.0/assets/test.jpg": "facexlib_man1", "facexlib-0.3.0/assets/test2.jpg": "facexlib_man2"}
 
 WEB_SIZE = (600, 450)
 CAMERA_SIZE = (4032, 3024)
@@ -67,6 +74,24 @@ def face_recognition_photos() -> Path:
             raise RuntimeError(f"face-recognition photos: found {sorted(written)}, expected {sorted(FACE_RECOGNITION_PHOTOS)}")
 
     return _unpacked("face-recognition", fill)
+
+
+def facexlib_photos() -> Path:
+    """`<dir>/facexlib_man1/test.jpg` and `<dir>/facexlib_man2/test2.jpg`: two unnamed men, strangers."""
+
+    def fill(tmp: Path) -> None:
+        archive = package_archive(FACEXLIB_PACKAGE)
+        written = set()
+        for member, content in iter_members(archive, "facexlib-0.3.0/assets/"):
+            if member in FACEXLIB_PHOTOS:
+                destination = tmp / FACEXLIB_PHOTOS[member] / member.rsplit("/", 1)[1]
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                destination.write_bytes(content)
+                written.add(member)
+        if written != set(FACEXLIB_PHOTOS):
+            raise RuntimeError(f"facexlib photos: found {sorted(written)}, expected {sorted(FACEXLIB_PHOTOS)}")
+
+    return _unpacked("facexlib", fill)
 
 
 @dataclass
@@ -95,6 +120,8 @@ def held_out_part() -> Part:
     camera = face_recognition_photos()
     strangers = {p: sorted(camera.joinpath(p).glob("*.jpg")) for p in ("biden", "obama")}
     strangers["tom_hanks"] = [insightface_images() / "Tom_Hanks_54745.png"]
+    for folder in sorted(facexlib_photos().iterdir()):
+        strangers[folder.name] = sorted(folder.glob("*.jpg"))
     return Part(enroll=people_of(celebrity / "train"), probes=people_of(celebrity / "val"), strangers=strangers)
 
 
@@ -141,5 +168,5 @@ def compose_group(faces: list[tuple[Image.Image, tuple[int, int, int, int]]], fa
 
 
 if __name__ == "__main__":
-    for folder in (celebrity_dataset(), face_recognition_photos(), insightface_images()):
+    for folder in (celebrity_dataset(), face_recognition_photos(), facexlib_photos(), insightface_images()):
         print(folder)
