@@ -251,7 +251,8 @@ def main() -> None:
     small_held = np.flatnonzero(select(d, part="held", kind="small") & (d["extra"] & FOUND_AT_32 > 0))
     print(f"\nHELD-OUT: {len(held_probes)} photos ({np.sum(np.isin(person[held_probes], celebrities))} of enrolled "
           f"people, the rest strangers), {len(small_held)} small faces found at min 32")
-    for name, (rule, threshold) in [("nearest@0.90 (before)", (Rule("nearest"), 0.90))] + list(chosen.items()):
+    old = {"facenet": 0.90, "facenet-casia512": 1.00}.get(spec.name, spec.default_threshold)  # before issue 8
+    for name, (rule, threshold) in [(f"nearest@{old:.2f} (before)", (Rule("nearest"), old))] + list(chosen.items()):
         for n, draws in ((1, 5), (6, 3), (None, 1)):
             for label, idx in (("photos", held_probes), ("small faces", small_held)):
                 trials = calibration.run_trials(emb[gallery], person[gallery], emb[idx], person[idx], rule, n, draws,
