@@ -78,9 +78,11 @@ def nearest_centroid(faces: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarr
     """For each face: the index of the nearest centroid and the distance to it (-1 and inf if none)."""
     if len(centroids) == 0 or len(faces) == 0:
         return np.full(len(faces), -1), np.full(len(faces), np.inf, np.float32)
-    similarity = faces @ centroids.T
-    person = np.argmax(similarity, axis=1)
-    best = similarity[np.arange(len(faces)), person]
+    person = np.argmax(faces @ centroids.T, axis=1)
+    # The reported distance is recomputed for the chosen centroid alone, in float64: a float32
+    # matrix product can differ in the last bit with the number of faces in the batch, and the
+    # report must not change when a rerun batches the same photo differently.
+    best = np.einsum("ij,ij->i", np.asarray(faces, np.float64), np.asarray(centroids[person], np.float64))
     return person, np.sqrt(np.maximum(2.0 - 2.0 * best, 0.0)).astype(np.float32)
 
 
