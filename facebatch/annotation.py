@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Iterator
 
-from . import draw, groups, locks, weights
+from . import draw, groups, locks, match, weights
 from . import gallery as gallery_db
 from .atomicio import describe_os_error, remove_stale_temporaries
 from .config import IMAGES_PER_CHUNK, Settings, part_key
@@ -180,7 +180,7 @@ def annotate(input_dir: Path, db_path: Path, output_dir: Path, report_path: Path
     with run_locks(output_dir, report_path):
         remove_stale_temporaries(output_dir)
         remove_stale_temporaries(report_path.parent, recursive=False, stem=report_path.name)
-        known = gallery.matrix()
+        known = match.KnownPeople.from_matrix(*gallery.matrix())
         detect_key = detection_key(settings, manifest.get("weights_sha256", ""))
         label_key = labels_key(settings, gallery.fingerprint())
         unreadable: list[str] = []

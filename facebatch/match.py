@@ -1,8 +1,19 @@
-"""Nearest enrolled person for many faces at once: pure numpy, no I/O."""
+"""Naming faces against the enrolled gallery: pure numpy, no I/O.
+
+The rule (issue 8, docs/calibration.md): a face is compared with each person's centroid, the
+mean of that person's unit embeddings renormalised to unit length, and named after the nearest
+centroid when it is within the threshold.  Unlike the nearest of a person's N photos, the
+distance from a stranger to a centroid does not shrink as N grows, so one threshold serves
+galleries of 1 photo per person and of 20; with 1 photo the centroid is that photo, and the
+distance is the one `verify` compares.
+"""
 from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from .assignment import assign_names
 from .results import UNKNOWN
 
 
@@ -34,20 +45,62 @@ def nearest_person(faces: np.ndarray, known: np.ndarray, person_starts: np.ndarr
     return person, distance
 
 
-def person_distances(faces: np.ndarray, known: np.ndarray, person_starts: np.ndarray) -> np.ndarray:
-    """(F, P) distance from each face to each person: to the nearest of that person's embeddings.
+def person_centroids(known: np.ndarray, person_starts: np.ndarray) -> np.ndarray:
+    """(P, D) unit-length centroids: each person's embeddings summed and renormalised."""
+    if len(known) == 0 or len(person_starts) == 0:
+        return np.zeros((0, known.shape[1] if known.ndim == 2 else 0), np.float32)
+    # float32 sums of unit vectors are exact enough, and summing the column-major matrix that
+    # Gallery.matrix() returns in place is 3x faster than converting it first.
+    sums = np.add.reduceat(np.asarray(known, np.float32), np.asarray(person_starts, np.int64), axis=0)
+    norms = np.linalg.norm(sums, axis=1, keepdims=True)
+    # Column-major for `faces @ centroids.T`, as Gallery.matrix() lays out the embeddings.
+    return np.asfortranarray(sums / np.maximum(norms, 1e-12), dtype=np.float32)
 
-    `known` holds each person's embeddings in one contiguous run starting at `person_starts[p]`,
-    as Gallery.matrix() returns them; every person has at least one embedding.
-    """
-    if len(faces) == 0 or len(person_starts) == 0:
-        return np.zeros((len(faces), len(person_starts)), np.float32)
-    best = np.maximum.reduceat(faces @ known.T, np.asarray(person_starts, np.int64), axis=1)
-    return np.sqrt(np.maximum(2.0 - 2.0 * best, 0.0)).astype(np.float32)
+
+@dataclass(frozen=True)
+class KnownPeople:
+    """The enrolled people as annotate matches against them: built once per run, in the parent,
+    and sent to each worker once.  Centroids are float64, so that a face's distances do not
+    depend on how many other faces share its matrix product."""
+
+    names: tuple[str, ...]
+    centroids: np.ndarray = field(compare=False)  # (P, D) float64, unit length
+
+    @classmethod
+    def from_matrix(cls, names: list[str], known: np.ndarray, person_starts: np.ndarray) -> "KnownPeople":
+        """From Gallery.matrix(): names, embeddings grouped by person, start row of each person."""
+        return cls(tuple(names), person_centroids(known, person_starts).astype(np.float64))
+
+
+def person_distances(faces: np.ndarray, people: KnownPeople) -> np.ndarray:
+    """(F, P) distance from each face to each person's centroid, float64."""
+    if len(faces) == 0 or len(people.names) == 0:
+        return np.zeros((len(faces), len(people.names)), np.float64)
+    similarity = np.asarray(faces, np.float64) @ people.centroids.T
+    return np.sqrt(np.maximum(2.0 - 2.0 * similarity, 0.0))
+
+
+def name_photo(faces: np.ndarray, people: KnownPeople, threshold: float) -> list[tuple[str, float]]:
+    """(name, distance) for the faces of ONE photo: the nearest centroid within `threshold`, and
+    never one name for two faces of the photo (the nearer face keeps it; assignment.py)."""
+    return assign_names(person_distances(faces, people), people.names, threshold)
+
+
+def nearest_centroid(faces: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each face: the index of the nearest centroid and the distance to it (-1 and inf if none)."""
+    if len(centroids) == 0 or len(faces) == 0:
+        return np.full(len(faces), -1), np.full(len(faces), np.inf, np.float32)
+    person = np.argmax(faces @ centroids.T, axis=1)
+    # The reported distance is recomputed for the chosen centroid alone, in float64: a float32
+    # matrix product can differ in the last bit with the number of faces in the batch.
+    best = np.einsum("ij,ij->i", np.asarray(faces, np.float64), np.asarray(centroids[person], np.float64))
+    return person, np.sqrt(np.maximum(2.0 - 2.0 * best, 0.0)).astype(np.float32)
 
 
 def label_faces(faces: np.ndarray, known: np.ndarray, person_starts: np.ndarray, names: list[str],
                 threshold: float) -> list[tuple[str, float]]:
-    """(name, distance) per face; UNKNOWN when the nearest person is farther than `threshold`."""
-    best, distance = nearest_person(faces, known, person_starts)
+    """(name, distance to that person's centroid) for faces of many photos, each on its own;
+    UNKNOWN when the nearest centroid is farther than `threshold`.  Computes the centroids on
+    each call: for evaluation and benchmarks; annotate uses KnownPeople and name_photo."""
+    best, distance = nearest_centroid(faces, person_centroids(known, person_starts))
     return [(names[p] if p >= 0 and d <= threshold else UNKNOWN, float(d)) for p, d in zip(best, distance)]

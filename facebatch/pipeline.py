@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from . import assignment, match
+from . import match
 from .atomicio import describe_os_error
 from .config import LabelSettings, Settings
 from .detect import Face, largest, unrotate
@@ -27,19 +27,16 @@ from .writers import ImageOutput, image_writers
 
 # Bump when label_image would name the same stored faces differently, so that manifests made
 # by an older facebatch are relabelled (annotation.labels_key includes it).
-LABEL_RULE = "nearest-of-person, one name per photo/1"
+LABEL_RULE = "nearest centroid, one name per photo/1"
 
 
 def label_image(faces: list[Face], embeddings: np.ndarray, labels: LabelSettings,
-                known: tuple[list[str], np.ndarray, np.ndarray]) -> tuple[LabelledFace, ...]:
+                known: match.KnownPeople) -> tuple[LabelledFace, ...]:
     """Names for one image's faces from their embeddings: the one function both the first run
-    and a relabel use, always on one image at a time, so both give the same bits.  Two faces of
-    one photo never get the same name: the nearer keeps it (assignment.py)."""
-    names, known_embeddings, person_starts = known
+    and a relabel use, always on one image at a time, so both give the same bits."""
     if not faces:
         return ()
-    distances = match.person_distances(np.asarray(embeddings, np.float32), known_embeddings, person_starts)
-    pairs = assignment.assign_names(distances, names, labels.threshold)
+    pairs = match.name_photo(np.asarray(embeddings, np.float32), known, labels.threshold)
     return tuple(LabelledFace(face, name, distance) for face, (name, distance) in zip(faces, pairs))
 
 
@@ -97,7 +94,7 @@ _MAX_PENDING_PIXELS = 12_000_000
 
 
 def annotate_chunk(relative_paths: list[str], input_root: Path, output_root: Path, settings: Settings,
-                   known: tuple[list[str], np.ndarray, np.ndarray]) -> list[ImageResult]:
+                   known: match.KnownPeople) -> list[ImageResult]:
     """Annotate a few images; faces of several small photos share one embedding batch."""
     from .engines import get_engine  # TensorFlow starts here, and only where images are detected
 
@@ -123,7 +120,7 @@ def annotate_chunk(relative_paths: list[str], input_root: Path, output_root: Pat
 
 
 def _embed_label_save(engine, found: list[_Found], input_root: Path, output_root: Path, settings: Settings,
-                      known: tuple[list[str], np.ndarray, np.ndarray]) -> dict[str, ImageResult]:
+                      known: match.KnownPeople) -> dict[str, ImageResult]:
     """Embed all faces of `found` in one batch, then name, draw and save each image."""
     crops = [engine.crop(item.crop_source, face) for item in found for face in item.crop_faces]
     try:

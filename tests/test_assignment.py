@@ -1,7 +1,7 @@
 import numpy as np
 
 from facebatch.assignment import assign, assign_names
-from facebatch.match import person_distances
+from facebatch.match import KnownPeople, name_photo, person_distances
 from facebatch.results import UNKNOWN
 
 NAMES = ["Ada", "Bob", "Cy"]
@@ -61,14 +61,27 @@ def test_many_faces_each_name_at_most_once():
     assert all(d[f, p] <= 0.9 for f, p in enumerate(chosen) if p >= 0)
 
 
-def test_person_distances_take_each_persons_nearest_embedding():
+def test_person_distances_are_to_each_persons_centroid():
     rng = np.random.default_rng(1)
     known = rng.normal(size=(5, 8)).astype(np.float32)
     known /= np.linalg.norm(known, axis=1, keepdims=True)
     faces = rng.normal(size=(3, 8)).astype(np.float32)
     faces /= np.linalg.norm(faces, axis=1, keepdims=True)
     starts = np.array([0, 2, 3])  # person 0: rows 0-1, person 1: row 2, person 2: rows 3-4
-    full = np.linalg.norm(faces[:, None] - known[None], axis=2)
-    expected = np.stack([full[:, 0:2].min(1), full[:, 2:3].min(1), full[:, 3:5].min(1)], axis=1)
-    np.testing.assert_allclose(person_distances(faces, known, starts), expected, atol=1e-5)
-    assert person_distances(faces[:0], known, starts).shape == (0, 3)
+    centroids = np.stack([known[0:2].sum(0), known[2:3].sum(0), known[3:5].sum(0)])
+    centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
+    expected = np.linalg.norm(faces[:, None] - centroids[None], axis=2)
+    people = KnownPeople.from_matrix(["a", "b", "c"], np.asfortranarray(known), starts)
+    np.testing.assert_allclose(person_distances(faces, people), expected, atol=1e-5)
+    assert person_distances(faces[:0], people).shape == (0, 3)
+
+
+def test_name_photo_gives_a_contested_name_to_the_nearer_face():
+    ada = np.array([1.0, 0.0, 0.0], np.float32)
+    bob = np.array([0.0, 1.0, 0.0], np.float32)
+    people = KnownPeople.from_matrix(["ada", "bob"], np.asfortranarray(np.stack([ada, bob])), np.array([0, 1]))
+    near = np.array([0.99, 0.14, 0.0], np.float32)
+    nearer = np.array([1.0, 0.02, 0.0], np.float32)
+    faces = np.stack([near / np.linalg.norm(near), nearer / np.linalg.norm(nearer)])
+    names = [name for name, _ in name_photo(faces, people, threshold=0.5)]
+    assert names == ["UNKNOWN", "ada"]  # bob is too far for the first face

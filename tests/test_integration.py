@@ -18,7 +18,10 @@ from facebatch.verification import verify_pairs
 # Measured on this data (docs/calibration.md): every validation photo names its person.  The floor
 # leaves room for one miss, so that a numerically different CPU does not fail the suite.
 VALIDATION_ACCURACY_FLOOR = 0.96
-VERIFY_ACCURACY_FLOOR = 0.95
+# At verify's 1.05 (issue 8) these 40 pairs score 0.925: no false SAME, and 3 false DIFFERENT,
+# all pairs with madonna's first val photo (1.09 to 1.15 from her others).  At the old 1.17 they
+# scored 1.0, but 1.17 said SAME for different people elsewhere (docs/calibration.md).
+VERIFY_ACCURACY_FLOOR = 0.90
 
 
 def read_report(path: Path) -> list[dict]:
@@ -133,6 +136,7 @@ def test_verify_pairs_on_the_celebrity_set(tmp_path, celebrity, settings):
     assert len(results) == 40 and not any(r.error for r in results)
     accuracy = sum(r.same == expected for r, (_, _, expected) in zip(results, pairs)) / len(pairs)
     assert accuracy >= VERIFY_ACCURACY_FLOOR, accuracy
+    assert not any(r.same and not expected for r, (_, _, expected) in zip(results, pairs))  # no false SAME
 
 
 def test_parallel_workers_write_the_same_report_as_one_process(tmp_path, celebrity, settings, celebrity_db):

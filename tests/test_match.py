@@ -1,6 +1,6 @@
 import numpy as np
 
-from facebatch.match import face_distance, label_faces, nearest_person
+from facebatch.match import face_distance, label_faces, nearest_centroid, nearest_person, person_centroids
 from facebatch.results import UNKNOWN
 
 
@@ -53,3 +53,39 @@ def test_nearest_person_agrees_with_brute_force_on_a_large_uneven_gallery():
     per_person = np.array([[row[owners == p].min() for p in range(len(counts))] for row in brute])
     assert person.tolist() == per_person.argmin(axis=1).tolist()
     np.testing.assert_allclose(distance, per_person.min(axis=1), atol=1e-5)
+
+
+def test_label_faces_compares_with_each_persons_centroid():
+    # ada: two photos either side of the probe; bob: one photo nearer than either of ada's.
+    # The nearest single photo is bob's, but ada's centroid is nearer still.
+    known = np.stack([unit(1, 0.6, 0), unit(1, -0.6, 0), unit(1, 0, 0.5)])
+    probe = np.stack([unit(1, 0, 0)])
+    assert nearest_person(probe, known, np.array([0, 2]))[0].tolist() == [1]
+    name, distance = label_faces(probe, known, np.array([0, 2]), ["ada", "bob"], threshold=1.0)[0]
+    assert name == "ada" and distance < 1e-3
+
+
+def test_person_centroids_are_unit_means_and_agree_with_brute_force():
+    rng = np.random.default_rng(3)
+    counts = rng.integers(1, 6, size=200)
+    known = rng.standard_normal((counts.sum(), 16)).astype(np.float32)
+    known /= np.linalg.norm(known, axis=1, keepdims=True)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    owners = np.repeat(np.arange(len(counts)), counts)
+    centroids = person_centroids(np.asfortranarray(known), starts)
+    expected = np.stack([known[owners == p].mean(axis=0) for p in range(len(counts))])
+    expected /= np.linalg.norm(expected, axis=1, keepdims=True)
+    np.testing.assert_allclose(centroids, expected, atol=1e-5)
+    probes = rng.standard_normal((20, 16)).astype(np.float32)
+    probes /= np.linalg.norm(probes, axis=1, keepdims=True)
+    person, distance = nearest_centroid(probes, centroids)
+    brute = np.linalg.norm(probes[:, None] - expected[None], axis=2)
+    assert person.tolist() == brute.argmin(axis=1).tolist()
+    np.testing.assert_allclose(distance, brute.min(axis=1), atol=1e-5)
+
+
+def test_centroids_follow_a_changed_gallery():
+    known = np.stack([unit(1, 0), unit(0, 1)])
+    assert label_faces(np.stack([unit(1, 0)]), known, np.array([0, 1]), ["ada", "bob"], 0.5)[0][0] == "ada"
+    other = np.stack([unit(0, 1), unit(1, 0)])
+    assert label_faces(np.stack([unit(1, 0)]), other, np.array([0, 1]), ["ada", "bob"], 0.5)[0][0] == "bob"

@@ -1,0 +1,306 @@
+"""Thresholds from labelled embeddings: distance distributions, accuracy, recommended thresholds.
+
+Pure numpy, no I/O and no TensorFlow: the embeddings come in as (N, D) unit vectors with one
+person label per row (and optionally a source id per row: rows with the same source are the same
+photo and are never compared with each other).  bench/calibrate.py uses this module, and so will
+`facebatch calibrate LABELLED_DIR`.
+
+Two questions, two thresholds:
+
+* verify (1:1): is this pair the same person?  The distribution of pair distances.
+* annotate (1:N): which enrolled person is this face, if any?  Simulated with the labelled photos:
+  each person in turn is left out of the gallery and counts as a stranger; the others are enrolled
+  from 1 photo each (several draws) and from all their photos, and are named from their other
+  photos.  The threshold is the largest at which at most 1 % of strangers are named (the two
+  gallery shapes weighing the same).
+
+With the centroid rule, a pair is a gallery of one photo, so verify uses the same threshold.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+QUANTILES = (0.0, 0.01, 0.05, 0.5, 0.95, 0.99, 1.0)
+# The operating point: at most 1 % of strangers named (docs/calibration.md).  With the centroid
+# rule the distances of strangers do not move with the number of photos per person, so a
+# threshold set by them holds for any gallery shape.
+MAX_FALSE_ACCEPT = 0.01
+RULES = ("nearest", "centroid", "mean-3", "n-adjusted", "margin")
+
+
+def summary(distances: np.ndarray) -> dict[str, float]:
+    """count, and the quantiles of QUANTILES as {"q0": min, "q1": ..., "q50": median, ..., "q100": max}."""
+    distances = np.asarray(distances, np.float64)
+    out = {"count": float(len(distances))}
+    for q in QUANTILES:
+        out[f"q{round(q * 100)}"] = float(np.quantile(distances, q)) if len(distances) else float("nan")
+    return out
+
+
+def pair_distances(embeddings: np.ndarray, labels, sources=None) -> tuple[np.ndarray, np.ndarray]:
+    """Distances of all pairs of rows (i < j) and whether each pair is the same person.
+
+    Pairs of rows from the same source (the same photo) are left out.
+    """
+    labels = np.asarray(labels)
+    sources = np.arange(len(labels)) if sources is None else np.asarray(sources)
+    i, j = np.triu_indices(len(labels), k=1)
+    keep = sources[i] != sources[j]
+    i, j = i[keep], j[keep]
+    similarity = np.einsum("ij,ij->i", embeddings[i].astype(np.float64), embeddings[j].astype(np.float64))
+    return np.sqrt(np.maximum(2.0 - 2.0 * similarity, 0.0)), labels[i] == labels[j]
+
+
+def accuracy_at(distances: np.ndarray, same: np.ndarray, threshold: float) -> dict[str, float]:
+    """Pair accuracy at `threshold` (SAME when distance <= threshold), and the two kinds of error."""
+    said_same = distances <= threshold
+    return {"threshold": float(threshold), "pairs": int(len(distances)),
+            "accuracy": float(np.mean(said_same == same)) if len(distances) else float("nan"),
+            "false_same": int(np.sum(said_same & ~same)), "false_different": int(np.sum(~said_same & same))}
+
+
+def _candidates(values: np.ndarray) -> np.ndarray:
+    values = np.unique(np.asarray(values, np.float64))
+    if len(values) == 0:
+        return np.array([1.0])
+    return np.concatenate([[values[0] - 1e-3], (values[:-1] + values[1:]) / 2, [values[-1] + 1e-3]])
+
+
+def _middle_of_best(candidates: np.ndarray, errors: np.ndarray) -> tuple[float, float]:
+    best = np.flatnonzero(errors <= errors.min() + 1e-12)
+    # the middle of the best range (between the last error on one side and the first on the other)
+    return float((candidates[best[0]] + candidates[best[-1]]) / 2), float(errors.min())
+
+
+def verify_threshold(distances: np.ndarray, same: np.ndarray) -> float:
+    """The threshold with the fewest pair errors (false SAME + false DIFFERENT), mid-range."""
+    candidates = _candidates(distances)
+    d_same, d_diff = np.sort(distances[same]), np.sort(distances[~same])
+    # errors: same pairs above t + different pairs at or below t
+    errors = (len(d_same) - np.searchsorted(d_same, candidates, side="right")) + \
+        np.searchsorted(d_diff, candidates, side="right")
+    return _middle_of_best(candidates, errors.astype(np.float64))[0]
+
+
+# ---------------------------------------------------------------- 1:N (annotate) decision rules
+
+@dataclass(frozen=True)
+class Rule:
+    """A decision rule for naming a face against a gallery.
+
+    name: "nearest" (the closest of a person's photos: facebatch before issue 8), "centroid" (the
+    distance to the mean of the person's unit embeddings, renormalised), "mean-3" (mean distance to
+    the person's 3 closest photos), "n-adjusted" (nearest, with the threshold lowered by
+    `beta * ln(photos)`), "margin" (nearest, and named only when the second-best person is at
+    least `margin` farther).
+    """
+
+    name: str
+    beta: float = 0.0
+    margin: float = 0.0
+
+
+def person_distances(similarity: np.ndarray, gram: np.ndarray, owner: np.ndarray, mask: np.ndarray,
+                     people: int, rule: Rule) -> np.ndarray:
+    """(F, P) distance of each probe to each person under `rule`; inf where a person has no photo.
+
+    similarity (F, G): probe . gallery; gram (G, G): gallery . gallery; owner (G,): person index of
+    each gallery row; mask (F, G): which gallery rows count for each probe (leave-one-out etc.).
+    """
+    F = similarity.shape[0]
+    out = np.full((F, people), np.inf)
+    distance = np.sqrt(np.maximum(2.0 - 2.0 * similarity, 0.0))
+    for p in range(people):
+        columns = np.flatnonzero(owner == p)
+        if len(columns) == 0:
+            continue
+        m = mask[:, columns]
+        count = m.sum(axis=1)
+        has = count > 0
+        if rule.name in ("nearest", "margin", "n-adjusted"):
+            d = np.where(m, distance[:, columns], np.inf).min(axis=1)
+            if rule.name == "n-adjusted":
+                d = d + rule.beta * np.log(np.maximum(count, 1))
+        elif rule.name == "centroid":
+            mf = m.astype(np.float64)
+            dot = (similarity[:, columns] * mf).sum(axis=1)
+            norm2 = ((mf @ gram[np.ix_(columns, columns)]) * mf).sum(axis=1)
+            cosine = dot / np.sqrt(np.maximum(norm2, 1e-12))
+            d = np.sqrt(np.maximum(2.0 - 2.0 * cosine, 0.0))
+        elif rule.name.startswith("mean-"):
+            k = int(rule.name.split("-")[1])
+            sorted_d = np.sort(np.where(m, distance[:, columns], np.inf), axis=1)[:, :k]
+            finite = np.isfinite(sorted_d)
+            d = np.where(finite, sorted_d, 0.0).sum(axis=1) / np.maximum(finite.sum(axis=1), 1)
+        else:
+            raise ValueError(f"unknown rule {rule.name!r}")
+        out[has, p] = d[has]
+    return out
+
+
+@dataclass
+class Trials:
+    """Outcomes of simulated annotate runs, one row per (probe, gallery draw) that counts.
+
+    For known probes: `right` (the best person is theirs), `d1`; for strangers: `d1`.  `d2` is the
+    distance to the second-best person (for the margin rule), inf when there is none.
+    """
+
+    known_right: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    known_d1: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    known_d2: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    stranger_d1: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    stranger_d2: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    def extend(self, other: "Trials") -> None:
+        for name in ("known_right", "known_d1", "known_d2", "stranger_d1", "stranger_d2"):
+            setattr(self, name, np.concatenate([getattr(self, name), getattr(other, name)]))
+
+    def counts(self, threshold: float, rule: Rule) -> dict[str, int]:
+        """Known faces named right, and strangers named, at `threshold`."""
+        margin_ok_known = (self.known_d2 - self.known_d1) >= rule.margin if rule.name == "margin" else True
+        margin_ok_stranger = (self.stranger_d2 - self.stranger_d1) >= rule.margin if rule.name == "margin" else True
+        return {"known": int(len(self.known_d1)),
+                "named_right": int(np.sum(self.known_right & (self.known_d1 <= threshold) & margin_ok_known)),
+                "strangers": int(len(self.stranger_d1)),
+                "strangers_named": int(np.sum((self.stranger_d1 <= threshold) & margin_ok_stranger))}
+
+
+def run_trials(gallery: np.ndarray, gallery_labels, probes: np.ndarray, probe_labels, rule: Rule,
+               photos_per_person: int | None, draws: int = 1, gallery_sources=None, probe_sources=None,
+               leave_out=None) -> Trials:
+    """Simulated annotate runs.  Probes labelled with a person who is not enrolled are strangers.
+
+    Each person's gallery photos are taken in sorted order; with `photos_per_person` = n, draw r
+    enrolls photos r*n .. r*n+n-1 (cyclically), and None enrolls all.  `leave_out` lists the
+    people who are removed from the gallery in turn (each turn is one more run, in which that
+    person's probes are strangers); None means one run with everyone enrolled.  A probe is never
+    compared with a gallery row of the same source (the same photo).
+    """
+    gallery_labels, probe_labels = np.asarray(gallery_labels), np.asarray(probe_labels)
+    gallery_sources = np.arange(len(gallery)) if gallery_sources is None else np.asarray(gallery_sources)
+    probe_sources = np.full(len(probes), -1) if probe_sources is None else np.asarray(probe_sources)
+    people = sorted(set(gallery_labels.tolist()))
+    index = {p: i for i, p in enumerate(people)}
+    owner = np.array([index[label] for label in gallery_labels])
+    similarity = probes.astype(np.float64) @ gallery.astype(np.float64).T
+    gram = gallery.astype(np.float64) @ gallery.astype(np.float64).T
+    same_source = probe_sources[:, None] == gallery_sources[None, :]
+    out = Trials()
+    for left in (leave_out if leave_out is not None else [None]):
+        for draw in range(draws if photos_per_person is not None else 1):
+            chosen = np.zeros(len(gallery), bool)
+            for person in people:
+                if person == left:
+                    continue
+                rows = np.flatnonzero(gallery_labels == person)  # in the caller's (sorted) order
+                if photos_per_person is None:
+                    chosen[rows] = True
+                else:
+                    picks = [(draw * photos_per_person + j) % len(rows) for j in range(min(photos_per_person, len(rows)))]
+                    chosen[rows[picks]] = True
+            mask = chosen[None, :] & ~same_source
+            distances = person_distances(similarity, gram, owner, mask, len(people), rule)
+            order = np.argsort(distances, axis=1)
+            d1 = distances[np.arange(len(probes)), order[:, 0]]
+            d2 = distances[np.arange(len(probes)), order[:, 1]] if len(people) > 1 else np.full(len(probes), np.inf)
+            enrolled = np.array([label in index and label != left for label in probe_labels])
+            # a known probe counts only when its person still has a photo in this gallery
+            own = np.array([distances[i, index[label]] if enrolled[i] else np.inf for i, label in enumerate(probe_labels)])
+            known = enrolled & np.isfinite(own)
+            stranger = ~enrolled
+            best_label = np.array(people, dtype=object)[order[:, 0]]
+            out.extend(Trials(known_right=(best_label == probe_labels.astype(object))[known], known_d1=d1[known],
+                              known_d2=d2[known], stranger_d1=d1[stranger], stranger_d2=d2[stranger]))
+    return out
+
+
+def _stranger_named_rate(trial_sets: list[Trials], rule: Rule, candidates: np.ndarray) -> np.ndarray:
+    rates = np.zeros(len(candidates))
+    for t in trial_sets:
+        passes = ((t.stranger_d2 - t.stranger_d1) >= rule.margin) if rule.name == "margin" else \
+            np.ones(len(t.stranger_d1), bool)
+        if len(t.stranger_d1):
+            rates += np.searchsorted(np.sort(t.stranger_d1[passes]), candidates, side="right") / len(t.stranger_d1)
+    return rates / max(len(trial_sets), 1)
+
+
+def _known_missed_rate(trial_sets: list[Trials], rule: Rule, candidates: np.ndarray) -> np.ndarray:
+    rates = np.zeros(len(candidates))
+    for t in trial_sets:
+        ok = t.known_right & (((t.known_d2 - t.known_d1) >= rule.margin) if rule.name == "margin" else True)
+        if len(t.known_d1):
+            rates += 1.0 - np.searchsorted(np.sort(t.known_d1[ok]), candidates, side="right") / len(t.known_d1)
+    return rates / max(len(trial_sets), 1)
+
+
+def annotate_threshold(trial_sets: list[Trials], rule: Rule, max_false_accept: float | None = MAX_FALSE_ACCEPT
+                       ) -> tuple[float, float]:
+    """The annotate threshold for `rule` from simulated runs; returns (threshold, known-missed rate).
+
+    With `max_false_accept` (the default): the largest threshold at which at most that fraction of
+    strangers is named (the mean over `trial_sets`, so each gallery shape weighs the same); the
+    candidates are the midpoints between neighbouring measured distances.  With None: the threshold minimising
+    (known missed rate + strangers named rate), in the middle of the best range.
+    """
+    values = np.concatenate([np.concatenate([t.known_d1, t.stranger_d1]) for t in trial_sets])
+    candidates = _candidates(values[np.isfinite(values)])
+    missed = _known_missed_rate(trial_sets, rule, candidates)
+    named = _stranger_named_rate(trial_sets, rule, candidates)
+    if max_false_accept is None:
+        threshold, _ = _middle_of_best(candidates, missed + named)
+    else:
+        allowed = np.flatnonzero(named <= max_false_accept + 1e-12)
+        threshold = float(candidates[allowed[-1]]) if len(allowed) else float(candidates[0])
+    missed_at = float(_known_missed_rate(trial_sets, rule, np.array([threshold]))[0])
+    return threshold, missed_at
+
+
+def gap(trials: Trials) -> float:
+    """Nearest stranger minus farthest known face named right: > 0 means one threshold separates them."""
+    right = trials.known_d1[trials.known_right]
+    far_known = right.max() if len(right) else 0.0
+    near_stranger = trials.stranger_d1.min() if len(trials.stranger_d1) else 2.0
+    return float(near_stranger - far_known)
+
+
+@dataclass
+class Recommendation:
+    same: dict[str, float]
+    different: dict[str, float]
+    verify_threshold: float
+    annotate_threshold: float
+    verify_at_current: dict | None
+    annotate_at_current: dict | None
+
+
+def recommend(embeddings: np.ndarray, labels, sources=None, rule: Rule = Rule("centroid"),
+              current_verify: float | None = None, current_annotate: float | None = None,
+              draws: int = 5) -> Recommendation:
+    """Everything `facebatch calibrate` reports, from one person label per embedding.
+
+    annotate is simulated leave-one-person-out with galleries of 1 photo per person (`draws`
+    draws) and of all photos (each probe compared with the other photos only).
+    """
+    labels = np.asarray(labels)
+    sources = np.arange(len(labels)) if sources is None else np.asarray(sources)
+    order = np.argsort(labels, kind="stable")
+    embeddings, labels, sources = embeddings[order], labels[order], sources[order]
+    distances, same = pair_distances(embeddings, labels, sources)
+    people = sorted(set(labels.tolist()))
+    trial_sets = [run_trials(embeddings, labels, embeddings, labels, rule, n, draws if n else 1, sources, sources,
+                             leave_out=people if len(people) > 1 else None) for n in (1, None)]
+    annotate, _ = annotate_threshold(trial_sets, rule)
+    # a pair is a one-photo gallery: with the centroid rule the same distance means the same thing
+    at_current = None
+    if current_annotate is not None:
+        at_current = {"one_photo": trial_sets[0].counts(current_annotate, rule),
+                      "all_photos": trial_sets[1].counts(current_annotate, rule)}
+    return Recommendation(
+        same=summary(distances[same]), different=summary(distances[~same]),
+        verify_threshold=annotate if rule.name == "centroid" else verify_threshold(distances, same),
+        annotate_threshold=annotate,
+        verify_at_current=accuracy_at(distances, same, current_verify) if current_verify is not None else None,
+        annotate_at_current=at_current)

@@ -1,0 +1,111 @@
+"""facebatch.calibration on synthetic embeddings: no TensorFlow, no photos."""
+import numpy as np
+import pytest
+
+from facebatch import calibration
+from facebatch.calibration import Rule
+
+
+def clusters(people=6, photos=8, spread=0.35, dim=32, seed=0):
+    """Unit embeddings: each person a random direction plus noise; labels and sources."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((people, dim))
+    rows, labels = [], []
+    for p in range(people):
+        for _ in range(photos):
+            rows.append(centres[p] / np.linalg.norm(centres[p]) + spread * rng.standard_normal(dim) / np.sqrt(dim))
+            labels.append(f"person{p}")
+    emb = np.array(rows, np.float32)
+    return emb / np.linalg.norm(emb, axis=1, keepdims=True), np.array(labels)
+
+
+def test_pair_distances_and_summary():
+    emb, labels = clusters(people=3, photos=4)
+    d, same = calibration.pair_distances(emb, labels)
+    assert len(d) == 12 * 11 // 2 and same.sum() == 3 * 6
+    s = calibration.summary(d[same])
+    assert s["count"] == 18 and s["q0"] <= s["q50"] <= s["q100"]
+    assert calibration.summary(d[~same])["q50"] > s["q50"]
+
+
+def test_pairs_of_the_same_source_are_left_out():
+    emb, labels = clusters(people=2, photos=2)
+    d, same = calibration.pair_distances(emb, labels, sources=np.array([0, 0, 1, 2]))
+    assert len(d) == 5
+
+
+def test_accuracy_at_counts_both_errors():
+    d = np.array([0.5, 0.9, 1.1, 1.3])
+    same = np.array([True, True, True, False])
+    out = calibration.accuracy_at(d, same, 1.0)
+    assert out["false_same"] == 0 and out["false_different"] == 1 and out["accuracy"] == 0.75
+    assert calibration.accuracy_at(d, same, 1.2)["accuracy"] == 1.0
+
+
+def test_verify_threshold_is_the_middle_of_the_gap():
+    d = np.array([0.4, 0.6, 0.8, 1.2, 1.4])
+    same = np.array([True, True, True, False, False])
+    assert calibration.verify_threshold(d, same) == pytest.approx(1.0)
+
+
+def test_centroid_distance_matches_a_direct_computation():
+    emb, labels = clusters(people=3, photos=5, seed=2)
+    gallery, probes = emb[:15], emb[[0, 7]]
+    owner = np.repeat(np.arange(3), 5)
+    mask = np.ones((2, 15), bool)
+    mask[0, 0] = False  # probe 0 is photo 0: never compared with itself
+    out = calibration.person_distances(probes @ gallery.T, gallery @ gallery.T, owner, mask, 3, Rule("centroid"))
+    centroid0 = gallery[1:5].sum(axis=0)
+    centroid0 /= np.linalg.norm(centroid0)
+    assert out[0, 0] == pytest.approx(np.linalg.norm(probes[0] - centroid0), abs=1e-5)
+    nearest = calibration.person_distances(probes @ gallery.T, gallery @ gallery.T, owner, mask, 3, Rule("nearest"))
+    assert nearest[1, 2] == pytest.approx(np.linalg.norm(gallery[10:15] - probes[1], axis=1).min(), abs=1e-5)
+
+
+def test_well_separated_people_are_all_named_and_strangers_rejected():
+    emb, labels = clusters(people=6, photos=8, spread=0.3)
+    rule = Rule("centroid")
+    people = sorted(set(labels))
+    trials = [calibration.run_trials(emb, labels, emb, labels, rule, n, 3 if n else 1, leave_out=people)
+              for n in (1, None)]
+    threshold, missed = calibration.annotate_threshold(trials, rule, max_false_accept=0.0)
+    assert missed == 0.0
+    balanced, _ = calibration.annotate_threshold(trials, rule, max_false_accept=None)
+    assert max(t.known_d1.max() for t in trials) < balanced < min(t.stranger_d1.min() for t in trials)
+    for t in trials:
+        counts = t.counts(threshold, rule)
+        assert counts["named_right"] == counts["known"] and counts["strangers_named"] == 0
+        assert counts["strangers"] > 0 and calibration.gap(t) > 0
+
+
+def test_the_nearest_stranger_comes_closer_with_more_photos_but_not_to_the_centroid():
+    emb, labels = clusters(people=8, photos=20, spread=0.9, seed=4)
+    people = sorted(set(labels))
+
+    def nearest_stranger(rule, n):
+        t = calibration.run_trials(emb, labels, emb, labels, rule, n, 1, leave_out=people)
+        return np.quantile(t.stranger_d1, 0.05)
+
+    assert nearest_stranger(Rule("nearest"), 20) < nearest_stranger(Rule("nearest"), 1) - 0.05
+    assert abs(nearest_stranger(Rule("centroid"), 20) - nearest_stranger(Rule("centroid"), 1)) < 0.05
+
+
+def test_recommend_reports_distributions_and_thresholds():
+    emb, labels = clusters(people=5, photos=6, spread=0.3, seed=1)
+    rec = calibration.recommend(emb, labels, current_verify=1.0, current_annotate=1.0)
+    assert rec.same["q100"] < rec.annotate_threshold < rec.different["q50"]
+    assert rec.verify_threshold == rec.annotate_threshold  # centroid rule: a pair is a one-photo gallery
+    assert rec.verify_at_current["accuracy"] == 1.0
+    assert rec.annotate_at_current["one_photo"]["strangers_named"] == 0
+
+
+def test_the_threshold_names_at_most_the_budgeted_share_of_strangers():
+    emb, labels = clusters(people=8, photos=10, spread=1.0, seed=6)
+    people = sorted(set(labels))
+    rule = Rule("centroid")
+    trials = [calibration.run_trials(emb, labels, emb, labels, rule, n, 3 if n else 1, leave_out=people)
+              for n in (1, None)]
+    for budget in (0.0, 0.01, 0.05):
+        threshold, _ = calibration.annotate_threshold(trials, rule, max_false_accept=budget)
+        rates = [t.counts(threshold, rule)["strangers_named"] / t.counts(threshold, rule)["strangers"] for t in trials]
+        assert np.mean(rates) <= budget + 1e-9
