@@ -354,6 +354,60 @@ def verify(images, pairs_csv, root, report_path, threshold, db_path, model, mode
         sys.exit(EXIT_SOME_FAILED)
 
 
+@cli.command()
+@click.argument("labelled_dir", type=click.Path(path_type=Path))
+@click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_DB,
+              show_default=True, help="The database whose thresholds are compared, and written with --write.")
+@click.option("--write", is_flag=True,
+              help="Store the recommended thresholds in the database: annotate and verify then use them by "
+                   "default (an explicit --threshold still wins).")
+@model_options
+@detection_options
+@execution_options
+@quiet_option
+def calibrate(labelled_dir, db_path, write, model, model_dir, max_pixels, min_face_size, min_face_fraction, jobs,
+              backend, scheduler, quiet):
+    """Measure thresholds on your own labelled photos (LABELLED_DIR/Name/*.jpg) and recommend them."""
+    from .calibrating import calibrate as run_calibrate
+
+    settings = _settings(model, model_dir, None, jobs, min_face_size, min_face_fraction, max_pixels, backend,
+                         scheduler)
+    console = _console()
+    feedback = _Feedback(console, quiet, "embedding", lambda result: "")
+    outcome = feedback.run(lambda hooks: run_calibrate(labelled_dir, db_path, settings, hooks, write))
+    for warning in outcome.warnings:
+        console.print(f"warning: {warning}", markup=False)
+    click.echo(calibration_report(outcome, db_path))
+
+
+def calibration_report(outcome, db_path: Path) -> str:
+    """The text `facebatch calibrate` prints."""
+    rec = outcome.recommendation
+
+    def spread(summary: dict) -> str:
+        return (f"{int(summary['count'])} pairs: min {summary['q0']:.3f}, 1% {summary['q1']:.3f}, "
+                f"5% {summary['q5']:.3f}, median {summary['q50']:.3f}, 95% {summary['q95']:.3f}, "
+                f"99% {summary['q99']:.3f}, max {summary['q100']:.3f}")
+
+    lines = [f"calibrated on {outcome.photos} photos of {outcome.people} people",
+             f"same person:      {spread(rec.same)}",
+             f"different people: {spread(rec.different)}"]
+    if rec.verify_at_current:
+        v = rec.verify_at_current
+        lines.append(f"verify at the current {outcome.current_verify:.3f}: accuracy {v['accuracy']:.4f}, "
+                     f"{v['false_same']} false SAME, {v['false_different']} false DIFFERENT of {v['pairs']} pairs")
+    if rec.annotate_at_current:
+        for shape, label in (("one_photo", "1 photo per person"), ("all_photos", "all photos")):
+            c = rec.annotate_at_current[shape]
+            lines.append(f"annotate at the current {outcome.current_annotate:.3f}, {label} enrolled (each person "
+                         f"in turn left out as a stranger): {c['named_right']} of {c['known']} faces named right, "
+                         f"{c['strangers_named']} of {c['strangers']} strangers named")
+    lines.append(f"recommended: annotate {rec.annotate_threshold:.3f}, verify {rec.verify_threshold:.3f}")
+    lines.append(f"stored in {db_path}: annotate and verify use them from now on (--threshold still wins)"
+                 if outcome.written else "run again with --write to store them in the database")
+    return "\n".join(lines)
+
+
 def _where_options(db_path: Path, out_dir: Path, report_path: Path | None) -> tuple[str, ...]:
     """The options that point the review page's commands at this run's database and output."""
     options: list[str] = []
