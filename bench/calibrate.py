@@ -130,7 +130,9 @@ def collect(spec: weights.ModelSpec, models_root: Path) -> dict[str, np.ndarray]
         rng.shuffle(items)
         for g in range(0, len(items), GROUP_FACES):
             group = items[g:g + GROUP_FACES]
-            photo, truth = data.compose_group([(boxes[s][0], (boxes[s][1].left, boxes[s][1].top, boxes[s][1].right, boxes[s][1].bottom)) for s, _ in group], [size for _, size in group], seed=seed * 1000 + g)
+            cutouts = [(boxes[s][0], (boxes[s][1].left, boxes[s][1].top, boxes[s][1].right, boxes[s][1].bottom))
+                       for s, _ in group]
+            photo, truth = data.compose_group(cutouts, [size for _, size in group], seed=seed * 1000 + g)
             found = {}
             for min_face in MIN_FACE_SIZES:
                 detector.settings = replace(DetectorSettings(), min_face_size=min_face)

@@ -51,7 +51,8 @@ FACE_RECOGNITION_PHOTOS = {"obama.jpg": "obama", "obama2.jpg": "obama", "obama3.
 
 FACEXLIB_PACKAGE = PinnedPackage("facexlib", "0.3.0",
                                  "7ae784a520eb52e05583e8bf9f68f77f45083239ac754d646d635017b49e7763")
-FACEXLIB_PHOTOS = {"facexlib-0.3.0/assets/test.jpg": "facexlib_man1", "facexlib-0.3.0/assets/test2.jpg": "facexlib_man2"}
+FACEXLIB_PHOTOS = {"facexlib-0.3.0/assets/test.jpg": "facexlib_man1",
+                   "facexlib-0.3.0/assets/test2.jpg": "facexlib_man2"}
 
 WEB_SIZE = (600, 450)
 CAMERA_SIZE = (4032, 3024)
