@@ -17,6 +17,7 @@ from .errors import EXIT_FATAL, EXIT_OK, EXIT_SOME_FAILED
 
 
 DEFAULT_DB = "DataBase/DataBase.json"
+DEFAULT_MIN_FACE_SIZE = 28  # = detect.DetectorSettings.min_face_size, kept here so --help imports no numpy
 DEFAULT_OUT = "Infered_image"
 
 
@@ -102,7 +103,8 @@ def model_options(func):
 def detection_options(func):
     func = click.option("--max-pixels", type=click.IntRange(min=1), default=100_000_000, show_default=True,
                         help="Refuse images with more pixels than this, before decoding them.")(func)
-    func = click.option("--min-face-size", type=click.IntRange(min=12), default=40, show_default=True,
+    func = click.option("--min-face-size", type=click.IntRange(min=12), default=DEFAULT_MIN_FACE_SIZE,
+                        show_default=True,
                         help="Smallest face to find, in pixels (shorter side of the box).")(func)
     func = click.option("--min-face-fraction", type=click.FloatRange(min=0.0, max=0.5), default=0.02,
                         show_default=True,

@@ -42,7 +42,10 @@ class Face:
 @dataclass(frozen=True)
 class DetectorSettings:
     name: str = "mtcnn"  # which FaceDetector (DETECTORS)
-    min_face_size: int = 40  # pixels, shorter side of the box, in the full-resolution image
+    # Pixels, shorter side of the box, in the full-resolution image.  28, not 32: the detector's
+    # box runs a few pixels narrower than the face, and at 32 most 30-34 px faces in web-size
+    # group photos were missed (docs/calibration.md, small faces).
+    min_face_size: int = 28
     # ... and at least this fraction of the image's shorter side: 2 % is 60 px in a 12 MP photo.
     # Smaller faces are background faces too small to recognise reliably, and finding them would
     # cost 2.5x the detection time there (docs/benchmarks.md).
@@ -155,7 +158,9 @@ class MtcnnDetector:
         canvas = Image.new("RGB", (width + 2 * pad, height + 2 * pad), (128, 128, 128))
         canvas.paste(image, (pad, pad))
         raw = self._run(np.asarray(canvas))
-        return self._to_faces(raw, 1.0, (pad, pad), (width, height), min_face_size=0)
+        # The same minimum as everywhere else, in the photo's own pixels: enroll must not accept
+        # a face that annotate would not even report.
+        return self._to_faces(raw, 1.0, (pad, pad), (width, height), self.settings.min_face_for(width, height))
 
     def _to_faces(self, raw, scale, offset, size, min_face_size) -> list[Face]:
         width, height = size

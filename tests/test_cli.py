@@ -224,3 +224,10 @@ def test_dask_flag_without_the_extra_says_how_to_install(tmp_path, models_root, 
     assert result.exit_code == 1
     assert result.output.strip() == ("Error: running on Dask needs dask[distributed]; install the dask extra: "
                                      "pip install 'facebatch[dask]'")
+
+
+def test_the_cli_default_minimum_face_is_the_detectors():
+    from facebatch import cli as cli_module
+    from facebatch.detect import DetectorSettings
+
+    assert cli_module.DEFAULT_MIN_FACE_SIZE == DetectorSettings().min_face_size
