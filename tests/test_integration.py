@@ -152,3 +152,18 @@ def test_parallel_workers_write_the_same_report_as_one_process(tmp_path, celebri
     for one, two in zip(*reports):
         assert one["name"] == two["name"] and one["left"] == two["left"] and one["status"] == two["status"]
         assert abs(float(one["distance"]) - float(two["distance"])) < 1e-3
+
+
+def test_enroll_refuses_a_face_smaller_than_annotate_reports(tmp_path, celebrity, settings, engine):
+    """The tight-crop retry used to accept any size; now enroll and annotate share the minimum."""
+    photo = sorted((celebrity / "val" / "madonna").glob("*.jpg"))[0]
+    image = load_image(photo)
+    face = max(engine.detector.detect(image), key=lambda f: f.area)
+    crop = image.crop((face.left, face.top, face.right, face.bottom))
+    people = tmp_path / "People"
+    people.mkdir()
+    crop.resize((24, 24 * crop.height // crop.width)).save(people / "tiny.png")
+    crop.resize((80, 80 * crop.height // crop.width)).save(people / "small.png")
+    outcome = enroll(people, tmp_path / "db.json", settings)
+    assert outcome.added == 1 and outcome.skipped == 1
+    assert any("tiny.png: skipped, no face found" in w for w in outcome.warnings)
