@@ -202,8 +202,12 @@ def annotate(input_dir: Path, db_path: Path, output_dir: Path, report_path: Path
             _detect(plan.detect, input_dir, output_dir, settings, known, state, detect_key, label_key, hooks)
             found = groups.refresh(state, [to_text(p) for p in plan.detect], spec.embedding_size)
             summary = CsvReportWriter(report_path).write(record.result for record in state.records())
-            ReviewWriter(output_dir, settings.labels.threshold, found, review_options).write(
-                record.result for record in state.records())
+            try:
+                ReviewWriter(output_dir, settings.labels.threshold, found, review_options).write(
+                    record.result for record in state.records())
+            except OutputError as exc:  # the report is written: a missing review page is not worth stopping for
+                hooks.warn(str(exc))
+                summary.output_failures += 1
     summary.processed = len(plan.detect)
     summary.relabelled = len(plan.relabel)
     summary.carried_over = summary.images - len(plan.detect) - len(plan.relabel)

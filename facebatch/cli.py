@@ -305,7 +305,7 @@ def annotate(images_dir, db_path, out_dir, report_path, threshold, force, try_ro
         except OSError as exc:
             _fail(f"{summary_json}: cannot write the summary ({describe_os_error(exc)}); the report is written, "
                   "choose another --summary-json")
-    if summary.errors:
+    if summary.errors or summary.output_failures:
         sys.exit(EXIT_SOME_FAILED)
 
 

@@ -151,7 +151,7 @@ def write_outputs(result: ImageResult, output: ImageOutput, writers) -> ImageRes
         try:
             annotated = writer.write(output) or annotated
         except OSError as exc:
-            return replace(result, status=STATUS_ERROR, annotated="", error=f"cannot write the annotated copy "
+            return replace(result, status=STATUS_ERROR, annotated="", error=f"cannot write the {writer.what} "
                            f"({describe_os_error(exc)}); free some space or fix the permissions of --out, the next "
                            "run redoes it")
         except Exception as exc:  # noqa: BLE001

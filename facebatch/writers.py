@@ -40,6 +40,7 @@ class ImageOutput:
 
 class ImageWriter(Protocol):
     needs_pixels: bool  # whether write() needs ImageOutput.image
+    what: str  # what it writes, for messages: "annotated copy"
 
     def write(self, output: ImageOutput) -> str:
         """Write this image's file; return its path relative to the output folder ("" for none there)."""
@@ -52,6 +53,7 @@ class AnnotatedCopyWriter:
     """The photo with boxes and labels, under the same relative path in the output folder."""
 
     needs_pixels = True
+    what = "annotated copy"
 
     def __init__(self, output_root: Path):
         self.output_root = Path(output_root)
@@ -73,6 +75,7 @@ class XmpSidecarWriter:
     """MWG face regions of the named faces, merged into the sidecar beside the original photo."""
 
     needs_pixels = False
+    what = "XMP sidecar"
 
     def __init__(self, input_root: Path):
         self.input_root = Path(input_root)
@@ -93,6 +96,7 @@ class ThumbnailWriter:
     when the photo is detected, before the annotated copy draws on it; a relabel keeps them."""
 
     needs_pixels = True
+    what = "review thumbnail"
 
     def __init__(self, output_root: Path):
         self.output_root = Path(output_root)
