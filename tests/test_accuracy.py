@@ -39,7 +39,8 @@ def photos(engine):
     for person, path in items:
         image = load_image(path)
         face = largest(engine.detector.detect(image, tight_crop_retry=True))
-        assert face is not None, path
+        if face is None:  # no face of the minimum size: enroll and annotate skip such photos too
+            continue
         crops.append(engine.crop(image, face))
         keys.append((person, str(path)))
         if path in held.enroll.get(person, []):

@@ -33,7 +33,8 @@ def read_report(path: Path) -> list[dict]:
 def celebrity_db(tmp_path_factory, celebrity, settings):
     db = tmp_path_factory.mktemp("db") / "DataBase.json"
     outcome = enroll(celebrity / "train", db, settings)
-    assert outcome.added == 93 and outcome.skipped == 0
+    # 3 of the 93 photos hold no face of the minimum size (two of 23-24 px, one at confidence 0.87)
+    assert outcome.added == 90 and outcome.skipped == 3
     return db
 
 
@@ -42,13 +43,13 @@ def test_enroll_is_idempotent_and_replaces_changed_photos(tmp_path, celebrity, s
     shutil.copy(celebrity_db, db)
     before = db.read_bytes()
     outcome = enroll(celebrity / "train", db, settings)
-    assert (outcome.added, outcome.replaced, outcome.unchanged, outcome.saved) == (0, 0, 93, False)
+    assert (outcome.added, outcome.replaced, outcome.unchanged, outcome.saved) == (0, 0, 90, False)
     assert db.read_bytes() == before
 
     people = tmp_path / "People"
     shutil.copytree(celebrity / "train" / "madonna", people / "madonna")
     enroll(people, db, settings)
-    photo = sorted((people / "madonna").glob("*.jpg"))[0]
+    photo = sorted((people / "madonna").glob("*.jpg"))[1]  # [0] holds no face of the minimum size
     ImageOps.mirror(Image.open(photo)).save(photo)
     outcome = enroll(people, db, settings)
     assert (outcome.added, outcome.replaced) == (0, 1)
@@ -68,9 +69,18 @@ def test_enrolled_validation_photos_are_named(tmp_path, celebrity, settings, cel
         assert (tmp_path / "out" / row["annotated"]).is_file()
 
 
+def six_people(faces):
+    """t1.jpg's six people.  At the 28 px default minimum MTCNN also reports a 50 px patch of the
+    table at confidence 0.93 (not at 40 px, where it shrinks the photo further): a known false
+    positive, kept because the lower minimum finds the 30-34 px faces of web-size group photos."""
+    return [f for f in faces if f.confidence >= 0.95]
+
+
 def test_all_six_faces_of_the_group_photo_are_found(engine, insightface_dir):
     faces = engine.detector.detect(load_image(insightface_dir / "t1.jpg"))
-    assert len(faces) == 6
+    people = six_people(faces)
+    assert len(people) == 6 and min(f.width for f in people) > 90
+    assert len(faces) - len(people) <= 1 and all(f.confidence < 0.95 for f in faces if f not in people)
     assert [f.left for f in faces] == sorted(f.left for f in faces)
 
 
@@ -79,7 +89,7 @@ def group_people(tmp_path_factory, engine, insightface_dir):
     """Tight crops of the six faces of t1.jpg, as People/person_<i>.png, numbered left to right."""
     people = tmp_path_factory.mktemp("group_people")
     image = load_image(insightface_dir / "t1.jpg")
-    for index, face in enumerate(engine.detector.detect(image)):
+    for index, face in enumerate(six_people(engine.detector.detect(image))):
         image.crop((face.left, face.top, face.right, face.bottom)).save(people / f"person_{index}.png")
     return people
 
@@ -100,8 +110,8 @@ def test_tight_crops_enroll_and_name_everyone_in_a_flipped_rescaled_copy(tmp_pat
     report = tmp_path / "report.csv"
     annotate(flipped_group, db, tmp_path / "out", report, settings)
     rows = read_report(report)
-    # mirrored: the leftmost face is now the rightmost
-    assert [row["name"] for row in rows] == [f"person_{i}" for i in reversed(range(6))]
+    # mirrored: the leftmost face is now the rightmost (the table patch, if reported, is UNKNOWN)
+    assert [row["name"] for row in rows if row["name"] != UNKNOWN] == [f"person_{i}" for i in reversed(range(6))]
 
     with gallery_db.locked(db):
         database = gallery_db.load(db, "facenet")
@@ -150,8 +160,7 @@ def test_parallel_workers_write_the_same_report_as_one_process(tmp_path, celebri
         reports.append(read_report(report))
     assert [r["image"] for r in reports[0]] == [r["image"] for r in reports[1]]
     for one, two in zip(*reports):
-        assert one["name"] == two["name"] and one["left"] == two["left"] and one["status"] == two["status"]
-        assert abs(float(one["distance"]) - float(two["distance"])) < 1e-3
+        assert one == two  # byte for byte: labels are computed per photo, whatever the batching
 
 
 def test_enroll_refuses_a_face_smaller_than_annotate_reports(tmp_path, celebrity, settings, engine):
