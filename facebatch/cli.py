@@ -295,16 +295,9 @@ def annotate(images_dir, db_path, out_dir, report_path, threshold, force, try_ro
                   f"{summary.relabelled} relabelled, {summary.carried_over} unchanged), time {summary.seconds:.1f}s; report: {report_path}",
                   markup=False)
     if summary_json is not None:
-        import json
+        from .writers import SummaryJsonWriter
 
-        from .atomicio import describe_os_error, write_text_atomic
-
-        try:
-            write_text_atomic(summary_json, json.dumps({**summary.as_dict(), "report": str(report_path)},
-                                                       indent=2) + "\n")
-        except OSError as exc:
-            _fail(f"{summary_json}: cannot write the summary ({describe_os_error(exc)}); the report is written, "
-                  "choose another --summary-json")
+        _run(lambda: SummaryJsonWriter(summary_json, report_path).write(summary))
     if summary.errors or summary.output_failures:
         sys.exit(EXIT_SOME_FAILED)
 

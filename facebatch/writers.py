@@ -164,6 +164,23 @@ class CsvReportWriter:
         return summary
 
 
+class SummaryJsonWriter:
+    """The run's counts as JSON, for monitoring (--summary-json)."""
+
+    def __init__(self, path: Path, report_path: Path):
+        self.path, self.report_path = Path(path), Path(report_path)
+
+    def write(self, summary: Summary) -> None:
+        import json
+
+        try:
+            write_bytes_atomic(self.path, (json.dumps({**summary.as_dict(), "report": str(self.report_path)},
+                                                      indent=2) + "\n").encode("utf-8"))
+        except OSError as exc:
+            raise OutputError(f"{self.path}: cannot write the summary ({describe_os_error(exc)}); the report is "
+                              "written, choose another --summary-json") from None
+
+
 class ReviewWriter:
     """review.html and its pages in the output folder: the people, the unknown groups, the
     uncertain matches and the errors (review.py renders; this writes, and removes stale pages
