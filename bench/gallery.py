@@ -67,11 +67,12 @@ def main() -> None:
         loaded = gallery_db.load(path, "facenet")
     matrix = best_of(5, loaded.matrix)
     fingerprint = best_of(5, loaded.fingerprint)
-    people = match.KnownPeople.from_matrix(*loaded.matrix())
-    centroids = best_of(5, lambda: match.KnownPeople.from_matrix(*loaded.matrix())) - matrix
+    matrices = loaded.matrix()
+    people = match.KnownPeople.from_matrix(*matrices)
+    centroids = best_of(5, lambda: match.KnownPeople.from_matrix(*matrices))
     small_people = match.KnownPeople.from_matrix(*small.matrix())
 
-    print(f"gallery: {args.people:,} people x {args.per_person} embeddings = {len(known):,} embeddings, "
+    print(f"gallery: {args.people:,} people x {args.per_person} embeddings = {args.people * args.per_person:,} embeddings, "
           f"{size_mb:.1f} MB of JSON")
     print("| step | seconds (best of 3-5) |")
     print("| --- | --- |")
