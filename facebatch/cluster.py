@@ -253,36 +253,34 @@ def _central_order(group: Group) -> np.ndarray:
     return np.argsort(-similarity, kind="stable")
 
 
-def without_images(state: ClusterState, images: Iterable[str]) -> ClusterState:
-    """Drop the members whose image is in `images` (vanished or changed), and groups left empty."""
-    gone = set(images)
+def _keeping(state: ClusterState, keep_key) -> ClusterState:
+    """Only the members for whose key `keep_key` is true; groups left empty are dropped."""
     groups = []
     for group in state.groups:
-        keep = [i for i, (image, _) in enumerate(group.keys) if image not in gone]
+        keep = [i for i, key in enumerate(group.keys) if keep_key(key)]
         if len(keep) == len(group.keys):
             groups.append(group)
         elif keep:
             groups.append(Group(group.id, tuple(group.keys[i] for i in keep), group.embeddings[keep].copy()))
     return replace(state, groups=tuple(groups))
+
+
+def without_images(state: ClusterState, images: Iterable[str]) -> ClusterState:
+    """Drop the members whose image is in `images` (vanished or changed), and groups left empty."""
+    gone = set(images)
+    return _keeping(state, lambda key: key[0] not in gone)
 
 
 def keeping_faces(state: ClusterState, keys: Iterable[FaceKey]) -> ClusterState:
     """Keep only the members whose key is in `keys` (faces still unknown), and non-empty groups."""
     present = set(keys)
-    groups = []
-    for group in state.groups:
-        keep = [i for i, key in enumerate(group.keys) if key in present]
-        if len(keep) == len(group.keys):
-            groups.append(group)
-        elif keep:
-            groups.append(Group(group.id, tuple(group.keys[i] for i in keep), group.embeddings[keep].copy()))
-    return replace(state, groups=tuple(groups))
+    return _keeping(state, lambda key: key in present)
 
 
 def keeping_images(state: ClusterState, images: Iterable[str]) -> ClusterState:
     """Keep only the members whose image is in `images` (the images that still exist)."""
     present = set(images)
-    return without_images(state, {im for g in state.groups for im, _ in g.keys if im not in present})
+    return _keeping(state, lambda key: key[0] in present)
 
 
 def without_groups(state: ClusterState, group_ids: Iterable[str]) -> ClusterState:
