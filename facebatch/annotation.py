@@ -27,7 +27,7 @@ from .packages import sha256_of_file
 from .pathtext import to_text
 from .pipeline import LABEL_RULE, annotate_chunk, label_image, relabel_chunk
 from .report import Summary
-from .results import STATUS_ERROR, STATUS_OK, ImageResult
+from .results import STATUS_ERROR
 from .runner import chunked, run_stoppable
 from .state import ImageRecord, RunState, open_state, state_path_for
 from .writers import AnnotatedCopyWriter, CsvReportWriter, ReviewWriter, image_writers, output_file

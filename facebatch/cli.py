@@ -75,7 +75,7 @@ def _settings(model: str, model_dir: Path, threshold: float | None, jobs: int | 
     from .detect import DetectorSettings
     from .weights import get_spec
 
-    spec = _run(lambda: get_spec(model))
+    _run(lambda: get_spec(model))  # an unknown model is refused before anything else
     backend = "dask" if scheduler else backend
     if backend == "dask":
         from .runner import check_dask_available

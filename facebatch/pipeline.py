@@ -10,6 +10,7 @@ import hashlib
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -23,6 +24,9 @@ from .images import load_image, load_upright, max_file_bytes, read_file
 from .memory import return_freed_memory
 from .results import STATUS_ERROR, STATUS_NO_FACE, STATUS_OK, ImageResult, LabelledFace
 from .writers import ImageOutput, image_writers
+
+if TYPE_CHECKING:
+    from .engines import Engine  # importing it here would start TensorFlow for a relabel
 
 
 # Bump when label_image would name the same stored faces differently, so that manifests made
@@ -62,7 +66,7 @@ class _Found:
     orientation: int
 
 
-def _detect_with_turns(engine: Engine, image: Image.Image, try_rotations: bool):
+def _detect_with_turns(engine: "Engine", image: Image.Image, try_rotations: bool):
     """(faces, crop source, crop faces); with `try_rotations`, a photo with no face is tried turned 90/180/270."""
     faces = engine.detector.detect(image)
     if faces or not try_rotations:

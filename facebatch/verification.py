@@ -8,7 +8,6 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 
 from .atomicio import atomic_writer, describe_os_error
 from .config import IMAGES_PER_CHUNK, Settings
