@@ -208,11 +208,10 @@ def download_weights(model, model_dir, from_path, force):
     console.print(f"{spec.name}: installed and verified in {target}")
 
 
-def _photo_line(result) -> str:
-    """One plain line per photo for enroll and verify: a problem, or nothing."""
+def _embedded_line(result) -> str:
     from .pathtext import to_text
 
-    return "" if result.embedding is not None else f"{to_text(result.path)}: {result.error}"
+    return f"{to_text(result.path)}: embedded" if result.embedding is not None else ""
 
 
 @cli.command()
@@ -230,8 +229,9 @@ def enroll(people_dir, db_path, model, model_dir, max_pixels, min_face_size, min
 
     settings = _settings(model, model_dir, None, jobs, min_face_size, min_face_fraction, max_pixels, backend, scheduler)
     console = _console()
-    # Problems with single photos are collected into the outcome's warnings and printed once.
-    feedback = _Feedback(console, quiet, "enrolling", lambda result: "")
+    # A plain line per photo embedded when not at a terminal (cron, pipes); problems with single
+    # photos are collected into the outcome's warnings and printed once, at the end.
+    feedback = _Feedback(console, quiet, "enrolling", _embedded_line)
     outcome = feedback.run(lambda hooks: run_enroll(people_dir, db_path, settings, hooks))
     for warning in outcome.warnings:
         console.print(f"warning: {warning}", markup=False)

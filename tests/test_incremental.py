@@ -207,3 +207,23 @@ def test_relabelling_never_starts_tensorflow(tmp_path, photos, people_db, models
     assert done.returncode == 0, done.stderr
     assert "(0 processed, 25 relabelled, 0 unchanged)" in done.stderr
     assert done.stdout.strip() == "False"
+
+
+def test_sigterm_stops_enroll_cleanly_and_keeps_what_was_embedded(tmp_path, celebrity, models_root):
+    people = tmp_path / "People"
+    shutil.copytree(celebrity / "train", people)
+    db = tmp_path / "db.json"
+    command = [sys.executable, "-m", "facebatch", "enroll", str(people), "--db", str(db), "--model-dir",
+               str(models_root), "-j", "1"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = process.stderr.readline()  # a plain line per photo embedded (not a terminal)
+    assert first.endswith(": embedded\n"), first
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 143, stderr
+    assert "interrupted by signal 15; finished work is saved" in stderr
+    saved = sum(len(v) for v in json.loads(db.read_text())["people"].values())
+    assert 1 <= saved < 90
+    resumed = run("enroll", people, "--db", db, "--model-dir", models_root, "-q", "-j", "1")
+    assert resumed.exit_code == 0
+    assert sum(len(v) for v in json.loads(db.read_text())["people"].values()) == 90
