@@ -20,7 +20,7 @@ from . import draw, groups, locks, match, weights
 from . import gallery as gallery_db
 from .atomicio import describe_os_error, remove_stale_temporaries
 from .config import IMAGES_PER_CHUNK, Settings, part_key
-from .errors import OutputError, PurgeRefused, RunLocked, UsageProblem
+from .errors import Interrupted, OutputError, PurgeRefused, RunLocked, UsageProblem
 from .hooks import RunHooks
 from .images import annotated_name, find_images
 from .packages import sha256_of_file
@@ -91,8 +91,8 @@ class _Plan:
     relabel it from its stored faces (only the labels' inputs changed), or carry it over."""
 
     def __init__(self):
-        self.detect: list[str] = []
-        self.relabel: list[ImageRecord] = []
+        self.detect: list[str] = []  # relative paths, as Python holds them
+        self.relabel: list[str] = []  # manifest keys (pathtext); records are read back in batches
 
 
 def _plan(relatives: list[str], input_dir: Path, state: RunState, detect_key: str, label_key: str,
@@ -120,7 +120,7 @@ def _plan(relatives: list[str], input_dir: Path, state: RunState, detect_key: st
                 continue
             state.update_stat(to_text(relative), stat.st_size, stat.st_mtime_ns)
         if record.labels_key != label_key:
-            plan.relabel.append(record)
+            plan.relabel.append(record.path)
     return plan
 
 
@@ -232,26 +232,38 @@ def _detect(todo, input_dir, output_dir, settings, known, state, detect_key, lab
             hooks.on_result(result)
 
 
-def _relabel(records: list[ImageRecord], input_dir, output_dir, settings, known, state, label_key,
-             hooks: RunHooks) -> None:
+RELABEL_BATCH = 256  # records named again per manifest transaction: bounded memory, few fsyncs
+
+
+def _relabel(paths: list[str], input_dir, output_dir, settings, known, state, label_key, hooks: RunHooks) -> None:
     """New labels from stored embeddings (no detection, no TensorFlow); outputs rewritten only
-    where something they show changed: a copy is redrawn only when a label's text changed."""
-    work = []
-    for record in records:
-        old = record.result
-        faces = [f.face for f in old.faces]
-        labelled = label_image(faces, old.embeddings, settings.labels, known) if faces else ()
-        new = replace(old, faces=labelled)
-        redraw = [draw.label_text(f) for f in labelled] != [draw.label_text(f) for f in old.faces]
-        if redraw or settings.labels.xmp:
-            work.append((new, redraw))
-        else:
-            state.put_many([ImageRecord(new, record.detection_key, label_key)])
-            hooks.on_result(new)
-    keys = {to_text(r.result.image): r.detection_key for r in records}
-    for chunk_results in run_stoppable(relabel_chunk, chunked(work, IMAGES_PER_CHUNK * 4), settings.execution,
-                                       hooks.should_stop, input_dir, output_dir, settings):
-        state.put_many(ImageRecord(r, keys[to_text(r.image)], label_key if r.status != STATUS_ERROR else "")
-                       for r in chunk_results)
-        for result in chunk_results:
-            hooks.on_result(result)
+    where something they show changed: a copy is redrawn only when a label's text changed.
+
+    Records are read back and saved in batches, so relabelling 100,000 photos after a database
+    change holds one batch in memory and commits one transaction per batch.
+    """
+    for start in range(0, len(paths), RELABEL_BATCH):
+        records = [r for r in (state.get(p) for p in paths[start:start + RELABEL_BATCH]) if r is not None]
+        unchanged, work = [], []
+        for record in records:
+            old = record.result
+            faces = [f.face for f in old.faces]
+            labelled = label_image(faces, old.embeddings, settings.labels, known) if faces else ()
+            new = replace(old, faces=labelled)
+            redraw = [draw.label_text(f) for f in labelled] != [draw.label_text(f) for f in old.faces]
+            if redraw or settings.labels.xmp:
+                work.append((new, redraw))
+            else:
+                unchanged.append(ImageRecord(new, record.detection_key, label_key))
+        state.put_many(unchanged)
+        for record in unchanged:
+            hooks.on_result(record.result)
+        keys = {r.path: r.detection_key for r in records}
+        for chunk_results in run_stoppable(relabel_chunk, chunked(work, IMAGES_PER_CHUNK * 4), settings.execution,
+                                           hooks.should_stop, input_dir, output_dir, settings):
+            state.put_many(ImageRecord(r, keys[to_text(r.image)], label_key if r.status != STATUS_ERROR else "")
+                           for r in chunk_results)
+            for result in chunk_results:
+                hooks.on_result(result)
+        if hooks.should_stop():
+            raise Interrupted(hooks.should_stop())
