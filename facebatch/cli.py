@@ -15,7 +15,6 @@ import click
 
 from .errors import EXIT_FATAL, EXIT_OK, EXIT_SOME_FAILED
 
-
 DEFAULT_DB = "DataBase/DataBase.json"
 DEFAULT_MIN_FACE_SIZE = 28  # = detect.DetectorSettings.min_face_size, kept here so --help imports no numpy
 DEFAULT_OUT = "Infered_image"
@@ -217,7 +216,7 @@ def _embedded_line(result) -> str:
 @cli.command()
 @click.argument("people_dir", type=click.Path(path_type=Path), default="People")
 @click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path),
-              default="DataBase/DataBase.json", show_default=True, help="The face database.")
+              default=DEFAULT_DB, show_default=True, help="The face database.")
 @model_options
 @detection_options
 @execution_options
@@ -246,8 +245,8 @@ def enroll(people_dir, db_path, model, model_dir, max_pixels, min_face_size, min
 @cli.command()
 @click.argument("images_dir", type=click.Path(path_type=Path), default="images")
 @click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path),
-              default="DataBase/DataBase.json", show_default=True, help="The face database.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default="Infered_image",
+              default=DEFAULT_DB, show_default=True, help="The face database.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_OUT,
               show_default=True, help="Folder for the annotated copies.")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
               help="CSV report. [default: OUT/report.csv]")
@@ -541,7 +540,7 @@ def people_ignore(group, model, out_dir, report_path):
 
 @people.command("list")
 @click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path),
-              default="DataBase/DataBase.json", show_default=True)
+              default=DEFAULT_DB, show_default=True)
 @click.option("--model", default="facenet", show_default=True, envvar="FACEBATCH_MODEL")
 def people_list(db_path, model):
     """Show who is enrolled and with how many photos."""
@@ -555,7 +554,7 @@ def people_list(db_path, model):
 @people.command("remove")
 @click.argument("name")
 @click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path),
-              default="DataBase/DataBase.json", show_default=True)
+              default=DEFAULT_DB, show_default=True)
 @click.option("--model", default="facenet", show_default=True, envvar="FACEBATCH_MODEL")
 def people_remove(name, db_path, model):
     """Delete NAME and all of their embeddings from the database for good."""
