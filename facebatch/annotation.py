@@ -201,10 +201,11 @@ def annotate(input_dir: Path, db_path: Path, output_dir: Path, report_path: Path
             _relabel(plan.relabel, input_dir, output_dir, settings, known, state, label_key, hooks)
             _detect(plan.detect, input_dir, output_dir, settings, known, state, detect_key, label_key, hooks)
             found = groups.refresh(state, [to_text(p) for p in plan.detect], spec.embedding_size)
-            summary = CsvReportWriter(report_path).write(record.result for record in state.records())
+            # One read of the manifest feeds both run writers: the report streams, the pages collect.
+            pages = ReviewWriter(output_dir, settings.labels.threshold, found, review_options)
+            summary = CsvReportWriter(report_path).write(pages.collecting(r.result for r in state.records()))
             try:
-                ReviewWriter(output_dir, settings.labels.threshold, found, review_options).write(
-                    record.result for record in state.records())
+                pages.finish()
             except OutputError as exc:  # the report is written: a missing review page is not worth stopping for
                 hooks.warn(str(exc))
                 summary.output_failures += 1

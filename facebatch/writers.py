@@ -12,7 +12,7 @@ import contextlib
 import csv
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Protocol
+from typing import Iterable, Iterator, Protocol
 
 from PIL import Image
 
@@ -191,34 +191,49 @@ class ReviewWriter:
         self.threshold = threshold
         self.groups = groups  # groups.Groups
         self.command_options = command_options
+        self._people: dict[str, list[review.FaceThumb]] = {}
+        self._unknown: dict[tuple[str, int], review.FaceThumb] = {}
+        self._errors: list[review.Problem] = []
+        self._thumbs: set[str] = set()
 
     def write(self, results: Iterable[ImageResult]) -> None:
-        people: dict[str, list[review.FaceThumb]] = {}
-        by_key: dict[tuple[str, int], review.FaceThumb] = {}
-        errors, every_thumb = [], set()
+        for _ in self.collecting(results):
+            pass
+        self.finish()
+
+    def collecting(self, results: Iterable[ImageResult]) -> Iterator[ImageResult]:
+        """Pass `results` through, noting what the pages need: the report and the pages are then
+        written from one read of the manifest (see annotation.py)."""
         for result in results:
-            image = to_text(result.image)
-            if result.status == STATUS_ERROR:
-                errors.append(review.Problem(image, result.error))
-            if result.status != STATUS_OK:
-                continue
-            for index, labelled in enumerate(result.faces):
-                face = labelled.face
-                box = (face.left, face.top, face.right, face.bottom)
-                thumb = review.FaceThumb(image, index, box, review.thumb_path(image, box, result.sha256),
-                                         labelled.distance, to_text(result.annotated))
-                every_thumb.add(thumb.thumb)
-                if labelled.name == UNKNOWN:
-                    by_key[(image, index)] = thumb
-                else:
-                    people.setdefault(labelled.name, []).append(thumb)
-        listed = self.groups.listed()
+            self._collect(result)
+            yield result
+
+    def _collect(self, result: ImageResult) -> None:
+        image = to_text(result.image)
+        if result.status == STATUS_ERROR:
+            self._errors.append(review.Problem(image, result.error))
+        if result.status != STATUS_OK:
+            return
+        for index, labelled in enumerate(result.faces):
+            face = labelled.face
+            box = (face.left, face.top, face.right, face.bottom)
+            thumb = review.FaceThumb(image, index, box, review.thumb_path(image, box, result.sha256),
+                                     labelled.distance, to_text(result.annotated))
+            self._thumbs.add(thumb.thumb)
+            if labelled.name == UNKNOWN:
+                self._unknown[(image, index)] = thumb
+            else:
+                self._people.setdefault(labelled.name, []).append(thumb)
+
+    def finish(self) -> None:
+        """Render and write the pages; remove stale pages and thumbnails no face refers to."""
         grouped = sum(len(g.keys) for g in self.groups.clusters.groups)
         data = review.ReviewData(
-            people=tuple(review.Person(name, tuple(faces)) for name, faces in sorted(people.items())),
-            groups=tuple(review.UnknownGroup(g.id, _representative_first(g, by_key)) for g in listed),
-            errors=tuple(errors), threshold=self.threshold, ungrouped_unknown=max(0, len(by_key) - grouped),
-            command_options=self.command_options)
+            people=tuple(review.Person(name, tuple(faces)) for name, faces in sorted(self._people.items())),
+            groups=tuple(review.UnknownGroup(g.id, _representative_first(g, self._unknown))
+                         for g in self.groups.listed()),
+            errors=tuple(self._errors), threshold=self.threshold,
+            ungrouped_unknown=max(0, len(self._unknown) - grouped), command_options=self.command_options)
         pages = review.render(data)
         try:
             for relative, html in pages.items():
@@ -229,7 +244,7 @@ class ReviewWriter:
             raise OutputError(f"{self.output_root / review.INDEX}: cannot write the review pages "
                               f"({describe_os_error(exc)}); free some space and run again") from None
         self._remove_stale_pages(set(pages))
-        thumbnails.prune_thumbnails(self.output_root, every_thumb)
+        thumbnails.prune_thumbnails(self.output_root, self._thumbs)
 
     def _remove_stale_pages(self, keep: set[str]) -> None:
         folder = self.output_root / review.FOLDER
