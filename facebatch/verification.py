@@ -5,10 +5,11 @@ import csv
 import io
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-
+from . import gallery as gallery_db
+from . import weights
 from .atomicio import atomic_writer, describe_os_error
 from .config import IMAGES_PER_CHUNK, Settings
 from .errors import ImageError, OutputError, UsageProblem
@@ -69,11 +70,6 @@ def verify_two(a: Path, b: Path, settings: Settings, hooks: RunHooks = RunHooks(
 def with_threshold(settings: Settings, db_path: Path) -> Settings:
     """Settings with verify's threshold in force: --threshold, else the one calibrate stored in
     the database (when there is a database), else the model's default."""
-    from dataclasses import replace
-
-    from . import gallery as gallery_db
-    from . import weights
-
     spec = weights.get_spec(settings.detection.model)
     calibrated = None
     if settings.labels.threshold is None and os.path.lexists(db_path):
