@@ -19,7 +19,7 @@ from . import match
 from .atomicio import describe_os_error
 from .config import LabelSettings, Settings
 from .detect import Face, largest, unrotate
-from .errors import FacebatchError, ImageError
+from .errors import FacebatchError
 from .images import load_image, load_upright, max_file_bytes, read_file
 from .memory import return_freed_memory
 from .results import STATUS_ERROR, STATUS_NO_FACE, STATUS_OK, ImageResult, LabelledFace
@@ -200,12 +200,8 @@ NO_FACE = "no face found"
 
 
 def embed_photos(paths: list[str], settings: Settings) -> list[PhotoEmbedding]:
-    """The chunk work of enroll and verify: photos of one person each, tight crops welcome."""
-    return embed_largest_faces(paths, settings, tight_crop_retry=True)
-
-
-def embed_largest_faces(paths: list[str], settings: Settings, tight_crop_retry: bool) -> list[PhotoEmbedding]:
-    """For enroll and verify: the largest face of each photo, embedded in one batch."""
+    """The chunk work of enroll, verify and calibrate: the largest face of each photo (one person
+    each, tight crops welcome), embedded in one batch."""
     from .engines import get_engine
 
     engine = get_engine(settings)
@@ -214,15 +210,13 @@ def embed_largest_faces(paths: list[str], settings: Settings, tight_crop_retry: 
     for path in paths:
         try:
             image = load_image(Path(path), settings.detection.max_pixels)
-            faces = engine.detector.detect(image, tight_crop_retry=tight_crop_retry)
+            faces = engine.detector.detect(image, tight_crop_retry=True)
             face = largest(faces)
             if face is None:
                 results[path] = PhotoEmbedding(path, None, 0, NO_FACE)
             else:
                 found.append((path, engine.crop(image, face), len(faces)))
-        except ImageError as exc:
-            results[path] = PhotoEmbedding(path, None, 0, str(exc))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - one bad photo must not end the run
             results[path] = PhotoEmbedding(path, None, 0, _error_text(exc))
     if found:
         try:

@@ -8,7 +8,7 @@ fails, not a rounding change.
 
 Every photo is detected and embedded once per session, through the same calls enroll and
 annotate make (Detector.detect, Engine.crop, Embedder.embed); galleries are built with
-facebatch.gallery and named with facebatch.match.label_faces, the code annotate runs.
+facebatch.gallery and named with facebatch.match.label_faces: annotate's centroid rule, one face at a time.
 """
 from __future__ import annotations
 
