@@ -2,7 +2,7 @@
 
 Faces: the largest face of each of the 118 5-celebrity photos (93 train + 25 val, 5 people), and
 every face of the insightface group photo t1.jpg (6 more people, one face each: singletons that
-must stay alone).  Detected and embedded exactly as bench/calibrate.py does (facenet, margin and
+must stay alone).  Detected and embedded exactly as bench/calibrate.py does (facenet, crop and
 standardisation from the model registry), then fed to cluster.update in a fixed order:
   * "sorted": photo path order (each person's photos arrive together);
   * "shuffled": a fixed permutation (seed 0), in one call;
@@ -42,7 +42,7 @@ THRESHOLDS = (0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 1.0, 1.1)
 QUORUMS = (1.0, 0.75, 0.5, 0.25)
 
 
-def labelled_faces(detector, embedder, margin: float) -> tuple[list[cluster.NewFace], list[str]]:
+def labelled_faces(detector, embedder, face_cut) -> tuple[list[cluster.NewFace], list[str]]:
     """(faces to group, the true person of each) in sorted photo order: celebrities then t1's faces."""
     faces, labels = [], []
     root = celebrity_dataset()
@@ -58,13 +58,13 @@ def labelled_faces(detector, embedder, margin: float) -> tuple[list[cluster.NewF
                 key = (f"{split}/{person}/{path.name}", found.index(face))
                 faces.append((key, face))
                 labels.append(person)
-                crops.append(face_crop(image, face, margin))
+                crops.append(face_crop(image, face, face_cut))
     group_photo = insightface_images() / "t1.jpg"
     image = load_image(group_photo)
     for index, face in enumerate(detector.detect(image)):
         faces.append((("t1.jpg", index), face))
         labels.append(f"t1-stranger-{index}")
-        crops.append(face_crop(image, face, margin))
+        crops.append(face_crop(image, face, face_cut))
     embeddings = embedder.embed(np.stack(crops))
     new = [cluster.NewFace(key, embedding, min(face.width, face.height), face.confidence)
            for (key, face), embedding in zip(faces, embeddings)]
@@ -186,7 +186,7 @@ def main() -> None:
         labels = [str(x) for x in saved["labels"]]
     else:
         embedder = Embedder(weights.load_arrays(args.models_root, spec), spec.embedding_size, spec.standardisation)
-        faces, labels = labelled_faces(Detector(), embedder, spec.crop_margin)
+        faces, labels = labelled_faces(Detector(), embedder, spec.crop)
         if args.embeddings:
             np.savez(args.embeddings, images=[f.key[0] for f in faces], indices=[f.key[1] for f in faces],
                      embeddings=np.stack([f.embedding for f in faces]), sizes=[f.size for f in faces],

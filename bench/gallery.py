@@ -36,7 +36,8 @@ def random_gallery(people: int, per_person: int, rng: np.random.Generator) -> ga
     db = gallery_db.Gallery("facenet", SIZE)
     for p in range(people):
         name = f"Person {p:05d}"
-        db.people[name] = [gallery_db.Enrollment(f"{name}/{k}.jpg", f"{p:032x}{k:032x}", vectors[p * per_person + k])
+        db.people[name] = [gallery_db.Enrollment(f"{name}/{k}.jpg", f"{p:032x}{k:032x}", vectors[p * per_person + k],
+                                              "stretched-0.30")
                            for k in range(per_person)]
     return db
 

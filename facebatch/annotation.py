@@ -77,7 +77,7 @@ def images_to_annotate(input_dir: Path, output_dir: Path, unreadable: list[str] 
 def detection_key(settings: Settings, weights_sha256: str) -> str:
     """What the faces and embeddings of an image depend on, besides the image."""
     spec = weights.get_spec(settings.detection.model)
-    return part_key(settings.detection, weights=weights_sha256, margin=spec.crop_margin,
+    return part_key(settings.detection, weights=weights_sha256, crop=spec.crop.key,
                     standardisation=spec.standardisation, format=RESULT_FORMAT)
 
 
@@ -166,8 +166,8 @@ def annotate(input_dir: Path, db_path: Path, output_dir: Path, report_path: Path
     # Everything that can fail on its own is checked before anything is created on disk.
     # Readers take no lock: every database write is an atomic rename (gallery.py), so this is a
     # consistent snapshot even while an enroll writes, and a read-only database works.
-    gallery = gallery_db.load(db_path, spec.name)
-    settings = replace(settings, labels=settings.labels.resolved(gallery.thresholds.get("annotate"),
+    gallery = gallery_db.load(db_path, spec.name, spec.crop.key)
+    settings = replace(settings, labels=settings.labels.resolved(gallery.calibrated(spec.crop.key).get("annotate"),
                                                                   spec.default_threshold))
     check_output_places(input_dir, output_dir)
     started = time.monotonic()
@@ -200,7 +200,8 @@ def annotate(input_dir: Path, db_path: Path, output_dir: Path, report_path: Path
             hooks.on_start(len(plan.detect) + len(plan.relabel))
             _relabel(plan.relabel, input_dir, output_dir, settings, known, state, label_key, hooks)
             _detect(plan.detect, input_dir, output_dir, settings, known, state, detect_key, label_key, hooks)
-            found = groups.refresh(state, [to_text(p) for p in plan.detect], spec.embedding_size)
+            found = groups.refresh(state, [to_text(p) for p in plan.detect], spec.embedding_size,
+                                   spec.crop.key)
             # One read of the manifest feeds both run writers: the report streams, the pages collect.
             pages = ReviewWriter(output_dir, settings.labels.threshold, found, review_options)
             summary = CsvReportWriter(report_path).write(pages.collecting(r.result for r in state.records()))

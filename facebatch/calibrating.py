@@ -42,7 +42,7 @@ def calibrate(labelled_dir: Path, db_path: Path, settings: Settings, hooks: RunH
     if not labelled_dir.is_dir():
         raise UsageProblem(f"{labelled_dir}: no such folder; pass a folder with one folder of photos per person")
     spec = weights.get_spec(settings.detection.model)
-    stored = gallery_db.load(db_path, spec.name).thresholds if Path(db_path).exists() else {}
+    stored = gallery_db.load(db_path, spec.name).calibrated(spec.crop.key) if Path(db_path).exists() else {}
     current_annotate = stored.get("annotate", spec.default_threshold)
     current_verify = stored.get("verify", spec.verify_threshold)
     pairs, warnings, _ = person_photos(labelled_dir)
@@ -73,6 +73,7 @@ def calibrate(labelled_dir: Path, db_path: Path, settings: Settings, hooks: RunH
             gallery = gallery_db.load_or_new(db_path, spec.name, spec.embedding_size)
             gallery.thresholds = {"annotate": round(recommendation.annotate_threshold, 4),
                                   "verify": round(recommendation.verify_threshold, 4)}
+            gallery.thresholds_crop = spec.crop.key
             gallery_db.save(db_path, gallery)
         outcome.written = True
     return outcome

@@ -237,6 +237,9 @@ def enroll(people_dir, db_path, model, model_dir, max_pixels, min_face_size, min
     if outcome.orphans:
         console.print(f"note: {outcome.orphans} database entries have no photo in {people_dir} any more; "
                       "they are kept (remove a person with: facebatch people remove NAME)", markup=False)
+    if outcome.remade:
+        console.print(f"note: {outcome.remade} embeddings made by an older facebatch were made anew with its "
+                      "current face crop", markup=False)
     if not quiet:
         console.print(f"enrolled: {outcome.added} added, {outcome.replaced} replaced, {outcome.unchanged} unchanged, "
                       f"{outcome.skipped} skipped" + ("" if outcome.saved else " (database not changed)"))
@@ -516,8 +519,7 @@ def people_name(group, name, db_path, model, out_dir, report_path):
 
     spec = _run(lambda: get_spec(model))
     with _open_manifest(out_dir, report_path, write=True) as (state, where):
-        count = _run(lambda: groups_mod.name_group(state, where, db_path, spec.name, spec.embedding_size, group,
-                                                   name))
+        count = _run(lambda: groups_mod.name_group(state, where, db_path, spec, group, name))
     _console().print(f"named {group} as {name}: {count} faces enrolled in {db_path}; the next facebatch annotate "
                      "names them (without detecting again)", markup=False)
 

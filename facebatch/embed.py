@@ -1,6 +1,8 @@
 """Face crops, their standardisation, and the embedding model (batched, L2-normalised)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from PIL import Image
 
@@ -10,22 +12,39 @@ from .detect import Face
 EMBED_BATCH = 32  # faces per model call; larger batches gain little on CPU and cost memory
 
 
-def crop_box(face: Face, margin: float) -> tuple[int, int, int, int]:
-    """A square box around the face, `margin` (a fraction of the face size) larger than it.
+@dataclass(frozen=True)
+class FaceCrop:
+    """How a detected face is cut out for the network.
 
-    Square, so that the resize to the network's input does not stretch the face.  The box may
-    reach past the image edge; those pixels become black, as in FaceNet's own training crops.
+    "stretched" is FaceNet's own alignment (davidsandberg/facenet, align_dataset_mtcnn.py): the
+    detector's box grown by the same number of pixels on every side (`margin` times the box's
+    width, in all) and resized to the input square without keeping its aspect, so the network
+    sees faces shaped as it saw them in training.  "square" keeps the aspect: a square of the box's
+    longer side, `margin` larger.  Pixels past the image edge are black.
     """
-    side = max(face.width, face.height) * (1.0 + margin)
-    cx = (face.left + face.right) / 2.0
-    cy = (face.top + face.bottom) / 2.0
-    half = side / 2.0
-    return (int(round(cx - half)), int(round(cy - half)), int(round(cx + half)), int(round(cy + half)))
+
+    shape: str  # "stretched" or "square"
+    margin: float
+
+    @property
+    def key(self) -> str:
+        """Names the crop in the database, so embeddings made with another crop are never mixed."""
+        return f"{self.shape}-{self.margin:.2f}"
+
+    def box(self, face: Face) -> tuple[int, int, int, int]:
+        cx = (face.left + face.right) / 2.0
+        cy = (face.top + face.bottom) / 2.0
+        if self.shape == "stretched":
+            half_w = face.width * (1.0 + self.margin) / 2.0
+            half_h = (face.height + face.width * self.margin) / 2.0
+        else:
+            half_w = half_h = max(face.width, face.height) * (1.0 + self.margin) / 2.0
+        return (int(round(cx - half_w)), int(round(cy - half_h)), int(round(cx + half_w)), int(round(cy + half_h)))
 
 
-def face_crop(image: Image.Image, face: Face, margin: float, size: int = network.INPUT_SIZE) -> np.ndarray:
+def face_crop(image: Image.Image, face: Face, crop: FaceCrop, size: int = network.INPUT_SIZE) -> np.ndarray:
     """The network's input for one face: a (size, size, 3) uint8 crop from the full-resolution image."""
-    return np.asarray(image.crop(crop_box(face, margin)).resize((size, size), Image.BILINEAR), dtype=np.uint8)
+    return np.asarray(image.crop(crop.box(face)).resize((size, size), Image.BILINEAR), dtype=np.uint8)
 
 
 def standardise(crops: np.ndarray, mode: str) -> np.ndarray:

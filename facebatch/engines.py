@@ -24,7 +24,7 @@ class Engine:
     embedder: Embedder
 
     def crop(self, image: Image.Image, face: Face) -> np.ndarray:
-        return face_crop(image, face, self.spec.crop_margin)
+        return face_crop(image, face, self.spec.crop)
 
 
 _ENGINES: dict[tuple, Engine] = {}

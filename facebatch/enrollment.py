@@ -25,6 +25,9 @@ class EnrollOutcome:
     skipped: int = 0  # photos not enrolled: no usable face, unreadable, or a name we refuse
     warnings: list[str] = field(default_factory=list)
     orphans: int = 0  # database entries whose photo is no longer in the people folder
+    remade: int = 0  # embeddings an older facebatch made from another face crop, made anew
+    dropped: int = 0  # faces named from groups with an older crop: enroll cannot remake them
+    dropped_thresholds: bool = False  # calibrated on an older crop
     saved: bool = False
 
 
@@ -78,10 +81,16 @@ def enroll(people_dir: Path, db_path: Path, settings: Settings, hooks: RunHooks 
     # Hold the lock from reading to writing, so two enrolls never lose each other's entries.
     with gallery_db.locked(db_path):
         gallery = gallery_db.load_or_new(db_path, spec.name, spec.embedding_size)
+        _drop_outdated_group_faces(gallery, spec.crop.key, outcome)
+        _drop_outdated_thresholds(gallery, spec.crop.key, outcome)
         current = {(name, e.source): e for name, entries in gallery.people.items() for e in entries
                    if not e.from_annotate}
+        # A photo is embedded again when it changed, or when its embedding was made from another crop.
         todo = [(person, rel) for person, rel in pairs
-                if not ((person, to_text(rel)) in current and current[(person, to_text(rel))].sha256 == hashes[rel])]
+                if not ((person, to_text(rel)) in current and current[(person, to_text(rel))].sha256 == hashes[rel]
+                        and current[(person, to_text(rel))].crop == spec.crop.key)]
+        outcome.remade = sum(1 for person, rel in todo
+                             if (person, to_text(rel)) in current and current[(person, to_text(rel))].crop != spec.crop.key)
         outcome.unchanged = len(pairs) - len(todo)
         hooks.on_start(len(todo))
         person_of = dict((rel, person) for person, rel in todo)
@@ -100,7 +109,43 @@ def enroll(people_dir: Path, db_path: Path, settings: Settings, hooks: RunHooks 
         present = {(person, to_text(rel)) for person, rel in pairs}
         outcome.orphans = sum(1 for key in current if key not in present)
         _save_if_changed(db_path, gallery, outcome)
+        _warn_still_outdated(gallery, spec.crop.key, db_path, outcome)
     return outcome
+
+
+def _drop_outdated_group_faces(gallery, crop: str, outcome: EnrollOutcome) -> None:
+    """Faces named from groups (`people name`) whose embedding an older facebatch made from another
+    crop: no photo of theirs is in People/, so enroll cannot remake them, and matching against them
+    would be wrong.  They are dropped with a warning; annotate finds those faces again, grouped."""
+    for name, entry in gallery.outdated(crop):
+        if entry.from_annotate:
+            gallery.people[name] = [e for e in gallery.people[name] if e is not entry]
+            outcome.dropped += 1
+    if outcome.dropped:
+        outcome.warnings.append(f"dropped {outcome.dropped} faces named from groups: an older facebatch made their "
+                                "embeddings from another crop; after the next facebatch annotate, name their groups "
+                                "again (facebatch unknowns)")
+
+
+def _drop_outdated_thresholds(gallery, crop: str, outcome: EnrollOutcome) -> None:
+    """Thresholds `calibrate --write` measured on another crop's distances no longer apply."""
+    if gallery.thresholds and gallery.thresholds_crop != crop:
+        gallery.thresholds, gallery.thresholds_crop = {}, None
+        outcome.dropped_thresholds = True
+        outcome.warnings.append("removed the calibrated thresholds: an older facebatch measured them on faces cut "
+                                "out differently; run facebatch calibrate --write again (until then the defaults "
+                                "apply)")
+
+
+def _warn_still_outdated(gallery, crop: str, db_path: Path, outcome: EnrollOutcome) -> None:
+    outdated = gallery.outdated(crop)
+    if outdated:
+        people = sorted({name for name, _ in outdated})
+        outcome.warnings.append(
+            f"{db_path}: {len(outdated)} embeddings of {', '.join(people[:5])}{', ...' if len(people) > 5 else ''} "
+            "were made by an older facebatch and could not be made anew (their photos are not in this folder, or were "
+            "skipped above); annotate refuses the "
+            "database until you enroll the folder that holds them, or remove those people (facebatch people remove)")
 
 
 def _add(gallery, outcome: EnrollOutcome, person: str, relative: str, sha256: str, result, settings) -> None:
@@ -117,13 +162,13 @@ def _add(gallery, outcome: EnrollOutcome, person: str, relative: str, sha256: st
     source = to_text(relative)
     entries = [e for e in gallery.people.get(person, []) if e.source != source]
     replaced = len(entries) != len(gallery.people.get(person, []))
-    entries.append(gallery_db.Enrollment(source, sha256, result.embedding))
+    entries.append(gallery_db.Enrollment(source, sha256, result.embedding, weights.get_spec(settings.detection.model).crop.key))
     gallery.people[person] = entries
     outcome.replaced += replaced
     outcome.added += not replaced
 
 
 def _save_if_changed(db_path: Path, gallery, outcome: EnrollOutcome) -> None:
-    if outcome.added or outcome.replaced:
+    if outcome.added or outcome.replaced or outcome.dropped or outcome.dropped_thresholds:
         gallery_db.save(db_path, gallery)
         outcome.saved = True

@@ -1,7 +1,13 @@
 """The face database: versioned JSON (never pickle), validated on load, saved atomically under a lock.
 
-    {"format": "facebatch-database", "version": 1, "model": "facenet", "embedding_size": 128,
-     "people": {"Ada": [{"source": "Ada/1.jpg", "sha256": "...", "embedding": "<base64 float32 LE>"}]}}
+    {"format": "facebatch-database", "version": 2, "model": "facenet", "embedding_size": 128,
+     "people": {"Ada": [{"source": "Ada/1.jpg", "sha256": "...", "crop": "stretched-0.30",
+                         "embedding": "<base64 float32 LE>"}]}}
+
+Each embedding records the face crop it was made from (embed.FaceCrop.key): embeddings of the
+same face cut out two ways are too far apart to compare, so a database that holds embeddings of an
+older crop is refused for matching until `facebatch enroll` has made them again.  Version 1
+databases (no "crop") were made with their model's `version1_crop` (weights.ModelSpec).
 
 Embeddings are base64 of little-endian float32: exact, a quarter of the size of decimal lists, and
 an order of magnitude faster to parse for large galleries.
@@ -21,14 +27,15 @@ from typing import Iterator
 
 import numpy as np
 
-from . import locks
+from . import locks, weights
 from .atomicio import describe_os_error, remove_stale_temporaries, write_text_atomic
 from .errors import DatabaseError, OutputError
 from .pathtext import is_clean
 from .results import UNKNOWN
 
 FORMAT = "facebatch-database"
-VERSION = 1
+VERSION = 2
+_READABLE_VERSIONS = (1, 2)
 PRIVATE = 0o600  # biometric data: readable by its owner only
 # Embeddings are stored unit length; float32 rounding stays far below this.  A flipped bit in
 # the exponent or sign of one value moves the norm far beyond it, or makes it NaN or Inf.
@@ -41,6 +48,7 @@ class Enrollment:
     source: str  # photo path relative to the people folder, or "image#face" for a face named from annotate
     sha256: str  # of the photo's bytes: unchanged photos are not embedded again
     embedding: np.ndarray  # float32, unit length
+    crop: str  # the face crop the embedding was made from (embed.FaceCrop.key)
     box: tuple[int, int, int, int] | None = None  # the face's box, for faces named from annotate's groups
 
     @property
@@ -57,6 +65,12 @@ class Gallery:
     # Thresholds `facebatch calibrate --write` measured on the user's own photos: {"annotate": t,
     # "verify": t}.  They replace the model's defaults; an explicit --threshold still wins.
     thresholds: dict[str, float] = field(default_factory=dict)
+    thresholds_crop: str | None = None  # the face crop of the embeddings they were measured on
+
+    def calibrated(self, crop: str) -> dict[str, float]:
+        """The stored thresholds, when they were measured on faces cut out as `crop` cuts them
+        (distances of another crop mean something else); otherwise none."""
+        return dict(self.thresholds) if self.thresholds and self.thresholds_crop == crop else {}
 
     def matrix(self) -> tuple[list[str], np.ndarray, np.ndarray]:
         """(names, embeddings (G, D) grouped by person, start row of each person) for match.py."""
@@ -69,6 +83,10 @@ class Gallery:
         # faster for a face or a few against a large gallery, where reading the matrix is the cost.
         return names, np.asfortranarray(known), starts
 
+    def outdated(self, crop: str) -> list[tuple[str, Enrollment]]:
+        """(person, entry) of every embedding made from another face crop than `crop`."""
+        return [(name, e) for name, entries in sorted(self.people.items()) for e in entries if e.crop != crop]
+
     def fingerprint(self) -> str:
         """A hash of everything that affects matching, to tell when annotate results are stale."""
         digest = hashlib.sha256(f"{self.model}:{self.embedding_size}".encode())
@@ -80,14 +98,15 @@ class Gallery:
 
     def to_json(self) -> str:
         people = {
-            name: [{"source": e.source, "sha256": e.sha256, "embedding": _encode(e.embedding),
+            name: [{"source": e.source, "sha256": e.sha256, "crop": e.crop, "embedding": _encode(e.embedding),
                     **({"box": list(e.box)} if e.box is not None else {})}
                    for e in sorted(entries, key=lambda e: e.source)]
             for name, entries in sorted(self.people.items())
         }
         document = {"format": FORMAT, "version": VERSION, "model": self.model,
                     "embedding_size": self.embedding_size, "people": people,
-                    **({"thresholds": dict(sorted(self.thresholds.items()))} if self.thresholds else {})}
+                    **({"thresholds": dict(sorted(self.thresholds.items())), "thresholds_crop": self.thresholds_crop}
+                       if self.thresholds else {})}
         return json.dumps(document, indent=1, ensure_ascii=False) + "\n"
 
 
@@ -156,9 +175,11 @@ def parse(text: str, path: Path) -> Gallery:
                             f"{_reenroll_hint(path)}")
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise DatabaseError(f"{path}: not a facebatch database; {_reenroll_hint(path)}")
-    if document.get("version") != VERSION:
-        raise DatabaseError(f"{path}: database version {document.get('version')} is not supported by this "
-                            f"facebatch (it reads version {VERSION}); upgrade facebatch or {_reenroll_hint(path)}")
+    version = document.get("version")
+    if version not in _READABLE_VERSIONS:
+        raise DatabaseError(f"{path}: database version {version} is not supported by this facebatch (it reads "
+                            f"versions {', '.join(map(str, _READABLE_VERSIONS))}); upgrade facebatch or "
+                            f"{_reenroll_hint(path)}")
     where = ""
     try:
         size = int(document["embedding_size"])
@@ -168,8 +189,11 @@ def parse(text: str, path: Path) -> Gallery:
             for entry in entries:
                 where = f"{name}, {entry.get('source', '?') if isinstance(entry, dict) else '?'}: "
                 box = entry.get("box")
+                crop = _version1_crop(str(document["model"])) if version == 1 else entry["crop"]
+                if not isinstance(crop, str):
+                    raise ValueError(f"crop is not a text: {crop!r}")
                 people[str(name)].append(Enrollment(str(entry["source"]), str(entry["sha256"]),
-                                                    _decode(entry["embedding"], size),
+                                                    _decode(entry["embedding"], size), crop,
                                                     None if box is None else tuple(int(v) for v in box)))
         where = ""
         _check_embeddings(people)
@@ -177,14 +201,24 @@ def parse(text: str, path: Path) -> Gallery:
         thresholds = {str(k): float(v) for k, v in document.get("thresholds", {}).items()}
         if any(not 0.0 < v < 2.0 for v in thresholds.values()) or not set(thresholds) <= {"annotate", "verify"}:
             raise ValueError(f"not thresholds between 0 and 2 for annotate and verify: {thresholds}")
-        return Gallery(str(document["model"]), size, people, thresholds)
+        thresholds_crop = (_version1_crop(str(document["model"])) if version == 1
+                           else document["thresholds_crop"]) if thresholds else None
+        if thresholds and not isinstance(thresholds_crop, str):
+            raise ValueError(f"thresholds_crop is not a text: {thresholds_crop!r}")
+        return Gallery(str(document["model"]), size, people, thresholds, thresholds_crop)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise DatabaseError(f"{path}: damaged database ({where}{exc}); the file is left untouched, restore it from "
                             f"a backup or {_reenroll_hint(path)}") from None
 
 
-def load(path: Path, model: str) -> Gallery:
-    """Read and validate the database; refuse one made with another model."""
+def _version1_crop(model: str) -> str:
+    spec = weights.MODELS.get(model)
+    return spec.version1_crop.key if spec else "unrecorded"
+
+
+def load(path: Path, model: str, crop: str | None = None) -> Gallery:
+    """Read and validate the database; refuse one made with another model, and, when `crop` is
+    given (to match faces against it), one holding embeddings made from another face crop."""
     path = Path(path)
     raw = _read_database(path)
     if raw[:1] == b"\x80":
@@ -197,7 +231,20 @@ def load(path: Path, model: str) -> Gallery:
     if gallery.model != model:
         raise DatabaseError(f"{path}: made with model {gallery.model}, not {model}; use --model {gallery.model}, "
                             f"or {_reenroll_hint(path)} --model {model}")
+    if crop is not None:
+        _refuse_outdated(path, gallery, crop)
     return gallery
+
+
+def _refuse_outdated(path: Path, gallery: Gallery, crop: str) -> None:
+    outdated = gallery.outdated(crop)
+    if not outdated:
+        return
+    people = sorted({name for name, _ in outdated})
+    shown = ", ".join(people[:3]) + (", ..." if len(people) > 3 else "")
+    raise DatabaseError(f"{path}: {len(outdated)} embeddings ({shown}) were made by an older facebatch, which cut "
+                        "faces out differently; run facebatch enroll again on the folder you enrolled from, "
+                        f"with --db {path}, to make them anew")
 
 
 def _read_database(path: Path) -> bytes:

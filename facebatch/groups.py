@@ -19,14 +19,19 @@ from . import gallery as gallery_db
 from .errors import UsageProblem
 from .results import STATUS_OK, UNKNOWN
 from .state import RunState
+from .weights import ModelSpec
 
 _KEY = "groups"
+_UNRECORDED = "unrecorded"  # groups stored before the crop was recorded
 
 
 @dataclass(frozen=True)
 class Groups:
     clusters: cluster.ClusterState = field(default_factory=cluster.ClusterState)
     ignored: frozenset[str] = frozenset()
+    # The face crop the members' embeddings were made from (embed.FaceCrop.key): groups of an
+    # older crop must not be enrolled, and the annotate that finds every face again replaces them.
+    crop: str = _UNRECORDED
 
     def listed(self, min_faces: int = 1) -> list[cluster.Group]:
         """The groups to show, largest first (ties: oldest first): not ignored, at least `min_faces`."""
@@ -42,17 +47,17 @@ def load(manifest: RunState, embedding_size: int) -> Groups:
     try:
         document = json.loads(text)
         return Groups(cluster.from_document(document["clusters"], embedding_size),
-                      frozenset(str(g) for g in document.get("ignored", [])))
+                      frozenset(str(g) for g in document.get("ignored", [])), str(document.get("crop", _UNRECORDED)))
     except (ValueError, KeyError, TypeError):
         return Groups()
 
 
 def save(manifest: RunState, groups: Groups) -> None:
-    document = {"clusters": cluster.to_document(groups.clusters), "ignored": sorted(groups.ignored)}
+    document = {"clusters": cluster.to_document(groups.clusters), "ignored": sorted(groups.ignored), "crop": groups.crop}
     manifest.put_meta(_KEY, json.dumps(document))
 
 
-def refresh(manifest: RunState, redetected: Iterable[str], embedding_size: int) -> Groups:
+def refresh(manifest: RunState, redetected: Iterable[str], embedding_size: int, crop: str) -> Groups:
     """Bring the groups up to date with the manifest's UNKNOWN faces.
 
     Members of images detected again this run leave first (their face indices may have
@@ -79,7 +84,7 @@ def refresh(manifest: RunState, redetected: Iterable[str], embedding_size: int) 
     clusters = cluster.keeping_faces(clusters, unknown_keys)
     clusters = cluster.update(clusters, offered).state
     alive = {group.id for group in clusters.groups}
-    groups = Groups(clusters, frozenset(i for i in groups.ignored if i in alive))
+    groups = Groups(clusters, frozenset(i for i in groups.ignored if i in alive), crop)
     save(manifest, groups)
     return groups
 
@@ -91,18 +96,20 @@ def _group(groups: Groups, group_id: str, where: Path) -> cluster.Group:
     return group
 
 
-def name_group(manifest: RunState, where: Path, db_path: Path, model: str, embedding_size: int, group_id: str,
-               name: str) -> int:
+def name_group(manifest: RunState, where: Path, db_path: Path, spec: ModelSpec, group_id: str, name: str) -> int:
     """Enroll every face of the group under `name` (all of them: docs/clusters.md measured that
     they name more faces right than a representative subset, and no stranger), then drop the
     group.  The database records each face's image and box.  Returns how many faces."""
     problem = gallery_db.name_problem(name)
     if problem:
         raise UsageProblem(f"{name!r}: {problem}; choose another name")
-    groups = load(manifest, embedding_size)
+    groups = load(manifest, spec.embedding_size)
     group = _group(groups, group_id, where)
+    if groups.crop != spec.crop.key:
+        raise UsageProblem(f"{where}: the groups were made by an older facebatch, which cut faces out differently; "
+                           "run facebatch annotate once, then see: facebatch unknowns")
     with gallery_db.locked(db_path):
-        gallery = gallery_db.load_or_new(db_path, model, embedding_size)
+        gallery = gallery_db.load_or_new(db_path, spec.name, spec.embedding_size)
         entries = gallery.people.get(name, [])
         for (image, index), embedding in zip(group.keys, group.embeddings):
             record = manifest.get(image)
@@ -112,6 +119,7 @@ def name_group(manifest: RunState, where: Path, db_path: Path, model: str, embed
             source = f"{image}#{index}"
             entries = [e for e in entries if e.source != source]  # naming twice never duplicates
             entries.append(gallery_db.Enrollment(source, record.result.sha256, np.asarray(embedding, np.float32),
+                                                 spec.crop.key,
                                                  (face.left, face.top, face.right, face.bottom)))
         gallery.people[name] = entries
         gallery_db.save(db_path, gallery)

@@ -73,7 +73,8 @@ def with_threshold(settings: Settings, db_path: Path) -> Settings:
     spec = weights.get_spec(settings.detection.model)
     calibrated = None
     if settings.labels.threshold is None and os.path.lexists(db_path):
-        calibrated = gallery_db.load(db_path, spec.name).thresholds.get("verify")
+        # thresholds measured on another face crop do not apply (enroll removes them, with a warning)
+        calibrated = gallery_db.load(db_path, spec.name).calibrated(spec.crop.key).get("verify")
     return replace(settings, labels=settings.labels.resolved(calibrated, spec.verify_threshold))
 
 

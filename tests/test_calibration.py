@@ -42,6 +42,19 @@ def test_accuracy_at_counts_both_errors():
     assert calibration.accuracy_at(d, same, 1.2)["accuracy"] == 1.0
 
 
+def test_verify_threshold_allows_at_most_one_false_same_in_a_thousand():
+    rng = np.random.default_rng(3)
+    d_diff = np.sort(rng.uniform(1.0, 1.6, size=2500))
+    d = np.concatenate([rng.uniform(0.3, 1.1, size=500), d_diff])
+    same = np.arange(len(d)) < 500
+    t = calibration.verify_threshold_at(d, same)
+    assert np.sum((d <= t) & ~same) == 2  # floor(0.001 * 2500)
+    assert d_diff[1] < t < d_diff[2]
+    # too few different-people pairs for 0.1 %: none may be SAME, the threshold sits below the nearest
+    small = np.array([0.5, 0.9, 1.0, 1.3])
+    assert 0.9 < calibration.verify_threshold_at(small, np.array([True, True, False, False])) < 1.0
+
+
 def test_verify_threshold_is_the_middle_of_the_gap():
     d = np.array([0.4, 0.6, 0.8, 1.2, 1.4])
     same = np.array([True, True, True, False, False])
@@ -94,7 +107,8 @@ def test_recommend_reports_distributions_and_thresholds():
     emb, labels = clusters(people=5, photos=6, spread=0.3, seed=1)
     rec = calibration.recommend(emb, labels, current_verify=1.0, current_annotate=1.0)
     assert rec.same["q100"] < rec.annotate_threshold < rec.different["q50"]
-    assert rec.verify_threshold == rec.annotate_threshold  # centroid rule: a pair is a one-photo gallery
+    d, same = calibration.pair_distances(emb, labels)
+    assert np.sum((d <= rec.verify_threshold) & ~same) <= calibration.MAX_FALSE_SAME * np.sum(~same)
     assert rec.verify_at_current["accuracy"] == 1.0
     assert rec.annotate_at_current["one_photo"]["strangers_named"] == 0
 

@@ -1,6 +1,7 @@
 """The command line through click's CliRunner: exact messages and exit codes."""
 from __future__ import annotations
 
+import base64
 import csv
 import json
 import shutil
@@ -8,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -181,8 +183,52 @@ def test_people_remove_deletes_for_good(workspace, models_root, tmp_path):
     assert again.output.strip() == f"Error: {db}: nobody called 'madonna' is enrolled; see: facebatch people list"
 
 
+def test_database_of_an_older_crop_is_refused_for_matching_and_made_anew_by_enroll(workspace, models_root, tmp_path):
+    """A version-1 database (made before the face crop was recorded, with the square crop) must not
+    be matched against faces cut out the new way; enroll makes its embeddings again."""
+    db = tmp_path / "db.json"
+    current = json.loads((workspace / "DataBase" / "DataBase.json").read_text())
+    old = json.loads(json.dumps(current))
+    old["version"] = 1
+    for entries in old["people"].values():
+        for entry in entries:
+            del entry["crop"]
+            # stand-ins for the square crop's embeddings (unit length, far from the new ones)
+            flipped = -np.frombuffer(base64.b64decode(entry["embedding"]), "<f4")
+            entry["embedding"] = base64.b64encode(flipped.astype("<f4").tobytes()).decode()
+    named = dict(old["people"]["madonna"][0], source="party.jpg#0", box=[1, 2, 30, 40])
+    old["people"]["madonna"].append(named)  # a face named from a group: enroll cannot make it again
+    old["thresholds"] = {"annotate": 1.02, "verify": 1.03}  # calibrated on the old crop's distances
+    db.write_text(json.dumps(old))
+
+    refused = run("annotate", workspace / "images", "--db", db, "--out", tmp_path / "out", "--model-dir",
+                  models_root, "--quiet")
+    assert refused.exit_code == 1
+    assert refused.output.startswith(f"Error: {db}: 37 embeddings (ben_afflek, elton_john, madonna) were made by an "
+                                     "older facebatch, which cut faces out differently; run facebatch enroll again")
+
+    result = run("enroll", workspace / "People", "--db", db, "--model-dir", models_root, "--jobs", "1")
+    assert result.exit_code == 0, result.output
+    assert "dropped 1 faces named from groups" in result.output
+    assert "removed the calibrated thresholds" in result.output
+    assert "note: 36 embeddings made by an older facebatch were made anew" in result.output
+    assert "enrolled: 0 added, 36 replaced, 0 unchanged, 3 skipped" in result.output
+    remade = json.loads(db.read_text())
+    assert remade["version"] == 2
+    assert "thresholds" not in remade
+    for person, entries in current["people"].items():
+        assert [e["source"] for e in remade["people"][person]] == [e["source"] for e in entries]
+        assert {e["crop"] for e in remade["people"][person]} == {weights.get_spec("facenet").crop.key}
+        for got, want in zip(remade["people"][person], entries):
+            assert np.allclose(np.frombuffer(base64.b64decode(got["embedding"]), "<f4"),
+                               np.frombuffer(base64.b64decode(want["embedding"]), "<f4"), atol=1e-4)
+    again = run("annotate", workspace / "images", "--db", db, "--out", tmp_path / "out", "--model-dir",
+                models_root, "--quiet")
+    assert again.exit_code == 3, again.output  # the bad images of the workspace; the database is accepted
+
+
 def test_verify_two_photos(celebrity, models_root):
-    # photos 1 and 3 (distance 0.68); photos 1 and 2 are 1.14 apart, above the 1.05 threshold
+    # photos 1 and 3 are the same person, well within the threshold
     a, _, b = sorted((celebrity / "val" / "madonna").glob("*.jpg"))[:3]
     c = sorted((celebrity / "val" / "elton_john").glob("*.jpg"))[0]
     same = run("verify", a, b, "--model-dir", models_root)

@@ -160,7 +160,7 @@ def test_ten_thousand_faces_group_in_seconds():
 def real_faces(engine):
     from bench.clusters import labelled_faces
 
-    return labelled_faces(engine.detector, engine.embedder, engine.spec.crop_margin)
+    return labelled_faces(engine.detector, engine.embedder, engine.spec.crop)
 
 
 def test_real_photos_group_without_mixing_people(real_faces):

@@ -8,13 +8,17 @@ from facebatch import gallery
 from facebatch.errors import DatabaseError
 
 
-def sample(model="facenet"):
+CROP = "stretched-0.30"
+
+
+def sample(model="facenet", crop=CROP):
     rng = np.random.default_rng(1)
     vectors = rng.normal(size=(3, 128)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     return gallery.Gallery(model, 128, {
-        "ada": [gallery.Enrollment("ada/1.jpg", "a" * 64, vectors[0]), gallery.Enrollment("ada/2.jpg", "b" * 64, vectors[1])],
-        "bob": [gallery.Enrollment("bob.jpg", "c" * 64, vectors[2])],
+        "ada": [gallery.Enrollment("ada/1.jpg", "a" * 64, vectors[0], crop),
+                gallery.Enrollment("ada/2.jpg", "b" * 64, vectors[1], CROP)],
+        "bob": [gallery.Enrollment("bob.jpg", "c" * 64, vectors[2], CROP)],
     })
 
 
@@ -27,7 +31,45 @@ def test_round_trip_is_exact_and_private(tmp_path):
     assert loaded.fingerprint() == original.fingerprint()
     np.testing.assert_array_equal(loaded.people["ada"][1].embedding, original.people["ada"][1].embedding)
     document = json.loads(path.read_text())
-    assert document["format"] == "facebatch-database" and document["version"] == 1 and document["embedding_size"] == 128
+    assert document["format"] == "facebatch-database" and document["version"] == 2 and document["embedding_size"] == 128
+
+
+def test_each_embedding_records_its_crop_and_outdated_ones_are_refused_for_matching(tmp_path):
+    path = tmp_path / "db.json"
+    gallery.save(path, sample(crop="square-0.10"))
+    assert [e["crop"] for e in json.loads(path.read_text())["people"]["ada"]] == ["square-0.10", CROP]
+    assert gallery.load(path, "facenet").people["ada"][0].crop == "square-0.10"  # enroll and people may read it
+    with pytest.raises(DatabaseError, match=r"1 embeddings \(ada\) were made by an older facebatch.*facebatch enroll"):
+        gallery.load(path, "facenet", CROP)
+    gallery.save(path, sample())
+    assert gallery.load(path, "facenet", CROP).outdated(CROP) == []
+
+
+def test_thresholds_apply_only_to_the_crop_they_were_measured_on(tmp_path):
+    path = tmp_path / "db.json"
+    original = sample()
+    original.thresholds, original.thresholds_crop = {"annotate": 1.1, "verify": 1.0}, CROP
+    gallery.save(path, original)
+    loaded = gallery.load(path, "facenet")
+    assert loaded.calibrated(CROP) == {"annotate": 1.1, "verify": 1.0}
+    assert loaded.calibrated("square-0.10") == {}
+
+
+def test_version_1_database_is_read_as_the_legacy_square_crop(tmp_path):
+    path = tmp_path / "db.json"
+    gallery.save(path, sample())
+    document = json.loads(path.read_text())
+    document["version"] = 1
+    for entries in document["people"].values():
+        for entry in entries:
+            del entry["crop"]
+    document["thresholds"] = {"annotate": 1.0}
+    path.write_text(json.dumps(document))
+    loaded = gallery.load(path, "facenet")
+    assert {e.crop for entries in loaded.people.values() for e in entries} == {"square-0.10"}
+    assert loaded.calibrated("square-0.10") == {"annotate": 1.0} and loaded.calibrated(CROP) == {}
+    with pytest.raises(DatabaseError, match="older facebatch"):
+        gallery.load(path, "facenet", CROP)
 
 
 def test_matrix_groups_embeddings_by_person():

@@ -77,7 +77,7 @@ def test_casia512_reproduces_the_frozen_graph_on_real_face_crops(tmp_path, engin
     crops = []
     for photo in photos:
         image = load_image(photo)
-        crops.append(face_crop(image, largest(engine.detector.detect(image)), spec.crop_margin))
+        crops.append(face_crop(image, largest(engine.detector.detect(image)), spec.crop))
     crops = np.stack(crops)
     ours = Embedder(arrays, spec.embedding_size, spec.standardisation).embed(crops)
 
