@@ -20,16 +20,20 @@ class FaceCrop:
     detector's box grown by the same number of pixels on every side (`margin` times the box's
     width, in all) and resized to the input square without keeping its aspect, so the network
     sees faces shaped as it saw them in training.  "square" keeps the aspect: a square of the box's
-    longer side, `margin` larger.  Pixels past the image edge are black.
+    longer side, `margin` larger.
+
+    Where the crop reaches past the image edge (a face at the edge, or a photo cut tight to the
+    face), `edge` says what fills it: "black", or "mirror", the image reflected at its edge.
     """
 
     shape: str  # "stretched" or "square"
     margin: float
+    edge: str = "black"  # "black" or "mirror"
 
     @property
     def key(self) -> str:
         """Names the crop in the database, so embeddings made with another crop are never mixed."""
-        return f"{self.shape}-{self.margin:.2f}"
+        return f"{self.shape}-{self.margin:.2f}" + ("" if self.edge == "black" else f"-{self.edge}")
 
     def box(self, face: Face) -> tuple[int, int, int, int]:
         cx = (face.left + face.right) / 2.0
@@ -44,7 +48,24 @@ class FaceCrop:
 
 def face_crop(image: Image.Image, face: Face, crop: FaceCrop, size: int = network.INPUT_SIZE) -> np.ndarray:
     """The network's input for one face: a (size, size, 3) uint8 crop from the full-resolution image."""
-    return np.asarray(image.crop(crop.box(face)).resize((size, size), Image.BILINEAR), dtype=np.uint8)
+    box = crop.box(face)
+    inside = (max(box[0], 0), max(box[1], 0), min(box[2], image.width), min(box[3], image.height))
+    if crop.edge == "black" or inside == box or inside[0] >= inside[2] or inside[1] >= inside[3]:
+        return np.asarray(image.crop(box).resize((size, size), Image.BILINEAR), dtype=np.uint8)
+    pixels = np.asarray(image.crop(inside).convert("RGB"))
+    mirrored = _mirror_pad(pixels, inside[1] - box[1], box[3] - inside[3], inside[0] - box[0], box[2] - inside[2])
+    return np.asarray(Image.fromarray(mirrored).resize((size, size), Image.BILINEAR), dtype=np.uint8)
+
+
+def _mirror_pad(pixels: np.ndarray, top: int, bottom: int, left: int, right: int) -> np.ndarray:
+    """`pixels` grown by the given amounts, reflected at each edge (again and again when the
+    padding is wider than the image)."""
+    while top or bottom or left or right:
+        h, w = pixels.shape[:2]
+        step = (min(top, h), min(bottom, h)), (min(left, w), min(right, w))
+        pixels = np.pad(pixels, (*step, (0, 0)), mode="symmetric")
+        top, bottom, left, right = top - step[0][0], bottom - step[0][1], left - step[1][0], right - step[1][1]
+    return pixels
 
 
 def standardise(crops: np.ndarray, mode: str) -> np.ndarray:

@@ -65,7 +65,7 @@ MODELS: dict[str, ModelSpec] = {
             embedding_size=128,
             default_threshold=1.14,
             verify_threshold=1.10,
-            crop=FaceCrop("stretched", 0.3),
+            crop=FaceCrop("stretched", 0.3, "mirror"),
             version1_crop=FaceCrop("square", 0.1),
             standardisation="per-image",
         ),
