@@ -15,7 +15,7 @@ For each join threshold and quorum it prints
   * groups and faces left ungrouped.
 Then, for `people name`: each celebrity's largest group (default settings, calls of 10) is enrolled
 under that celebrity's name, whole or as its k most central faces (cluster.representatives), and
-every other face is named as annotate would (nearest person within the facenet threshold 0.90):
+every other face is named as annotate would (the nearest person centroid within facenet's threshold):
 celebrity faces named right, named wrong or left unknown, and strangers (t1.jpg) wrongly named.
 With --speed it also times cluster.update on synthetic faces (5,000 people x 10 faces, 128-d,
 spread like FaceNet's same-person distances of about 0.5), in one call and in ten calls.
@@ -137,7 +137,8 @@ def naming(faces: list[cluster.NewFace], labels: list[str], state: cluster.Clust
         index = {k: i for i, k in enumerate(f.key for f in faces)}
         known = np.stack([faces[index[k]].embedding for _, keys in rows for k in keys])
         starts = np.cumsum([0] + [len(keys) for _, keys in rows[:-1]])
-        person, distance = match.nearest_person(probe_embeddings, known, starts)
+        # annotate's rule: the nearest person centroid (match.py)
+        person, distance = match.nearest_centroid(probe_embeddings, match.person_centroids(known, starts))
         named = np.where(distance <= threshold, np.array(names)[person], "UNKNOWN")
         right = int(np.sum((named == truth) & ~stranger))
         wrong = int(np.sum((named != truth) & (named != "UNKNOWN") & ~stranger))
