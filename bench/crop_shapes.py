@@ -98,7 +98,8 @@ def main() -> None:
         distance = np.sqrt(np.maximum(2 - 2 * emb @ emb.T, 0))[upper]
         pos, neg = distance[same & ~both_strangers], distance[~same & ~both_strangers]
         print(f"{name:28s} calibration: AUC {auc(pos, neg):.4f}, nearest different-people pair {neg.min():.3f}, "
-              f"same-person pairs nearer than that {np.mean(pos < neg.min()):.3f}, different 1% {np.quantile(neg, .01):.3f}")
+              f"same-person pairs nearer than that {np.mean(pos < neg.min()):.3f}, "
+              f"different 1% {np.quantile(neg, .01):.3f}")
         held = model.embedder.embed(np.stack([cut(image, face) for image, face in held_found]))
         held_out.THRESHOLD = round(float(np.quantile(neg, 0.01)), 3)
         held_out.report(name[:14], held, held_person, held_kind)

@@ -85,12 +85,11 @@ def enroll(people_dir: Path, db_path: Path, settings: Settings, hooks: RunHooks 
         _drop_outdated_thresholds(gallery, spec.crop.key, outcome)
         current = {(name, e.source): e for name, entries in gallery.people.items() for e in entries
                    if not e.from_annotate}
-        # A photo is embedded again when it changed, or when its embedding was made from another crop.
-        todo = [(person, rel) for person, rel in pairs
-                if not ((person, to_text(rel)) in current and current[(person, to_text(rel))].sha256 == hashes[rel]
-                        and current[(person, to_text(rel))].crop == spec.crop.key)]
-        outcome.remade = sum(1 for person, rel in todo
-                             if (person, to_text(rel)) in current and current[(person, to_text(rel))].crop != spec.crop.key)
+        stored = {(person, rel): current.get((person, to_text(rel))) for person, rel in pairs}
+        # A photo is embedded when it is new or changed, or when its embedding was made from another crop.
+        todo = [(person, rel) for (person, rel), entry in stored.items()
+                if entry is None or entry.sha256 != hashes[rel] or entry.crop != spec.crop.key]
+        outcome.remade = sum(1 for key in todo if stored[key] is not None and stored[key].crop != spec.crop.key)
         outcome.unchanged = len(pairs) - len(todo)
         hooks.on_start(len(todo))
         person_of = dict((rel, person) for person, rel in todo)
@@ -162,7 +161,8 @@ def _add(gallery, outcome: EnrollOutcome, person: str, relative: str, sha256: st
     source = to_text(relative)
     entries = [e for e in gallery.people.get(person, []) if e.source != source]
     replaced = len(entries) != len(gallery.people.get(person, []))
-    entries.append(gallery_db.Enrollment(source, sha256, result.embedding, weights.get_spec(settings.detection.model).crop.key))
+    crop = weights.get_spec(settings.detection.model).crop.key
+    entries.append(gallery_db.Enrollment(source, sha256, result.embedding, crop))
     gallery.people[person] = entries
     outcome.replaced += replaced
     outcome.added += not replaced

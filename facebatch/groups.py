@@ -53,7 +53,8 @@ def load(manifest: RunState, embedding_size: int) -> Groups:
 
 
 def save(manifest: RunState, groups: Groups) -> None:
-    document = {"clusters": cluster.to_document(groups.clusters), "ignored": sorted(groups.ignored), "crop": groups.crop}
+    document = {"clusters": cluster.to_document(groups.clusters), "ignored": sorted(groups.ignored),
+                "crop": groups.crop}
     manifest.put_meta(_KEY, json.dumps(document))
 
 
