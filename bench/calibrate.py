@@ -210,13 +210,13 @@ def main() -> None:
     chosen: dict[str, tuple[Rule, float]] = {}
     print(f"\nCALIBRATION ({len(gallery)} photos of {len(celebrities)} people, {len(probes)} probes: the photos, "
           f"their small copies, t1's faces)")
-    print(f"threshold: the largest with at most {budget:.0%} of strangers named (gallery shapes 1 photo and all "
-          "photos weighing the same); per shape: that threshold for that shape alone")
+    print(f"threshold: the largest with at most {budget:.0%} of strangers named in every gallery shape (1, 3, 6 "
+          "and all photos per person); per shape: that threshold for that shape alone")
     shapes = (1, 3, 6, None)
     per_shape: dict[str, list[float]] = {}
     for rule in rules:
         trials = {n: cal_trials(rule, n) for n in shapes}
-        threshold, missed = calibration.annotate_threshold([trials[1], trials[None]], rule)
+        threshold, missed = calibration.annotate_threshold([trials[n] for n in shapes], rule)
         balanced, _ = calibration.annotate_threshold([trials[1], trials[None]], rule, max_false_accept=None)
         chosen[rule.name] = (rule, threshold)
         per_shape[rule.name] = [calibration.annotate_threshold([trials[n]], rule)[0] for n in shapes]
@@ -236,13 +236,13 @@ def main() -> None:
     n_all = np.mean([np.sum(person[gallery] == p) for p in celebrities])
     beta = (per_shape["nearest"][0] - per_shape["nearest"][-1]) / np.log(n_all)
     rule = Rule("n-adjusted", beta=float(beta))
-    threshold, missed = calibration.annotate_threshold([cal_trials(rule, 1), cal_trials(rule, None)], rule)
+    threshold, missed = calibration.annotate_threshold([cal_trials(rule, n) for n in shapes], rule)
     chosen["n-adjusted"] = (rule, threshold)
     print(f"  n-adjusted (beta {beta:.3f}): threshold {threshold:.3f} (known missed {missed:.3f})")
     best = None
     for m in np.arange(0.0, 0.31, 0.02):
         rule = Rule("margin", margin=float(m))
-        threshold, missed = calibration.annotate_threshold([cal_trials(rule, 1), cal_trials(rule, None)], rule)
+        threshold, missed = calibration.annotate_threshold([cal_trials(rule, n) for n in shapes], rule)
         if best is None or missed < best[2] - 1e-9:
             best = (rule, threshold, missed)
     chosen["margin"] = best[:2]

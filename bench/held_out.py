@@ -21,7 +21,7 @@ from facebatch.match import KnownPeople, name_photo  # noqa: E402
 from tools import calibration_data as data  # noqa: E402
 from tools.sample_data import cache_dir  # noqa: E402
 
-THRESHOLD = 1.14  # annotate's default (bench/crop_shapes.py sets its own per crop)
+THRESHOLD = 1.12  # annotate's default (bench/crop_shapes.py sets its own per crop)
 
 
 def unit(x: np.ndarray) -> np.ndarray:

@@ -11,8 +11,8 @@ Two questions, two thresholds:
 * annotate (1:N): which enrolled person is this face, if any?  Simulated with the labelled photos:
   each person in turn is left out of the gallery and counts as a stranger; the others are enrolled
   from 1 photo each (several draws) and from all their photos, and are named from their other
-  photos.  The threshold is the largest at which at most 1 % of strangers are named (the two
-  gallery shapes weighing the same).
+  photos.  The threshold is the largest at which at most 1 % of strangers are named in each of
+  the gallery shapes.
 
 The verify threshold is the largest at which at most 0.1 % of different-people pairs are SAME.
 A SAME is a claim about one pair; annotate's 1 % is per stranger face against the best of all
@@ -234,14 +234,15 @@ def run_trials(gallery: np.ndarray, gallery_labels, probes: np.ndarray, probe_la
     return out
 
 
-def _stranger_named_rate(trial_sets: list[Trials], rule: Rule, candidates: np.ndarray) -> np.ndarray:
-    rates = np.zeros(len(candidates))
-    for t in trial_sets:
+def _stranger_named_rates(trial_sets: list[Trials], rule: Rule, candidates: np.ndarray) -> np.ndarray:
+    """(trial sets, candidates): the share of each set's strangers named at each candidate threshold."""
+    rates = np.zeros((len(trial_sets), len(candidates)))
+    for i, t in enumerate(trial_sets):
         passes = ((t.stranger_d2 - t.stranger_d1) >= rule.margin) if rule.name == "margin" else \
             np.ones(len(t.stranger_d1), bool)
         if len(t.stranger_d1):
-            rates += np.searchsorted(np.sort(t.stranger_d1[passes]), candidates, side="right") / len(t.stranger_d1)
-    return rates / max(len(trial_sets), 1)
+            rates[i] = np.searchsorted(np.sort(t.stranger_d1[passes]), candidates, side="right") / len(t.stranger_d1)
+    return rates
 
 
 def _known_missed_rate(trial_sets: list[Trials], rule: Rule, candidates: np.ndarray) -> np.ndarray:
@@ -257,22 +258,34 @@ def annotate_threshold(trial_sets: list[Trials], rule: Rule, max_false_accept: f
                        ) -> tuple[float, float]:
     """The annotate threshold for `rule` from simulated runs; returns (threshold, known-missed rate).
 
-    With `max_false_accept` (the default): the largest threshold at which at most that fraction of
-    strangers is named (the mean over `trial_sets`, so each gallery shape weighs the same); the
-    candidates are the midpoints between neighbouring measured distances.  With None: the threshold minimising
-    (known missed rate + strangers named rate), in the middle of the best range.
+    With `max_false_accept` (the default): for each trial set (gallery shape), the largest
+    threshold at which at most that fraction of its strangers is named, midway between the last
+    stranger distance it accepts and the first it refuses; then the lowest of these, because a
+    default must hold for whichever shape a user's gallery has, not on average over shapes.  With
+    None: the threshold minimising (known missed rate + strangers named rate, each the mean over
+    the sets), in the middle of the best range.
     """
-    values = np.concatenate([np.concatenate([t.known_d1, t.stranger_d1]) for t in trial_sets])
-    candidates = _candidates(values[np.isfinite(values)])
-    missed = _known_missed_rate(trial_sets, rule, candidates)
-    named = _stranger_named_rate(trial_sets, rule, candidates)
     if max_false_accept is None:
+        candidates = _candidates_of(trial_sets)
+        missed = _known_missed_rate(trial_sets, rule, candidates)
+        named = _stranger_named_rates(trial_sets, rule, candidates).mean(axis=0)
         threshold, _ = _middle_of_best(candidates, missed + named)
     else:
-        allowed = np.flatnonzero(named <= max_false_accept + 1e-12)
-        threshold = float(candidates[allowed[-1]]) if len(allowed) else float(candidates[0])
+        threshold = min(_largest_within(t, rule, max_false_accept) for t in trial_sets)
     missed_at = float(_known_missed_rate(trial_sets, rule, np.array([threshold]))[0])
     return threshold, missed_at
+
+
+def _candidates_of(trial_sets: list[Trials]) -> np.ndarray:
+    values = np.concatenate([np.concatenate([t.known_d1, t.stranger_d1]) for t in trial_sets])
+    return _candidates(values[np.isfinite(values)])
+
+
+def _largest_within(trials: Trials, rule: Rule, max_false_accept: float) -> float:
+    candidates = _candidates_of([trials])
+    named = _stranger_named_rates([trials], rule, candidates)[0]
+    allowed = np.flatnonzero(named <= max_false_accept + 1e-12)
+    return float(candidates[allowed[-1]]) if len(allowed) else float(candidates[0])
 
 
 def gap(trials: Trials) -> float:
