@@ -122,3 +122,18 @@ def test_bad_person_names(name, problem):
 
 def test_good_person_names():
     assert gallery.name_problem("Zoë O'Brien-Smith") is None
+
+
+@pytest.mark.parametrize("change", [lambda d: d["people"]["ada"][0].pop("crop"),
+                                    lambda d: d["people"]["ada"][0].update(crop=7),
+                                    lambda d: d.update(thresholds={"annotate": 1.1})])  # no thresholds_crop
+def test_a_damaged_crop_record_is_reported_and_left_untouched(tmp_path, change):
+    path = tmp_path / "db.json"
+    gallery.save(path, sample())
+    document = json.loads(path.read_text())
+    change(document)
+    path.write_text(json.dumps(document))
+    before = path.read_bytes()
+    with pytest.raises(DatabaseError, match=r"damaged database \(.*\); the file is left untouched"):
+        gallery.load(path, "facenet")
+    assert path.read_bytes() == before
