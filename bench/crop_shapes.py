@@ -32,13 +32,6 @@ def per_axis(image, face, margin):
     return np.asarray(image.crop(box).resize((160, 160), Image.BILINEAR), np.uint8)
 
 
-def clamped(image, face, margin):
-    """FaceNet's alignment exactly: the grown box clamped to the image, no padding."""
-    left, top, right, bottom = FaceCrop("stretched", margin).box(face)
-    box = (max(0, left), max(0, top), min(image.width, right), min(image.height, bottom))
-    return np.asarray(image.crop(box).resize((160, 160), Image.BILINEAR), np.uint8)
-
-
 def of(crop: FaceCrop):
     return lambda image, face: face_crop(image, face, crop)
 
@@ -56,8 +49,8 @@ SHAPES = {
     "stretched 0.25": of(FaceCrop("stretched", 0.25)),
     "stretched 0.30": of(FaceCrop("stretched", 0.3)),
     "stretched 0.35": of(FaceCrop("stretched", 0.35)),
-    "stretched 0.30 clamped": lambda i, f: clamped(i, f, 0.3),
-    "stretched 0.30 mirror (now)": of(FaceCrop("stretched", 0.3, "mirror")),
+    "stretched 0.30 clamped (now)": of(FaceCrop("stretched", 0.3, "clamp")),
+    "stretched 0.30 mirror": of(FaceCrop("stretched", 0.3, "mirror")),
 }
 
 

@@ -39,18 +39,12 @@ def padded_crop(image: Image.Image, face, mode: str) -> np.ndarray:
                       .resize((160, 160), Image.BILINEAR), np.uint8)
 
 
-def clamped_crop(image: Image.Image, face) -> np.ndarray:
-    left, top, right, bottom = SHAPE.box(face)
-    box = (max(0, left), max(0, top), min(image.width, right), min(image.height, bottom))
-    return np.asarray(image.crop(box).resize((160, 160), Image.BILINEAR), np.uint8)
-
-
 FILLINGS = {
     "black": lambda im, f: face_crop(im, f, SHAPE),
     "grey": lambda im, f: padded_crop(im, f, "constant"),
     "edge pixel repeated": lambda im, f: padded_crop(im, f, "edge"),
-    "mirror (now)": lambda im, f: face_crop(im, f, FaceCrop("stretched", 0.3, "mirror")),
-    "clamped (no filling)": clamped_crop,
+    "mirror": lambda im, f: face_crop(im, f, FaceCrop("stretched", 0.3, "mirror")),
+    "clamped, no filling (now)": lambda im, f: face_crop(im, f, FaceCrop("stretched", 0.3, "clamp")),
 }
 
 

@@ -23,12 +23,15 @@ class FaceCrop:
     longer side, `margin` larger.
 
     Where the crop reaches past the image edge (a face at the edge, or a photo cut tight to the
-    face), `edge` says what fills it: "black", or "mirror", the image reflected at its edge.
+    face), `edge` says what happens: "clamp" keeps only the part inside the image, which the
+    resize then stretches (FaceNet's own alignment does this, so its network saw faces at photo
+    edges that way); "black" fills the rest with black; "mirror" with the image reflected at its
+    edge.
     """
 
     shape: str  # "stretched" or "square"
     margin: float
-    edge: str = "black"  # "black" or "mirror"
+    edge: str = "black"  # "black", "clamp" or "mirror"
 
     @property
     def key(self) -> str:
@@ -52,6 +55,8 @@ def face_crop(image: Image.Image, face: Face, crop: FaceCrop, size: int = networ
     inside = (max(box[0], 0), max(box[1], 0), min(box[2], image.width), min(box[3], image.height))
     if crop.edge == "black" or inside == box or inside[0] >= inside[2] or inside[1] >= inside[3]:
         return np.asarray(image.crop(box).resize((size, size), Image.BILINEAR), dtype=np.uint8)
+    if crop.edge == "clamp":
+        return np.asarray(image.crop(inside).resize((size, size), Image.BILINEAR), dtype=np.uint8)
     pixels = np.asarray(image.crop(inside).convert("RGB"))
     mirrored = _mirror_pad(pixels, inside[1] - box[1], box[3] - inside[3], inside[0] - box[0], box[2] - inside[2])
     return np.asarray(Image.fromarray(mirrored).resize((size, size), Image.BILINEAR), dtype=np.uint8)

@@ -23,6 +23,7 @@ def test_square_box_keeps_the_aspect():
 def test_keys_name_every_part_of_the_crop():
     assert FaceCrop("square", 0.1).key == "square-0.10"
     assert FaceCrop("stretched", 0.3, "mirror").key == "stretched-0.30-mirror"
+    assert FaceCrop("stretched", 0.3, "clamp").key == "stretched-0.30-clamp"
     assert get_spec("facenet").crop.key != get_spec("facenet").version1_crop.key
 
 
@@ -41,6 +42,14 @@ def test_mirror_fills_past_the_edge_with_the_image_reflected():
     assert black[:, 0].max() == 0 and face_crop(image, face, crop)[:, 0].max() > 0
 
 
+def test_clamp_keeps_only_the_part_inside_the_image_and_stretches_it():
+    rng = np.random.default_rng(2)
+    image = Image.fromarray(rng.integers(0, 256, size=(60, 45, 3), dtype=np.uint8))
+    face = Face(0, 5, 40, 60, 0.99)  # the grown box reaches past all four edges
+    expected = np.asarray(image.resize((160, 160), Image.BILINEAR))  # so the part inside is the whole image
+    np.testing.assert_array_equal(face_crop(image, face, FaceCrop("stretched", 0.3, "clamp")), expected)
+
+
 def test_mirror_pads_again_when_the_margin_is_wider_than_the_image():
     image = Image.fromarray(np.full((8, 6, 3), 200, np.uint8))
     out = face_crop(image, Face(0, 0, 6, 8, 0.99), FaceCrop("stretched", 3.0, "mirror"))
@@ -49,5 +58,6 @@ def test_mirror_pads_again_when_the_margin_is_wider_than_the_image():
 
 def test_a_crop_inside_the_image_is_the_same_whatever_the_edge_rule():
     image = Image.fromarray(np.random.default_rng(1).integers(0, 256, (200, 200, 3), dtype=np.uint8))
-    np.testing.assert_array_equal(face_crop(image, FACE, FaceCrop("stretched", 0.3, "mirror")),
-                                  face_crop(image, FACE, FaceCrop("stretched", 0.3)))
+    for edge in ("mirror", "clamp"):
+        np.testing.assert_array_equal(face_crop(image, FACE, FaceCrop("stretched", 0.3, edge)),
+                                      face_crop(image, FACE, FaceCrop("stretched", 0.3)))
