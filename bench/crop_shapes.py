@@ -94,8 +94,7 @@ def main() -> None:
               f"same-person pairs nearer than that {np.mean(pos < neg.min()):.3f}, "
               f"different 1% {np.quantile(neg, .01):.3f}")
         held = model.embedder.embed(np.stack([cut(image, face) for image, face in held_found]))
-        held_out.THRESHOLD = round(float(np.quantile(neg, 0.01)), 3)
-        held_out.report(name[:14], held, held_person, held_kind)
+        held_out.report(name[:14], held, held_person, held_kind, round(float(np.quantile(neg, 0.01)), 3))
 
 
 if __name__ == "__main__":

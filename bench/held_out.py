@@ -2,7 +2,7 @@
 
 `held_out_faces` detects the largest face of every held-out photo (tools/calibration_data.py:
 the celebrity `val` photos, the `train` photos they are enrolled from, and the held-out
-strangers).  `report` prints verify pairs (held-out x enrollment photos) at THRESHOLD, and
+strangers).  `report` prints verify pairs (held-out x enrollment photos) at `threshold`, and
 annotate with the centroid rule for galleries of 1 photo per person (5 draws) and of all photos.
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ from facebatch.match import KnownPeople, name_photo  # noqa: E402
 from tools import calibration_data as data  # noqa: E402
 from tools.sample_data import cache_dir  # noqa: E402
 
-THRESHOLD = 1.12  # annotate's default (bench/crop_shapes.py sets its own per crop)
+THRESHOLD = 1.12  # annotate's default; bench/crop_shapes.py passes each crop's own
 
 
 def unit(x: np.ndarray) -> np.ndarray:
@@ -48,12 +48,13 @@ def held_out_faces(engine):
     return found, np.array([p for p, _ in kept]), np.array([k for _, k in kept])
 
 
-def report(label: str, emb: np.ndarray, person: np.ndarray, kind: np.ndarray) -> None:
+def report(label: str, emb: np.ndarray, person: np.ndarray, kind: np.ndarray,
+           threshold: float = THRESHOLD) -> None:
     enroll, probe = kind == "enroll", kind != "enroll"
     d = np.sqrt(np.maximum(2 - 2 * emb[probe] @ emb[enroll].T, 0))
     same = person[probe][:, None] == person[enroll][None, :]
-    said = d <= THRESHOLD
-    print(f"{label:14s} verify held-out x enrollment at {THRESHOLD}: accuracy {np.mean(said == same):.4f}, "
+    said = d <= threshold
+    print(f"{label:14s} verify held-out x enrollment at {threshold}: accuracy {np.mean(said == same):.4f}, "
           f"false SAME {int(np.sum(said & ~same))}, false DIFFERENT {int(np.sum(~said & same))} of {d.size}; "
           f"nearest different-people pair {d[~same].min():.3f}")
     enrolled = sorted(set(person[enroll]))
@@ -66,7 +67,7 @@ def report(label: str, emb: np.ndarray, person: np.ndarray, kind: np.ndarray) ->
             starts = np.cumsum([0] + [len(v) for v in vectors[:-1]])
             people = KnownPeople.from_matrix(enrolled, np.asfortranarray(np.concatenate(vectors)), starts)
             for i in np.flatnonzero(probe):
-                got = name_photo(emb[i:i + 1], people, THRESHOLD)[0][0]
+                got = name_photo(emb[i:i + 1], people, threshold)[0][0]
                 if person[i] in enrolled:
                     known, right = known + 1, right + (got == person[i])
                 else:

@@ -22,7 +22,7 @@ from tools import calibration_data as data  # noqa: E402
 
 
 def portrait_embeddings(model) -> tuple[list[Path], np.ndarray]:
-    paths = sorted(data.portrait_photos().glob("*/*.jpg"))
+    paths = data.portrait_photos()
     # Two more strangers for annotate.  Not paired with each other: they may be one man decades
     # apart (docs/calibration.md), so no label of that pair can be trusted.
     paths += sorted(data.facexlib_photos().glob("*/*.jpg"))

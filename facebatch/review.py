@@ -183,34 +183,32 @@ def render(data: ReviewData, per_page: int = PER_PAGE, preview: int = PREVIEW) -
         if count > size:
             index_body.append(f'<p class="more"><a href="{_url(INDEX, listing_page(key, 1))}">all {count} '
                               f'&rarr;</a></p>')
-            total = _pages_of(count, size)
-            for k in range(1, total + 1):
-                path = listing_page(key, k)
-                body = [f"<h2>{_text(heading)} <span class=\"count\">{count}</span></h2>",
-                        r.entries(key, items[(k - 1) * size:k * size], entry, path),
-                        _pager(path, k, total, lambda n, key=key: listing_page(key, n))]
-                out[path] = r.page(path, f"{heading} {k}/{total}", body)
+            out.update(_paged(r, items, size, lambda n, key=key: listing_page(key, n), heading, heading,
+                              lambda chunk, path, key=key, entry=entry: [r.entries(key, chunk, entry, path)]))
         index_body.append("</section>")
     out[INDEX] = r.page(INDEX, data.title, index_body)
 
     for person in people:
-        total = _pages_of(len(person.faces), per_page)
-        for k in range(1, total + 1):
-            path = person_page(person.name, k)
-            faces = person.faces[(k - 1) * per_page:k * per_page]
-            body = [f'<h2>{_text(person.name)} <span class="count">{len(person.faces)}</span></h2>',
-                    r.thumbs(faces, path), _pager(path, k, total, lambda n, name=person.name: person_page(name, n))]
-            out[path] = r.page(path, f"{person.name} {k}/{total}", body)
+        out.update(_paged(r, person.faces, per_page, lambda n, name=person.name: person_page(name, n),
+                          person.name, person.name, lambda chunk, path: [r.thumbs(chunk, path)]))
     for group in groups:
-        total = _pages_of(len(group.faces), per_page)
-        for k in range(1, total + 1):
-            path = group_page(group.id, k)
-            faces = group.faces[(k - 1) * per_page:k * per_page]
-            body = [f'<h2>Group {_text(group.id)} <span class="count">{len(group.faces)}</span></h2>',
-                    r.commands(group.id), r.thumbs(faces, path),
-                    _pager(path, k, total, lambda n, gid=group.id: group_page(gid, n))]
-            out[path] = r.page(path, f"group {group.id} {k}/{total}", body)
+        out.update(_paged(r, group.faces, per_page, lambda n, gid=group.id: group_page(gid, n),
+                          f"Group {group.id}", f"group {group.id}",
+                          lambda chunk, path, gid=group.id: [r.commands(gid), r.thumbs(chunk, path)]))
     return out
+
+
+def _paged(r: "_Renderer", items: list, size: int, page_of, heading: str, title: str, content) -> dict[str, str]:
+    """The pages of one list, `size` items a page: each has `heading` with the list's count, then
+    content(the page's items, the page's path), then the pager.  {path: HTML}."""
+    total = _pages_of(len(items), size)
+    pages = {}
+    for k in range(1, total + 1):
+        path = page_of(k)
+        body = [f'<h2>{_text(heading)} <span class="count">{len(items)}</span></h2>',
+                *content(items[(k - 1) * size:k * size], path), _pager(path, k, total, page_of)]
+        pages[path] = r.page(path, f"{title} {k}/{total}", body)
+    return pages
 
 
 def _text(value: object) -> str:

@@ -5,23 +5,11 @@ processes, and a Dask LocalCluster of two worker processes (joblib's Dask backen
 """
 from __future__ import annotations
 
-import csv
 import shutil
-from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from facebatch.cli import cli
-
-
-def run(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
-
-
-def report_rows(out: Path) -> list[dict]:
-    with open(out / "report.csv", newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
+from cli_helpers import report_rows, run
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +24,7 @@ def workload(tmp_path_factory, celebrity, insightface_dir, models_root):
     reference = run("annotate", images, "--db", db, "--out", root / "one-worker", "--model-dir", models_root,
                     "-j", "1", "-q")
     assert reference.exit_code == 0, reference.output
-    rows = report_rows(root / "one-worker")
+    rows = report_rows(root / "one-worker" / "report.csv")
     # 25 portraits and t1.jpg; how many are named is test_accuracy's business, not this file's
     assert len(rows) >= 32 and sum(r["name"] not in ("", "UNKNOWN") for r in rows) >= 20
     return images, db, rows
@@ -55,7 +43,7 @@ def test_two_workers_on_this_machine_match_one(backend, workload, tmp_path, mode
     result = run("annotate", images, "--db", db, "--out", tmp_path / "out", "--model-dir", models_root, "-q",
                  "-j", "2", "--backend", backend)
     assert result.exit_code == 0, result.output
-    assert_same_results(expected, report_rows(tmp_path / "out"))
+    assert_same_results(expected, report_rows(tmp_path / "out" / "report.csv"))
     assert (tmp_path / "out" / "group.jpg").is_file()
 
 
@@ -66,7 +54,7 @@ def test_local_cluster_report_matches_the_local_run(workload, tmp_path, models_r
         remote = run("annotate", images, "--db", db, "--out", tmp_path / "dask", "--model-dir", models_root, "-q",
                      "--scheduler", cluster.scheduler_address)
     assert remote.exit_code == 0, remote.output
-    assert_same_results(expected, report_rows(tmp_path / "dask"))
+    assert_same_results(expected, report_rows(tmp_path / "dask" / "report.csv"))
     assert (tmp_path / "dask" / "group.jpg").is_file()
 
 

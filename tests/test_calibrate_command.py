@@ -6,13 +6,7 @@ import json
 import re
 import shutil
 
-from click.testing import CliRunner
-
-from facebatch.cli import cli
-
-
-def run(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+from cli_helpers import run
 
 
 def test_calibrate_reports_and_writes_thresholds_that_annotate_and_verify_then_use(tmp_path, celebrity, models_root):

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import base64
-import csv
 import json
 import shutil
 import subprocess
@@ -11,16 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from facebatch import weights
-from facebatch.cli import cli
+
+from cli_helpers import report_rows, run
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def run(*args, env=None):
-    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False, env=env)
 
 
 def test_help_does_not_import_tensorflow():
@@ -157,7 +152,7 @@ def test_annotate_reports_bad_images_and_exits_3(workspace, models_root):
     result = run("annotate", workspace / "images", "--db", db, "--out", out, "--model-dir", models_root,
                  "--jobs", "1", "--quiet")
     assert result.exit_code == 3, result.output
-    rows = list(csv.DictReader(open(out / "report.csv", newline="", encoding="utf-8")))
+    rows = report_rows(out / "report.csv")
     by_image = {}
     for row in rows:
         by_image.setdefault(row["image"], []).append(row)

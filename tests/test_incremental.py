@@ -13,16 +13,11 @@ import time
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from PIL import Image, ImageOps
 
-from facebatch.cli import cli
+from cli_helpers import run
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def run(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
 
 
 @pytest.fixture(scope="module")

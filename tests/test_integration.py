@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import csv
 import shutil
-from pathlib import Path
 
 import pytest
 from PIL import Image, ImageOps
@@ -15,6 +14,8 @@ from facebatch.images import load_image
 from facebatch.results import UNKNOWN
 from facebatch.verification import verify_pairs
 
+from cli_helpers import report_rows
+
 # Measured on this data (docs/calibration.md): every validation photo names its person.  The floor
 # leaves room for one miss, so that a numerically different CPU does not fail the suite.
 VALIDATION_ACCURACY_FLOOR = 0.96
@@ -22,11 +23,6 @@ VALIDATION_ACCURACY_FLOOR = 0.96
 # DIFFERENT (with the square crop at 1.05: 0.925, 3 false DIFFERENT).  At the old 1.17 they scored
 # 1.0, but 1.17 said SAME for different people elsewhere (docs/calibration.md).
 VERIFY_ACCURACY_FLOOR = 0.95
-
-
-def read_report(path: Path) -> list[dict]:
-    with open(path, newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +56,7 @@ def test_enroll_is_idempotent_and_replaces_changed_photos(tmp_path, celebrity, s
 def test_enrolled_validation_photos_are_named(tmp_path, celebrity, settings, celebrity_db):
     report = tmp_path / "report.csv"
     summary = annotate(celebrity / "val", celebrity_db, tmp_path / "out", report, settings)
-    rows = read_report(report)
+    rows = report_rows(report)
     assert summary.images == 25 and summary.errors == 0
     named_right = {row["image"] for row in rows if row["name"] == row["image"].split("/")[0]}
     accuracy = len(named_right) / summary.images
@@ -109,7 +105,7 @@ def test_tight_crops_enroll_and_name_everyone_in_a_flipped_rescaled_copy(tmp_pat
     assert outcome.added == 6, outcome.warnings
     report = tmp_path / "report.csv"
     annotate(flipped_group, db, tmp_path / "out", report, settings)
-    rows = read_report(report)
+    rows = report_rows(report)
     # mirrored: the leftmost face is now the rightmost (the table patch, if reported, is UNKNOWN)
     assert [row["name"] for row in rows if row["name"] != UNKNOWN] == [f"person_{i}" for i in reversed(range(6))]
 
@@ -118,7 +114,7 @@ def test_tight_crops_enroll_and_name_everyone_in_a_flipped_rescaled_copy(tmp_pat
         del database.people["person_2"]
         gallery_db.save(db, database)
     annotate(flipped_group, db, tmp_path / "out", report, settings)
-    names = [row["name"] for row in read_report(report)]
+    names = [row["name"] for row in report_rows(report)]
     assert names == [f"person_{i}" if i != 2 else UNKNOWN for i in reversed(range(6))]
 
 
@@ -157,7 +153,7 @@ def test_parallel_workers_write_the_same_report_as_one_process(tmp_path, celebri
         report = tmp_path / f"report_{jobs}.csv"
         annotate(celebrity / "val", celebrity_db, tmp_path / f"out_{jobs}", report,
                  replace(settings, execution=replace(settings.execution, jobs=jobs, tf_threads=1 if jobs > 1 else 0)))
-        reports.append(read_report(report))
+        reports.append(report_rows(report))
     assert [r["image"] for r in reports[0]] == [r["image"] for r in reports[1]]
     for one, two in zip(*reports):
         assert one == two  # byte for byte: labels are computed per photo, whatever the batching

