@@ -40,7 +40,8 @@ def calibrate(labelled_dir: Path, db_path: Path, settings: Settings, hooks: RunH
               write: bool = False) -> CalibrateOutcome:
     labelled_dir = Path(labelled_dir)
     if not labelled_dir.is_dir():
-        raise UsageProblem(f"{labelled_dir}: no such folder; pass a folder with one folder of photos per person")
+        problem = "not a folder" if labelled_dir.exists() else "no such folder"
+        raise UsageProblem(f"{to_text(labelled_dir)}: {problem}; pass a folder with one folder of photos per person")
     spec = weights.get_spec(settings.detection.model)
     stored = gallery_db.load(db_path, spec.name).calibrated(spec.crop.key) if Path(db_path).exists() else {}
     current_annotate = stored.get("annotate", spec.default_threshold)

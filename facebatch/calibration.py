@@ -32,6 +32,10 @@ QUANTILES = (0.0, 0.01, 0.05, 0.5, 0.95, 0.99, 1.0)
 MAX_FALSE_ACCEPT = 0.01
 # verify's operating point: at most 0.1 % of different-people pairs called SAME.
 MAX_FALSE_SAME = 0.001
+# The fewest trials that can measure each operating point (one error in them is the rate itself);
+# `recommend` does not loosen a threshold on fewer.
+VERIFY_PAIRS_NEEDED = round(1 / MAX_FALSE_SAME)
+ANNOTATE_STRANGERS_NEEDED = round(1 / MAX_FALSE_ACCEPT)
 RULES = ("nearest", "centroid", "mean-3", "n-adjusted", "margin")
 
 
@@ -298,12 +302,32 @@ def gap(trials: Trials) -> float:
 
 @dataclass
 class Recommendation:
+    """What `facebatch calibrate` reports.  `verify_sample` and `annotate_sample` count what each
+    operating point is measured on (different-people pairs; stranger faces, every photo being a
+    stranger once when its person is left out).  Below VERIFY_PAIRS_NEEDED and
+    ANNOTATE_STRANGERS_NEEDED the threshold is `capped`: never above the one in force (`_capped`)."""
+
     same: dict[str, float]
     different: dict[str, float]
     verify_threshold: float
     annotate_threshold: float
     verify_at_current: dict | None
     annotate_at_current: dict | None
+    verify_sample: int = 0
+    annotate_sample: int = 0
+    verify_capped: bool = False
+    annotate_capped: bool = False
+
+
+def _capped(measured: float, current: float | None, sample: int, needed: int) -> tuple[float, bool]:
+    """A sample too small to measure the operating point (fewer than 1/rate trials: not one error
+    is allowed, and the threshold lands midway to the nearest stranger *seen*) can show that a
+    threshold is too loose, never that a looser one is safe: the nearest of 20 different-people
+    pairs says little about the nearest of 1,000.  So from such a sample the recommendation may
+    go down from the threshold in force, not up."""
+    if current is None or sample >= needed or measured <= current:
+        return measured, False
+    return float(current), True
 
 
 def recommend(embeddings: np.ndarray, labels, sources=None, rule: Rule = Rule("centroid"),
@@ -312,7 +336,8 @@ def recommend(embeddings: np.ndarray, labels, sources=None, rule: Rule = Rule("c
     """Everything `facebatch calibrate` reports, from one person label per embedding.
 
     annotate is simulated leave-one-person-out with galleries of 1 photo per person (`draws`
-    draws) and of all photos (each probe compared with the other photos only).
+    draws) and of all photos (each probe compared with the other photos only).  A threshold
+    measured on too few trials is capped at the current one (`_capped`).
     """
     labels = np.asarray(labels)
     sources = np.arange(len(labels)) if sources is None else np.asarray(sources)
@@ -327,9 +352,13 @@ def recommend(embeddings: np.ndarray, labels, sources=None, rule: Rule = Rule("c
     if current_annotate is not None:
         at_current = {"one_photo": trial_sets[0].counts(current_annotate, rule),
                       "all_photos": trial_sets[1].counts(current_annotate, rule)}
+    verify_sample, annotate_sample = int(np.sum(~same)), len(labels)
+    verify, verify_capped = _capped(verify_threshold_at(distances, same), current_verify, verify_sample,
+                                    VERIFY_PAIRS_NEEDED)
+    annotate, annotate_capped = _capped(annotate, current_annotate, annotate_sample, ANNOTATE_STRANGERS_NEEDED)
     return Recommendation(
         same=summary(distances[same]), different=summary(distances[~same]),
-        verify_threshold=verify_threshold_at(distances, same),
-        annotate_threshold=annotate,
+        verify_threshold=verify, annotate_threshold=annotate,
         verify_at_current=accuracy_at(distances, same, current_verify) if current_verify is not None else None,
-        annotate_at_current=at_current)
+        annotate_at_current=at_current, verify_sample=verify_sample, annotate_sample=annotate_sample,
+        verify_capped=verify_capped, annotate_capped=annotate_capped)

@@ -379,6 +379,8 @@ def calibrate(labelled_dir, db_path, write, model, model_dir, max_pixels, min_fa
 
 def calibration_report(outcome, db_path: Path) -> str:
     """The text `facebatch calibrate` prints."""
+    from . import calibration
+
     rec = outcome.recommendation
 
     def spread(summary: dict) -> str:
@@ -400,6 +402,13 @@ def calibration_report(outcome, db_path: Path) -> str:
                          f"in turn left out as a stranger): {c['named_right']} of {c['known']} faces named right, "
                          f"{c['strangers_named']} of {c['strangers']} strangers named")
     lines.append(f"recommended: annotate {rec.annotate_threshold:.3f}, verify {rec.verify_threshold:.3f}")
+    for capped, what, sample, needed in (
+            (rec.annotate_capped, "annotate", f"{rec.annotate_sample} photos", calibration.ANNOTATE_STRANGERS_NEEDED),
+            (rec.verify_capped, "verify", f"{rec.verify_sample} different-people pairs",
+             calibration.VERIFY_PAIRS_NEEDED)):
+        if capped:
+            lines.append(f"  {what}: kept at the current threshold: {sample} are too few to show that a looser one "
+                         f"is safe (it takes {needed:,}); add more labelled photos to measure it")
     lines.append(f"stored in {db_path}: annotate and verify use them from now on (--threshold still wins)"
                  if outcome.written else "run again with --write to store them in the database")
     return "\n".join(lines)

@@ -8,6 +8,8 @@ import shutil
 
 from cli_helpers import run
 
+from facebatch import weights
+
 
 def test_calibrate_reports_and_writes_thresholds_that_annotate_and_verify_then_use(tmp_path, celebrity, models_root):
     labelled = tmp_path / "labelled"
@@ -29,6 +31,13 @@ def test_calibrate_reports_and_writes_thresholds_that_annotate_and_verify_then_u
     stored = json.loads(db.read_text())["thresholds"]
     assert abs(stored["annotate"] - annotate_t) < 1e-3 and abs(stored["verify"] - verify_t) < 1e-3
     assert 0.5 < stored["annotate"] < 1.5
+    # 25 photos (250 different-people pairs) cannot show that looser thresholds than the defaults
+    # are safe: the recommendation stays at or below them, and says why where it stays
+    spec = weights.get_spec(weights.DEFAULT_MODEL)
+    assert annotate_t <= spec.default_threshold and verify_t <= spec.verify_threshold
+    for what, kept in (("annotate", annotate_t == spec.default_threshold),
+                       ("verify", verify_t == spec.verify_threshold)):
+        assert (f"{what}: kept at the current threshold" in written.output) == kept, written.output
 
     photos = sorted((celebrity / "val" / "madonna").glob("*.jpg"))[:2]
     said = run("verify", *photos, "--db", db, "--model-dir", models_root)
@@ -43,3 +52,6 @@ def test_calibrate_needs_two_people(tmp_path, celebrity, models_root):
     result = run("calibrate", labelled, "--db", tmp_path / "db.json", "--model-dir", models_root, "-q")
     assert result.exit_code == 1
     assert "calibrating needs at least 2 people" in result.output
+    photo = next(labelled.glob("madonna/*.jpg"))
+    not_a_folder = run("calibrate", photo, "--db", tmp_path / "db.json", "--model-dir", models_root, "-q")
+    assert not_a_folder.exit_code == 1 and f"{photo}: not a folder; pass a folder" in not_a_folder.output

@@ -113,6 +113,38 @@ def test_recommend_reports_distributions_and_thresholds():
     assert rec.annotate_at_current["one_photo"]["strangers_named"] == 0
 
 
+def test_a_sample_too_small_to_measure_never_loosens_the_thresholds_in_force():
+    # 5 people x 6 photos, well apart: 30 photos and 375 different-people pairs measure neither
+    # operating point (100 strangers, 1,000 pairs), and the nearest strangers seen are far away.
+    emb, labels = clusters(people=5, photos=6, spread=0.3, seed=1)
+    d, same = calibration.pair_distances(emb, labels)
+    uncapped = calibration.recommend(emb, labels)
+    assert min(uncapped.verify_threshold, uncapped.annotate_threshold) > 0.7 > d[same].max()
+    rec = calibration.recommend(emb, labels, current_verify=0.6, current_annotate=0.65)
+    assert (rec.verify_threshold, rec.annotate_threshold) == (0.6, 0.65)
+    assert rec.verify_capped and rec.annotate_capped
+    assert (rec.verify_sample, rec.annotate_sample) == (int(np.sum(~same)), 30)
+
+
+def test_a_small_sample_still_lowers_a_threshold_that_names_its_strangers():
+    emb, labels = clusters(people=5, photos=6, spread=1.2, seed=2)  # people overlap
+    d, same = calibration.pair_distances(emb, labels)
+    current = float(np.quantile(d[~same], 0.5))  # half the different-people pairs SAME
+    rec = calibration.recommend(emb, labels, current_verify=current, current_annotate=current)
+    assert rec.verify_threshold < current and rec.annotate_threshold < current
+    assert not rec.verify_capped and not rec.annotate_capped
+    assert np.sum((d <= rec.verify_threshold) & ~same) == 0
+
+
+def test_a_sample_large_enough_to_measure_may_loosen_the_thresholds():
+    emb, labels = clusters(people=12, photos=12, spread=0.3, seed=3)  # 144 photos, 9,504 different pairs
+    rec = calibration.recommend(emb, labels, current_verify=0.9, current_annotate=0.9, draws=1)
+    assert rec.verify_sample >= calibration.VERIFY_PAIRS_NEEDED
+    assert rec.annotate_sample >= calibration.ANNOTATE_STRANGERS_NEEDED
+    assert rec.verify_threshold > 0.9 and rec.annotate_threshold > 0.9
+    assert not rec.verify_capped and not rec.annotate_capped
+
+
 def test_the_threshold_names_at_most_the_budgeted_share_of_strangers():
     emb, labels = clusters(people=8, photos=10, spread=1.0, seed=6)
     people = sorted(set(labels))
