@@ -13,7 +13,7 @@ embedded once (cached in $FACEBATCH_CACHE/calibration-<model>.npz; --fresh recom
 4. small faces: detection recall for faces of 30 to 58 px in synthetic 600 x 450 group photos at
    --min-face-size 32 and 40, and whether the found faces are named right.
 
-Usage: python bench/calibrate.py [--model facenet] [--models-root DIR] [--fresh]
+Usage: python bench/calibrate.py [--model facenet] [--models-root DIR] [--fresh] [--combine facenet-casia512]
 """
 from __future__ import annotations
 
@@ -188,9 +188,17 @@ def main() -> None:
     parser.add_argument("--model", default=weights.DEFAULT_MODEL, choices=sorted(weights.MODELS))
     parser.add_argument("--models-root", type=Path, default=cache_dir() / "Model")
     parser.add_argument("--fresh", action="store_true", help="detect and embed again instead of using the cache")
+    parser.add_argument("--combine", choices=sorted(weights.MODELS),
+                        help="an ensemble: each face's embedding of --model and of this model side by side, each "
+                             "scaled by sqrt(1/2), so a squared distance is the mean of the two models' (the "
+                             "thresholds printed for 'before issue 8' are --model's)")
     args = parser.parse_args()
     spec = weights.get_spec(args.model)
     d = load_or_collect(spec, args.models_root, args.fresh)
+    if args.combine:
+        other = load_or_collect(weights.get_spec(args.combine), args.models_root, args.fresh)
+        assert all((d[k] == other[k]).all() for k in ("person", "source", "part", "kind")), "caches of other faces"
+        d["emb"] = (np.concatenate([d["emb"], other["emb"]], axis=1) / np.sqrt(2)).astype(np.float32)
     emb, person, source = d["emb"], d["person"], d["source"]
     celebrities = sorted(set(person[select(d, part="cal", kind="photo")].tolist()))
 
