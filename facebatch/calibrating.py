@@ -33,7 +33,8 @@ class CalibrateOutcome:
     current_annotate: float
     current_verify: float
     warnings: list[str] = field(default_factory=list)
-    written: bool = False
+    write: bool = False  # --write was asked for
+    written: list[str] = field(default_factory=list)  # the thresholds --write stored ("annotate", "verify")
 
 
 def calibrate(labelled_dir: Path, db_path: Path, settings: Settings, hooks: RunHooks = RunHooks(),
@@ -68,13 +69,20 @@ def calibrate(labelled_dir: Path, db_path: Path, settings: Settings, hooks: RunH
                            "more labelled photos, one folder per person")
     recommendation = calibration.recommend(np.stack(embeddings), labels, current_verify=current_verify,
                                            current_annotate=current_annotate)
-    outcome = CalibrateOutcome(len(labels), len(counts), recommendation, current_annotate, current_verify, warnings)
+    outcome = CalibrateOutcome(len(labels), len(counts), recommendation, current_annotate, current_verify, warnings,
+                               write)
     if write:
         with gallery_db.locked(db_path):
             gallery = gallery_db.load_or_new(db_path, spec.name, spec.embedding_size)
-            gallery.thresholds = {"annotate": round(recommendation.annotate_threshold, 4),
-                                  "verify": round(recommendation.verify_threshold, 4)}
-            gallery.thresholds_crop = spec.crop.key
-            gallery_db.save(db_path, gallery)
-        outcome.written = True
+            # A capped threshold is the one in force, and keeps its source: stored, it stays stored;
+            # the model's default is not copied in, so it still follows the model's calibration.
+            thresholds = gallery.calibrated(spec.crop.key)
+            for kind, value, capped in (("annotate", recommendation.annotate_threshold, recommendation.annotate_capped),
+                                        ("verify", recommendation.verify_threshold, recommendation.verify_capped)):
+                if not capped:
+                    thresholds[kind] = round(value, 4)
+                    outcome.written.append(kind)
+            if outcome.written:  # else the database stays as it was (or absent)
+                gallery.thresholds, gallery.thresholds_crop = thresholds, spec.crop.key
+                gallery_db.save(db_path, gallery)
     return outcome

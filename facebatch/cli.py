@@ -409,8 +409,15 @@ def calibration_report(outcome, db_path: Path) -> str:
         if capped:
             lines.append(f"  {what}: kept at the current threshold: {sample} are too few to show that a looser one "
                          f"is safe (it takes {needed:,}); add more labelled photos to measure it")
-    lines.append(f"stored in {db_path}: annotate and verify use them from now on (--threshold still wins)"
-                 if outcome.written else "run again with --write to store them in the database")
+    chosen = {"annotate": rec.annotate_threshold, "verify": rec.verify_threshold}
+    if not outcome.write:
+        lines.append("run again with --write to store them in the database")
+    elif outcome.written:
+        stored = ", ".join(f"{kind} {chosen[kind]:.3f}" for kind in outcome.written)
+        lines.append(f"stored in {db_path} ({stored}): the default from now on for {' and '.join(outcome.written)} "
+                     "(--threshold still wins)")
+    else:
+        lines.append(f"nothing stored in {db_path}: the thresholds in force stay")
     return "\n".join(lines)
 
 

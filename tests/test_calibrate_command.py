@@ -6,12 +6,16 @@ import json
 import re
 import shutil
 
-from cli_helpers import run
+from cli_helpers import report_rows, run
 
 from facebatch import weights
 
 
-def test_calibrate_reports_and_writes_thresholds_that_annotate_and_verify_then_use(tmp_path, celebrity, models_root):
+def recommended(output: str) -> tuple[float, float]:
+    return tuple(map(float, re.search(r"recommended: annotate ([\d.]+), verify ([\d.]+)", output).groups()))
+
+
+def test_calibrate_reports_on_a_few_photos_and_does_not_loosen_the_defaults(tmp_path, celebrity, models_root):
     labelled = tmp_path / "labelled"
     shutil.copytree(celebrity / "val", labelled)
     db = tmp_path / "db.json"
@@ -25,19 +29,38 @@ def test_calibrate_reports_and_writes_thresholds_that_annotate_and_verify_then_u
     assert re.search(r"annotate at the current 1\.\d\d\d, 1 photo per person enrolled .* faces named right", out)
     assert "run again with --write" in out and not db.exists()
 
-    written = run("calibrate", labelled, "--db", db, "--model-dir", models_root, "-q", "--write")
-    annotate_t, verify_t = map(float, re.search(r"recommended: annotate ([\d.]+), verify ([\d.]+)",
-                                                written.output).groups())
-    stored = json.loads(db.read_text())["thresholds"]
-    assert abs(stored["annotate"] - annotate_t) < 1e-3 and abs(stored["verify"] - verify_t) < 1e-3
-    assert 0.5 < stored["annotate"] < 1.5
     # 25 photos (250 different-people pairs) cannot show that looser thresholds than the defaults
-    # are safe: the recommendation stays at or below them, and says why where it stays
+    # are safe: the recommendation stays at or below them, says why where it stays, and --write
+    # stores only what it measured
+    written = run("calibrate", labelled, "--db", db, "--model-dir", models_root, "-q", "--write")
+    assert written.exit_code == 0, written.output
+    annotate_t, verify_t = recommended(written.output)
     spec = weights.get_spec(weights.DEFAULT_MODEL)
     assert annotate_t <= spec.default_threshold and verify_t <= spec.verify_threshold
-    for what, kept in (("annotate", annotate_t == spec.default_threshold),
-                       ("verify", verify_t == spec.verify_threshold)):
-        assert (f"{what}: kept at the current threshold" in written.output) == kept, written.output
+    kept = {"annotate": annotate_t == spec.default_threshold, "verify": verify_t == spec.verify_threshold}
+    for what in kept:
+        assert (f"{what}: kept at the current threshold" in written.output) == kept[what], written.output
+    stored = json.loads(db.read_text())["thresholds"] if db.exists() else {}
+    assert set(stored) == {what for what in kept if not kept[what]}
+    assert all(abs(stored[what] - t) < 1e-3 for what, t in (("annotate", annotate_t), ("verify", verify_t))
+               if what in stored)
+
+
+def test_calibrate_writes_thresholds_that_annotate_and_verify_then_use(tmp_path, celebrity, models_root):
+    # every celebrity photo: 118 photos of 5 people, enough to measure both operating points
+    labelled = tmp_path / "labelled"
+    for part in ("train", "val"):
+        for photo in (celebrity / part).glob("*/*.jpg"):
+            (labelled / photo.parent.name).mkdir(parents=True, exist_ok=True)
+            shutil.copy(photo, labelled / photo.parent.name / f"{part}-{photo.name}")
+    db = tmp_path / "db.json"
+    written = run("calibrate", labelled, "--db", db, "--model-dir", models_root, "-q", "--write")
+    assert written.exit_code == 0, written.output
+    assert "kept at the current threshold" not in written.output
+    annotate_t, verify_t = recommended(written.output)
+    stored = json.loads(db.read_text())["thresholds"]
+    assert abs(stored["annotate"] - annotate_t) < 1e-3 and abs(stored["verify"] - verify_t) < 1e-3
+    assert 0.5 < stored["annotate"] < 1.5 and 0.5 < stored["verify"] < 1.5
 
     photos = sorted((celebrity / "val" / "madonna").glob("*.jpg"))[:2]
     said = run("verify", *photos, "--db", db, "--model-dir", models_root)
@@ -55,3 +78,32 @@ def test_calibrate_needs_two_people(tmp_path, celebrity, models_root):
     photo = next(labelled.glob("madonna/*.jpg"))
     not_a_folder = run("calibrate", photo, "--db", tmp_path / "db.json", "--model-dir", models_root, "-q")
     assert not_a_folder.exit_code == 1 and f"{photo}: not a folder; pass a folder" in not_a_folder.output
+
+
+def test_annotate_takes_the_stored_threshold_as_its_default_and_threshold_still_wins(tmp_path, celebrity,
+                                                                                      models_root):
+    people = tmp_path / "People"
+    for person in (celebrity / "train").iterdir():
+        (people / person.name).mkdir(parents=True)
+        for photo in sorted(person.glob("*.jpg"))[:2]:
+            shutil.copy(photo, people / person.name / photo.name)
+    db, out = tmp_path / "db.json", tmp_path / "out"
+    assert run("enroll", people, "--db", db, "--model-dir", models_root, "-q").exit_code == 0
+
+    def annotate(*extra) -> list[dict]:
+        result = run("annotate", celebrity / "val", "--db", db, "--out", out, "--model-dir", models_root, "-q", *extra)
+        assert result.exit_code == 0, result.output
+        return [r for r in report_rows(out / "report.csv") if r["distance"]]
+
+    distances = sorted(float(r["distance"]) for r in annotate())
+    # a threshold stored between the faces' distances: annotate names exactly the nearer ones
+    stored = (distances[len(distances) // 2 - 1] + distances[len(distances) // 2]) / 2
+    document = json.loads(db.read_text())
+    document["thresholds"] = {"annotate": round(stored, 4)}
+    document["thresholds_crop"] = weights.get_spec(weights.DEFAULT_MODEL).crop.key
+    db.write_text(json.dumps(document))
+    for extra, threshold in (((), stored), (("--threshold", "2.0"), 2.0)):
+        rows = annotate(*extra)
+        assert len(rows) == len(distances)
+        assert all((r["name"] != "UNKNOWN") == (float(r["distance"]) <= threshold) for r in rows), threshold
+        assert sum(r["name"] != "UNKNOWN" for r in rows) == sum(d <= threshold for d in distances)
