@@ -21,7 +21,8 @@ from .enrollment import person_photos
 from .errors import UsageProblem
 from .hooks import RunHooks
 from .pathtext import to_text
-from .pipeline import NO_FACE, embed_photos
+from .packages import sha256_of_file
+from .pipeline import NO_FACE, PhotoEmbedding, embed_photos
 from .runner import chunked, run_stoppable
 
 
@@ -34,7 +35,44 @@ class CalibrateOutcome:
     current_verify: float
     warnings: list[str] = field(default_factory=list)
     write: bool = False  # --write was asked for
+    skipped: int = 0  # photos not used (unreadable, no face, refused name, one file under two people)
+    failed: int = 0  # of those, the ones that are the input's fault, not the detector's: all but "no face"
+    suspects: int = 0  # pairs of different people too near to be two people: nothing is stored
     written: list[str] = field(default_factory=list)  # the thresholds --write stored ("annotate", "verify")
+
+
+MAX_SUSPECTS_SHOWN = 10
+
+
+def _unusable(result: PhotoEmbedding) -> str:
+    """Why a photo cannot calibrate, with what to do; "" when it can."""
+    if result.embedding is None:
+        return f"{result.error}; " + ("use a photo with one clear face" if result.error == NO_FACE
+                                      else "replace or remove it")
+    return ""
+
+
+def _one_copy_each(usable: list[PhotoEmbedding], person_of: dict[str, str], warnings: list[str]
+                   ) -> list[PhotoEmbedding]:
+    """One photo per file content.  Copies filed under one person are one photo, not a pair at
+    distance 0; a photo filed under two people cannot be labelled, and every copy is skipped."""
+    by_content: dict[str, list[PhotoEmbedding]] = {}
+    for result in usable:
+        try:
+            content = sha256_of_file(Path(result.path))
+        except OSError:  # gone or unreadable since it was embedded: it can only be itself
+            content = f"path:{result.path}"
+        by_content.setdefault(content, []).append(result)
+    kept = set()
+    for copies in by_content.values():
+        people = {person_of[c.path] for c in copies}
+        if len(people) == 1:
+            kept.add(copies[0].path)
+        else:
+            names = ", ".join(f"{to_text(c.path)} ({person_of[c.path]})" for c in copies)
+            warnings.append(f"{names}: skipped, the same photo filed under {len(people)} people; keep it in one "
+                            "person's folder")
+    return [result for result in usable if result.path in kept]
 
 
 def calibrate(labelled_dir: Path, db_path: Path, settings: Settings, hooks: RunHooks = RunHooks(),
@@ -47,30 +85,56 @@ def calibrate(labelled_dir: Path, db_path: Path, settings: Settings, hooks: RunH
     stored = gallery_db.load(db_path, spec.name).calibrated(spec.crop.key) if Path(db_path).exists() else {}
     current_annotate = stored.get("annotate", spec.default_threshold)
     current_verify = stored.get("verify", spec.verify_threshold)
-    pairs, warnings, _ = person_photos(labelled_dir)
+    pairs, warnings, refused = person_photos(labelled_dir)
     person_of = {str(labelled_dir / relative): person for person, relative in pairs}
     paths = sorted(person_of)
     hooks.on_start(len(paths))
-    embeddings, labels = [], []
+    usable: list[PhotoEmbedding] = []
+    unreadable = 0
     for chunk_results in run_stoppable(embed_photos, chunked(paths, IMAGES_PER_CHUNK), settings.execution,
                                        hooks.should_stop, settings):
         for result in chunk_results:
             hooks.on_result(result)
-            if result.embedding is None:
-                hint = "use a photo with one clear face" if result.error == NO_FACE else "replace or remove it"
-                warnings.append(f"{to_text(result.path)}: skipped, {result.error}; {hint}")
+            problem = _unusable(result)
+            if problem:
+                warnings.append(f"{to_text(result.path)}: skipped, {problem}")
+                unreadable += result.error != NO_FACE
                 continue
-            embeddings.append(result.embedding)
-            labels.append(person_of[result.path])
+            usable.append(result)
+            if result.faces_found > 1:
+                # As enroll does.  If the largest face is another labelled person's, the pair
+                # check below finds it; a stranger's only widens the same-person distances.
+                warnings.append(f"{to_text(result.path)}: {result.faces_found} faces, used the largest; crop the "
+                                "photo to the one person to be sure")
+    embedded = len(usable)
+    usable = _one_copy_each(usable, person_of, warnings)
+    skipped = refused + len(paths) - len(usable)
+    failed = refused + unreadable + embedded - len(usable)
+    labels = [person_of[result.path] for result in usable]
     counts = Counter(labels)
     if len(counts) < 2 or max(counts.values(), default=0) < 2:
-        raise UsageProblem(f"{labelled_dir}: calibrating needs at least 2 people and at least one of them with 2 "
-                           f"or more photos with a face (found {len(counts)} people, {len(labels)} photos); add "
-                           "more labelled photos, one folder per person")
-    recommendation = calibration.recommend(np.stack(embeddings), labels, current_verify=current_verify,
+        for warning in warnings:  # the reasons, before the verdict they lead to
+            hooks.warn(warning)
+        raise UsageProblem(f"{to_text(labelled_dir)}: calibrating needs at least 2 people and at least one of them "
+                           f"with 2 or more usable photos (found {len(counts)} people, {len(labels)} photos"
+                           f"{f', {skipped} skipped' if skipped else ''}); add more labelled photos, one folder per "
+                           "person")
+    embeddings = np.stack([result.embedding for result in usable])
+    suspects = [(usable[i].path, usable[j].path, d) for i, j, d in calibration.suspect_pairs(embeddings, labels)]
+    for first, second, distance in suspects[:MAX_SUSPECTS_SHOWN]:
+        warnings.append(f"{to_text(first)} ({person_of[first]}) and {to_text(second)} ({person_of[second]}) are "
+                        f"only {distance:.3f} apart, too near to be two people: one person under two names, or a "
+                        "photo in the wrong folder? fix the labels")
+    if len(suspects) > MAX_SUSPECTS_SHOWN:
+        warnings.append(f"{len(suspects) - MAX_SUSPECTS_SHOWN} more pairs of different people nearer than "
+                        f"{calibration.SUSPECT_DISTANCE}; fix the labels")
+    recommendation = calibration.recommend(embeddings, labels, current_verify=current_verify,
                                            current_annotate=current_annotate)
     outcome = CalibrateOutcome(len(labels), len(counts), recommendation, current_annotate, current_verify, warnings,
-                               write)
+                               write, skipped=skipped, failed=failed,
+                               suspects=len(suspects))
+    if write and suspects:
+        return outcome  # thresholds measured on labels that look wrong are not stored
     if write:
         with gallery_db.locked(db_path):
             gallery = gallery_db.load_or_new(db_path, spec.name, spec.embedding_size)

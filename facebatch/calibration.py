@@ -36,6 +36,13 @@ MAX_FALSE_SAME = 0.001
 # `recommend` does not loosen a threshold on fewer.
 VERIFY_PAIRS_NEEDED = round(1 / MAX_FALSE_SAME)
 ANNOTATE_STRANGERS_NEEDED = round(1 / MAX_FALSE_ACCEPT)
+# Photos of two people this near are one person under two names, or a photo in the wrong folder,
+# not two people: in the calibration the nearest different-people pair is 0.99 apart, and half of
+# the same-person pairs are nearer than 0.86 (docs/calibration.md).  Calibrating on such a label
+# would drag the thresholds down to it.
+SUSPECT_DISTANCE = 0.5
+# The range a stored threshold must lie in (gallery.py refuses others).
+THRESHOLD_RANGE = (0.01, 1.99)
 RULES = ("nearest", "centroid", "mean-3", "n-adjusted", "margin")
 
 
@@ -60,6 +67,15 @@ def pair_distances(embeddings: np.ndarray, labels, sources=None) -> tuple[np.nda
     i, j = i[keep], j[keep]
     similarity = np.einsum("ij,ij->i", embeddings[i].astype(np.float64), embeddings[j].astype(np.float64))
     return np.sqrt(np.maximum(2.0 - 2.0 * similarity, 0.0)), labels[i] == labels[j]
+
+
+def suspect_pairs(embeddings: np.ndarray, labels, below: float = SUSPECT_DISTANCE) -> list[tuple[int, int, float]]:
+    """(i, j, distance) of the rows of different people nearer than `below`, nearest first: labels
+    to check before trusting thresholds measured on them."""
+    distances, same = pair_distances(embeddings, labels)
+    i, j = np.triu_indices(len(labels), k=1)
+    near = np.flatnonzero(~same & (distances < below))
+    return [(int(i[k]), int(j[k]), float(distances[k])) for k in near[np.argsort(distances[near])]]
 
 
 def accuracy_at(distances: np.ndarray, same: np.ndarray, threshold: float) -> dict[str, float]:
@@ -353,9 +369,10 @@ def recommend(embeddings: np.ndarray, labels, sources=None, rule: Rule = Rule("c
         at_current = {"one_photo": trial_sets[0].counts(current_annotate, rule),
                       "all_photos": trial_sets[1].counts(current_annotate, rule)}
     verify_sample, annotate_sample = int(np.sum(~same)), len(labels)
-    verify, verify_capped = _capped(verify_threshold_at(distances, same), current_verify, verify_sample,
-                                    VERIFY_PAIRS_NEEDED)
-    annotate, annotate_capped = _capped(annotate, current_annotate, annotate_sample, ANNOTATE_STRANGERS_NEEDED)
+    verify, verify_capped = _capped(float(np.clip(verify_threshold_at(distances, same), *THRESHOLD_RANGE)),
+                                    current_verify, verify_sample, VERIFY_PAIRS_NEEDED)
+    annotate, annotate_capped = _capped(float(np.clip(annotate, *THRESHOLD_RANGE)), current_annotate,
+                                        annotate_sample, ANNOTATE_STRANGERS_NEEDED)
     return Recommendation(
         same=summary(distances[same]), different=summary(distances[~same]),
         verify_threshold=verify, annotate_threshold=annotate,

@@ -243,6 +243,8 @@ def enroll(people_dir, db_path, model, model_dir, max_pixels, min_face_size, min
     if not quiet:
         console.print(f"enrolled: {outcome.added} added, {outcome.replaced} replaced, {outcome.unchanged} unchanged, "
                       f"{outcome.skipped} skipped" + ("" if outcome.saved else " (database not changed)"))
+    if outcome.failed:
+        sys.exit(EXIT_SOME_FAILED)
 
 
 @cli.command()
@@ -375,6 +377,8 @@ def calibrate(labelled_dir, db_path, write, model, model_dir, max_pixels, min_fa
     for warning in outcome.warnings:
         console.print(f"warning: {warning}", markup=False)
     click.echo(calibration_report(outcome, db_path))
+    if outcome.failed or outcome.suspects:
+        sys.exit(EXIT_SOME_FAILED)
 
 
 def calibration_report(outcome, db_path: Path) -> str:
@@ -410,7 +414,11 @@ def calibration_report(outcome, db_path: Path) -> str:
             lines.append(f"  {what}: kept at the current threshold: {sample} are too few to show that a looser one "
                          f"is safe (it takes {needed:,}); add more labelled photos to measure it")
     chosen = {"annotate": rec.annotate_threshold, "verify": rec.verify_threshold}
-    if not outcome.write:
+    if outcome.suspects:
+        pairs = "1 pair" if outcome.suspects == 1 else f"{outcome.suspects} pairs"
+        lines.append(f"{'not stored' if outcome.write else 'do not store them'}: {pairs} of photos of different "
+                     "people too near to be two people (see the warnings); fix the labels and calibrate again")
+    elif not outcome.write:
         lines.append("run again with --write to store them in the database")
     elif outcome.written:
         stored = ", ".join(f"{kind} {chosen[kind]:.3f}" for kind in outcome.written)

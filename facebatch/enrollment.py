@@ -23,6 +23,7 @@ class EnrollOutcome:
     replaced: int = 0
     unchanged: int = 0
     skipped: int = 0  # photos not enrolled: no usable face, unreadable, or a name we refuse
+    failed: int = 0  # of those, the input's fault (all but "no face"): the run exits 3, as annotate's errors do
     warnings: list[str] = field(default_factory=list)
     orphans: int = 0  # database entries whose photo is no longer in the people folder
     remade: int = 0  # embeddings an older facebatch made from another face crop, made anew
@@ -62,6 +63,7 @@ def _hashes(people_dir: Path, pairs: list[tuple[str, str]], outcome: EnrollOutco
             hashes[relative] = sha256_of_file(people_dir / relative)
         except OSError as exc:
             outcome.skipped += 1
+            outcome.failed += 1
             outcome.warnings.append(f"{to_text(str(people_dir / relative))}: skipped, cannot read it "
                                     f"({describe_os_error(exc)}); make the file readable")
     return hashes
@@ -76,6 +78,7 @@ def enroll(people_dir: Path, db_path: Path, settings: Settings, hooks: RunHooks 
     spec = weights.get_spec(settings.detection.model)
     outcome = EnrollOutcome()
     pairs, outcome.warnings, outcome.skipped = person_photos(people_dir)
+    outcome.failed = outcome.skipped
     hashes = _hashes(people_dir, pairs, outcome)
     pairs = [(person, rel) for person, rel in pairs if rel in hashes]
     # Hold the lock from reading to writing, so two enrolls never lose each other's entries.
@@ -151,6 +154,7 @@ def _add(gallery, outcome: EnrollOutcome, person: str, relative: str, sha256: st
     shown = to_text(result.path)
     if result.embedding is None:
         outcome.skipped += 1
+        outcome.failed += result.error != NO_FACE
         hint = (f"use a photo where the face is clear and at least {settings.detection.detector.min_face_size} px"
                 if result.error == NO_FACE else "replace or remove the file")
         outcome.warnings.append(f"{shown}: skipped, {result.error}; {hint}")

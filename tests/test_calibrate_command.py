@@ -6,6 +6,8 @@ import json
 import re
 import shutil
 
+from PIL import Image
+
 from cli_helpers import report_rows, run
 
 from facebatch import weights
@@ -107,3 +109,27 @@ def test_annotate_takes_the_stored_threshold_as_its_default_and_threshold_still_
         assert len(rows) == len(distances)
         assert all((r["name"] != "UNKNOWN") == (float(r["distance"]) <= threshold) for r in rows), threshold
         assert sum(r["name"] != "UNKNOWN" for r in rows) == sum(d <= threshold for d in distances)
+
+
+def test_calibrate_on_bad_labels_and_bad_files_warns_stores_nothing_and_exits_3(tmp_path, celebrity, models_root):
+    labelled = tmp_path / "labelled"
+    shutil.copytree(celebrity / "val", labelled)
+    madonna = sorted((labelled / "madonna").glob("*.jpg"))
+    shutil.copy(madonna[0], labelled / "ben_afflek" / "copy.jpg")  # one file under two people
+    Image.open(madonna[1]).convert("RGB").save(labelled / "elton_john" / "re-encoded.jpg", quality=80)
+    (labelled / "mindy_kaling" / "broken.jpg").write_bytes(b"not a photo")
+    db = tmp_path / "db.json"
+    result = run("calibrate", labelled, "--db", db, "--model-dir", models_root, "-q", "--write")
+    assert result.exit_code == 3, result.output
+    lines = result.output.splitlines()
+    assert any(line.startswith("warning: ") and "copy.jpg (ben_afflek)" in line and f"{madonna[0].name} (madonna)"
+               in line and "the same photo filed under 2 people" in line for line in lines), result.output
+    assert any(line.startswith("warning: ") and "re-encoded.jpg (elton_john)" in line and madonna[1].name in line
+               and "too near to be two people" in line for line in lines), result.output
+    assert any(line.startswith("warning: ") and "broken.jpg: skipped" in line for line in lines), result.output
+    assert "not stored: 1 pair of photos of different people too near to be two people" in result.output
+    assert "calibrated on 25 photos of 5 people" in result.output  # the copies and the broken file left out
+    assert not db.exists()
+    # whatever the labels, a threshold is never outside what a database can hold
+    annotate_t, verify_t = recommended(result.output)
+    assert 0 < annotate_t < 2 and 0 < verify_t < 2
