@@ -13,6 +13,10 @@ _DETECTOR_RELIABLE_FACE_PX = 20
 # A tight face crop fills the whole image, and MTCNN needs some context around a face.  When
 # nothing is found in an enrollment photo we retry on a copy with this much border on each side.
 _TIGHT_CROP_BORDER = 0.35
+# The retry looks for a face that fills the photo, so it runs on a copy whose longer side is at
+# most this: such a face is still hundreds of pixels wide there.  At full size, one 100 MP photo
+# with no face made MTCNN's pyramid take 24 GB and the process was killed.
+_TIGHT_CROP_RETRY_SIDE = 800
 
 
 @dataclass(frozen=True)
@@ -154,22 +158,26 @@ class MtcnnDetector:
 
     def _detect_with_border(self, image: Image.Image) -> list[Face]:
         width, height = image.size
-        pad = int(round(max(width, height) * _TIGHT_CROP_BORDER))
-        canvas = Image.new("RGB", (width + 2 * pad, height + 2 * pad), (128, 128, 128))
-        canvas.paste(image, (pad, pad))
+        scale = min(1.0, _TIGHT_CROP_RETRY_SIDE / max(width, height))
+        small = image if scale == 1.0 else image.resize(
+            (max(1, round(width * scale)), max(1, round(height * scale))), Image.BILINEAR, reducing_gap=2.0)
+        pad = int(round(max(small.size) * _TIGHT_CROP_BORDER))
+        canvas = Image.new("RGB", (small.width + 2 * pad, small.height + 2 * pad), (128, 128, 128))
+        canvas.paste(small, (pad, pad))
         raw = self._run(np.asarray(canvas))
         # The same minimum as everywhere else, in the photo's own pixels: enroll must not accept
         # a face that annotate would not even report.
-        return self._to_faces(raw, 1.0, (pad, pad), (width, height), self.settings.min_face_for(width, height))
+        return self._to_faces(raw, 1.0 / scale, (pad / scale, pad / scale), (width, height),
+                              self.settings.min_face_for(width, height))
 
     def _to_faces(self, raw, scale, offset, size, min_face_size) -> list[Face]:
         width, height = size
         faces = []
         for (x1, y1, x2, y2), confidence, keypoints in raw:
-            left = int(round(x1 * scale)) - offset[0]
-            top = int(round(y1 * scale)) - offset[1]
-            right = int(round(x2 * scale)) - offset[0]
-            bottom = int(round(y2 * scale)) - offset[1]
+            left = int(round(x1 * scale - offset[0]))
+            top = int(round(y1 * scale - offset[1]))
+            right = int(round(x2 * scale - offset[0]))
+            bottom = int(round(y2 * scale - offset[1]))
             left, top = max(0, left), max(0, top)
             right, bottom = min(width, right), min(height, bottom)
             if confidence < self.settings.min_confidence or min(right - left, bottom - top) < min_face_size:
