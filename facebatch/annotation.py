@@ -20,7 +20,7 @@ from . import draw, groups, locks, match, weights
 from . import gallery as gallery_db
 from .atomicio import describe_os_error, remove_stale_temporaries
 from .config import IMAGES_PER_CHUNK, Settings, part_key
-from .errors import Interrupted, OutputError, PurgeRefused, RunLocked, UsageProblem
+from .errors import Interrupted, OutputError, PurgeRefused, RunLocked, UsageProblem, folder_refused
 from .hooks import RunHooks
 from .images import annotated_name, find_images
 from .packages import sha256_of_file
@@ -158,7 +158,7 @@ def annotate(input_dir: Path, db_path: Path, output_dir: Path, report_path: Path
     """`review_options` are the options the review page adds to the commands it shows (--db, --out)."""
     input_dir, output_dir, report_path = Path(input_dir), Path(output_dir), Path(report_path)
     if not input_dir.is_dir():
-        raise UsageProblem(f"{input_dir}: no such folder; pass the folder of photos to annotate")
+        raise folder_refused(input_dir, "pass the folder of photos to annotate")
     spec = weights.get_spec(settings.detection.model)
     manifest = weights.read_manifest(settings.execution.models_root, spec.name)
     if manifest is None:

@@ -7,6 +7,7 @@ distance distributions, the accuracy at the thresholds in force, and recommended
 """
 from __future__ import annotations
 
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,7 @@ from . import gallery as gallery_db
 from . import weights
 from .config import IMAGES_PER_CHUNK, Settings
 from .enrollment import person_photos
-from .errors import UsageProblem
+from .errors import UsageProblem, folder_refused
 from .hooks import RunHooks
 from .pathtext import to_text
 from .packages import sha256_of_file
@@ -79,10 +80,9 @@ def calibrate(labelled_dir: Path, db_path: Path, settings: Settings, hooks: RunH
               write: bool = False) -> CalibrateOutcome:
     labelled_dir = Path(labelled_dir)
     if not labelled_dir.is_dir():
-        problem = "not a folder" if labelled_dir.exists() else "no such folder"
-        raise UsageProblem(f"{to_text(labelled_dir)}: {problem}; pass a folder with one folder of photos per person")
+        raise folder_refused(labelled_dir, "pass a folder with one folder of photos per person")
     spec = weights.get_spec(settings.detection.model)
-    stored = gallery_db.load(db_path, spec.name).calibrated(spec.crop.key) if Path(db_path).exists() else {}
+    stored = gallery_db.load(db_path, spec.name).calibrated(spec.crop.key) if os.path.lexists(db_path) else {}
     current_annotate = stored.get("annotate", spec.default_threshold)
     current_verify = stored.get("verify", spec.verify_threshold)
     pairs, warnings, refused = person_photos(labelled_dir)

@@ -8,6 +8,7 @@ SIGTERM (work saved).
 """
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
@@ -35,6 +36,13 @@ class FacebatchGroup(click.Group):
         kwargs["standalone_mode"] = False
         try:
             code = super().main(*args, **kwargs)
+        except click.UsageError as exc:
+            # one line, as every other error (click's own show() adds the usage and a hint line)
+            # named as users type it, whatever the program was started as (python -m, a test runner)
+            help_command = " ".join(["facebatch", *(exc.ctx.command_path.split()[1:] if exc.ctx else []), "--help"])
+            message = " ".join(exc.format_message().split())
+            click.echo(f"Error: {message} (see {help_command})", err=True)
+            sys.exit(EXIT_FATAL)
         except click.ClickException as exc:
             exc.show()
             sys.exit(exc.exit_code if isinstance(exc, FacebatchClickError) else EXIT_FATAL)
@@ -99,13 +107,23 @@ def model_options(func):
     return func
 
 
+class FiniteFloatRange(click.FloatRange):
+    """click.FloatRange that also refuses nan (every comparison with nan is false, so the range lets it in)."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if math.isnan(number):
+            self.fail(f"{value!r} is not a number in the range {self._describe_range()}", param, ctx)
+        return number
+
+
 def detection_options(func):
     func = click.option("--max-pixels", type=click.IntRange(min=1), default=100_000_000, show_default=True,
                         help="Refuse images with more pixels than this, before decoding them.")(func)
     func = click.option("--min-face-size", type=click.IntRange(min=12), default=DEFAULT_MIN_FACE_SIZE,
                         show_default=True,
                         help="Smallest face to find, in pixels (shorter side of the box).")(func)
-    func = click.option("--min-face-fraction", type=click.FloatRange(min=0.0, max=0.5), default=0.02,
+    func = click.option("--min-face-fraction", type=FiniteFloatRange(min=0.0, max=0.5), default=0.02,
                         show_default=True,
                         help="...and at least this fraction of the photo's shorter side (0 to turn off).")(func)
     return func
@@ -255,7 +273,7 @@ def enroll(people_dir, db_path, model, model_dir, max_pixels, min_face_size, min
               show_default=True, help="Folder for the annotated copies.")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
               help="CSV report. [default: OUT/report.csv]")
-@click.option("--threshold", type=click.FloatRange(min=0.0, max=2.0), default=None,
+@click.option("--threshold", type=FiniteFloatRange(min=0.0, max=2.0), default=None,
               help="Largest distance still named as a person. [default: the database's calibrated value "
                    "(facebatch calibrate --write), else the model's]")
 @click.option("--force", is_flag=True, help="Work on every image again, even those whose results are current.")
@@ -314,7 +332,7 @@ def annotate(images_dir, db_path, out_dir, report_path, threshold, force, try_ro
               help="Folder the paths in --pairs are relative to. [default: the CSV's folder]")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Where --pairs writes a,b,distance,same,error. [default: standard output]")
-@click.option("--threshold", type=click.FloatRange(min=0.0, max=2.0), default=None,
+@click.option("--threshold", type=FiniteFloatRange(min=0.0, max=2.0), default=None,
               help="Largest distance still called SAME. [default: the database's calibrated value "
                    "(facebatch calibrate --write), else the model's]")
 @click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_DB,

@@ -8,7 +8,7 @@ from . import gallery as gallery_db
 from . import weights
 from .atomicio import describe_os_error
 from .config import IMAGES_PER_CHUNK, Settings
-from .errors import Interrupted, UsageProblem
+from .errors import Interrupted, UsageProblem, folder_refused
 from .hooks import RunHooks
 from .images import find_images
 from .packages import sha256_of_file
@@ -74,7 +74,7 @@ def enroll(people_dir: Path, db_path: Path, settings: Settings, hooks: RunHooks 
     photos finished so far and raises Interrupted; running again does the rest."""
     people_dir = Path(people_dir)
     if not people_dir.is_dir():
-        raise UsageProblem(f"{people_dir}: no such folder; put photos in People/Name.jpg or People/Name/*.jpg")
+        raise folder_refused(people_dir, "put photos in People/Name.jpg or People/Name/*.jpg")
     spec = weights.get_spec(settings.detection.model)
     outcome = EnrollOutcome()
     pairs, outcome.warnings, outcome.skipped = person_photos(people_dir)

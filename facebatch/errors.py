@@ -58,3 +58,13 @@ class Interrupted(FacebatchError):
     def __init__(self, signum: int):
         super().__init__(f"interrupted by signal {signum}; finished work is saved, run the same command to go on")
         self.exit_code = 128 + signum
+
+
+def folder_refused(path, what_to_do: str) -> UsageProblem:
+    """The error for a path that must be a folder and is missing, or is something else."""
+    import os
+
+    from .pathtext import to_text
+
+    problem = "not a folder" if os.path.lexists(path) else "no such folder"
+    return UsageProblem(f"{to_text(path)}: {problem}; {what_to_do}")

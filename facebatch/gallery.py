@@ -231,6 +231,11 @@ def load(path: Path, model: str, crop: str | None = None) -> Gallery:
     if gallery.model != model:
         raise DatabaseError(f"{path}: made with model {gallery.model}, not {model}; use --model {gallery.model}, "
                             f"or {_reenroll_hint(path)} --model {model}")
+    spec = weights.MODELS.get(model)
+    if spec is not None and gallery.embedding_size != spec.embedding_size:
+        raise DatabaseError(f"{path}: damaged database (embedding_size {gallery.embedding_size}, but {model} makes "
+                            f"{spec.embedding_size}); the file is left untouched, restore it from a backup or "
+                            f"{_reenroll_hint(path)}")
     if crop is not None:
         _refuse_outdated(path, gallery, crop)
     return gallery
@@ -252,10 +257,11 @@ def _read_database(path: Path) -> bytes:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
+        _refuse_dangling_link(path)
         raise DatabaseError(f"{path}: no database; run facebatch enroll first") from None
     except OSError as exc:
         raise DatabaseError(f"{path}: cannot read the database ({describe_os_error(exc)}); "
-                            "check its permissions") from None
+                            "check the path and its permissions") from None
     with os.fdopen(fd, "rb") as handle:
         info = os.fstat(fd)
         if stat.S_ISDIR(info.st_mode):
@@ -272,6 +278,14 @@ def load_or_new(path: Path, model: str, embedding_size: int) -> Gallery:
     return load(path, model)
 
 
+def _refuse_dangling_link(path: Path) -> None:
+    """A --db that is a link to nothing is a mistake (a share not mounted, a file moved), not a
+    place to start a new database: writing would create folders at the link's target."""
+    if path.is_symlink() and not path.exists():
+        raise DatabaseError(f"{path}: a link to {os.readlink(path)}, which does not exist; fix the link or pass "
+                            "another --db")
+
+
 def real_path(path: Path) -> Path:
     """The file a (possibly symlinked) database path names: writes go there, through the link."""
     return Path(os.path.realpath(path))
@@ -286,6 +300,7 @@ def locked(path: Path) -> Iterator[None]:
     temporary files that a killed writer left behind are removed: they hold embeddings, and
     `people remove` promises that no copy is kept.
     """
+    _refuse_dangling_link(Path(path))
     target = real_path(path)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -38,6 +38,17 @@ def test_usage_errors_exit_1():
     assert "Invalid value for '--threshold': 5.0 is not in the range 0.0<=x<=2.0." in result.output
 
 
+@pytest.mark.parametrize("args", [("annotate", "--threshold", "5"), ("verify", "a.jpg", "b.jpg", "--threshold", "nan"),
+                                  ("annotate", "--min-face-fraction", "nan"), ("annotate", "--bogus"),
+                                  ("people", "remove"), ("no-such-command",)])
+def test_usage_errors_are_one_line_naming_the_help_to_read(args):
+    result = run(*args)
+    assert result.exit_code == 1
+    assert len(result.output.splitlines()) == 1 and result.output.startswith("Error: "), result.output
+    command = " ".join(a for a in args[:2] if not a.startswith("-") and "." not in a and a != "no-such-command")
+    assert result.output.rstrip().endswith(f"(see facebatch{' ' + command if command else ''} --help)"), result.output
+
+
 def test_unknown_model(tmp_path):
     result = run("download-weights", "--model", "nope", "--model-dir", tmp_path)
     assert result.exit_code == 1

@@ -137,3 +137,24 @@ def test_a_damaged_crop_record_is_reported_and_left_untouched(tmp_path, change):
     with pytest.raises(DatabaseError, match=r"damaged database \(.*\); the file is left untouched"):
         gallery.load(path, "facenet")
     assert path.read_bytes() == before
+
+
+def test_an_embedding_size_the_model_does_not_make_is_refused(tmp_path):
+    path = tmp_path / "db.json"
+    empty = gallery.Gallery("facenet", 512)  # no embedding to betray it: only the declared size
+    gallery.save(path, empty)
+    before = path.read_bytes()
+    with pytest.raises(DatabaseError, match=r"damaged database \(embedding_size 512, but facenet makes 128\).*left "
+                                            r"untouched"):
+        gallery.load_or_new(path, "facenet", 128)
+    assert path.read_bytes() == before
+
+
+def test_a_database_link_to_nothing_is_refused_and_creates_nothing(tmp_path):
+    link = tmp_path / "db.json"
+    link.symlink_to(tmp_path / "unmounted" / "db.json")
+    for action in (lambda: gallery.load(link, "facenet"), lambda: gallery.locked(link).__enter__()):
+        with pytest.raises(DatabaseError, match=r"db.json: a link to .*unmounted/db.json, which does not exist; fix "
+                                                r"the link or pass another --db"):
+            action()
+    assert not (tmp_path / "unmounted").exists()
