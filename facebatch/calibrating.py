@@ -19,7 +19,7 @@ from . import gallery as gallery_db
 from . import weights
 from .config import IMAGES_PER_CHUNK, Settings
 from .enrollment import person_photos
-from .errors import UsageProblem, folder_refused
+from .errors import UsageProblem, folder_refused, with_hint
 from .hooks import RunHooks
 from .pathtext import to_text
 from .packages import sha256_of_file
@@ -48,8 +48,7 @@ MAX_SUSPECTS_SHOWN = 10
 def _unusable(result: PhotoEmbedding) -> str:
     """Why a photo cannot calibrate, with what to do; "" when it can."""
     if result.embedding is None:
-        return f"{result.error}; " + ("use a photo with one clear face" if result.error == NO_FACE
-                                      else "replace or remove it")
+        return with_hint(result.error, "use a photo with one clear face")
     return ""
 
 

@@ -8,7 +8,7 @@ from . import gallery as gallery_db
 from . import weights
 from .atomicio import describe_os_error
 from .config import IMAGES_PER_CHUNK, Settings
-from .errors import Interrupted, UsageProblem, folder_refused
+from .errors import Interrupted, UsageProblem, folder_refused, with_hint
 from .hooks import RunHooks
 from .images import find_images
 from .packages import sha256_of_file
@@ -155,9 +155,8 @@ def _add(gallery, outcome: EnrollOutcome, person: str, relative: str, sha256: st
     if result.embedding is None:
         outcome.skipped += 1
         outcome.failed += result.error != NO_FACE
-        hint = (f"use a photo where the face is clear and at least {settings.detection.detector.min_face_size} px"
-                if result.error == NO_FACE else "replace or remove the file")
-        outcome.warnings.append(f"{shown}: skipped, {result.error}; {hint}")
+        hint = f"use a photo where the face is clear and at least {settings.detection.detector.min_face_size} px"
+        outcome.warnings.append(f"{shown}: skipped, {with_hint(result.error, hint)}")
         return
     if result.faces_found > 1:
         outcome.warnings.append(f"{shown}: {result.faces_found} faces, enrolled the largest; "

@@ -60,6 +60,11 @@ class Interrupted(FacebatchError):
         self.exit_code = 128 + signum
 
 
+def with_hint(message: str, hint: str) -> str:
+    """`message` with what to do, unless it says already: our messages read "problem; what to do"."""
+    return message if "; " in message else f"{message}; {hint}"
+
+
 def folder_refused(path, what_to_do: str) -> UsageProblem:
     """The error for a path that must be a folder and is missing, or is something else."""
     import os

@@ -104,20 +104,22 @@ def read_file(path: Path, max_bytes: int | None = None) -> bytes:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
-        raise ImageError("no such file") from None
+        raise ImageError("no such file; check the path") from None
     except PermissionError:
         raise ImageError("permission denied; make the file readable") from None
     except OSError as exc:
-        raise ImageError(f"cannot read the file ({exc.strerror or exc})") from None
+        raise ImageError(f"cannot read the file ({exc.strerror or exc}); check the path and the file") from None
+    # checked before os.fdopen, which refuses a folder with an error of its own
+    info = os.fstat(fd)
+    problem = ("a folder, not an image; pass an image file" if stat.S_ISDIR(info.st_mode) else
+               "not a regular file (a device, FIFO or socket); pass an image file" if not stat.S_ISREG(info.st_mode)
+               else f"file of {info.st_size} bytes is larger than any image within the pixel limit; raise "
+                    "--max-pixels if the image is genuine" if max_bytes is not None and info.st_size > max_bytes
+               else "")
+    if problem:
+        os.close(fd)
+        raise ImageError(problem)
     with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(fd)
-        if stat.S_ISDIR(info.st_mode):
-            raise ImageError("is a directory, not an image")
-        if not stat.S_ISREG(info.st_mode):
-            raise ImageError("not a regular file (a device, FIFO or socket); pass an image file")
-        if max_bytes is not None and info.st_size > max_bytes:
-            raise ImageError(f"file of {info.st_size} bytes is larger than any image within the pixel limit "
-                             "(raise --max-pixels if the image is genuine)")
         try:
             return handle.read()
         except OSError as exc:
@@ -138,7 +140,7 @@ def load_upright(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS, data: bytes |
     suffix = path.suffix.lower()
     if suffix in HEIF_SUFFIXES:
         if not _heif_available():
-            raise ImageError("HEIC/HEIF needs the optional pillow-heif package: pip install 'facebatch[heif]'")
+            raise ImageError("HEIC/HEIF needs the optional pillow-heif package; install it: pip install 'facebatch[heif]'")
         import pillow_heif
 
         pillow_heif.register_heif_opener()
@@ -150,8 +152,8 @@ def load_upright(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS, data: bytes |
             with Image.open(io.BytesIO(data)) as image:
                 width, height = image.size
                 if width * height > max_pixels:
-                    raise ImageError(f"{width}x{height} pixels is over the limit of {max_pixels} "
-                                     "(raise it with --max-pixels if the image is genuine)")
+                    raise ImageError(f"{width}x{height} pixels is over the limit of {max_pixels}; raise it with "
+                                     "--max-pixels if the image is genuine")
                 image.seek(0)  # first frame of an animation
                 orientation = image.getexif().get(_ORIENTATION_TAG, 1)
                 upright = ImageOps.exif_transpose(image)

@@ -19,7 +19,7 @@ from . import match
 from .atomicio import describe_os_error
 from .config import LabelSettings, Settings
 from .detect import Face, largest, unrotate
-from .errors import FacebatchError
+from .errors import FacebatchError, ImageError, with_hint
 from .images import load_image, load_upright, max_file_bytes, read_file
 from .memory import return_freed_memory
 from .results import STATUS_ERROR, STATUS_NO_FACE, STATUS_OK, ImageResult, LabelledFace
@@ -45,6 +45,8 @@ def label_image(faces: list[Face], embeddings: np.ndarray, labels: LabelSettings
 
 
 def _error_text(exc: BaseException) -> str:
+    if isinstance(exc, ImageError):
+        return with_hint(str(exc), "replace or remove the file")
     if isinstance(exc, FacebatchError):
         return str(exc)
     return f"unexpected {type(exc).__name__}: {' '.join(str(exc).split())[:300]}"

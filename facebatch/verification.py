@@ -12,12 +12,12 @@ from . import gallery as gallery_db
 from . import weights
 from .atomicio import atomic_writer, describe_os_error
 from .config import IMAGES_PER_CHUNK, Settings
-from .errors import ImageError, OutputError, UsageProblem
+from .errors import ImageError, OutputError, UsageProblem, with_hint
 from .hooks import RunHooks
 from .images import is_image_name, read_file
 from .match import face_distance
 from .pathtext import to_text
-from .pipeline import NO_FACE, PhotoEmbedding, embed_photos
+from .pipeline import PhotoEmbedding, embed_photos
 from .report import safe_cell
 from .runner import chunked, run_stoppable
 
@@ -60,10 +60,8 @@ def verify_two(a: Path, b: Path, settings: Settings, hooks: RunHooks = RunHooks(
     embedded = _embed_all([str(a), str(b)], settings, hooks)
     result = _compare(embedded[str(a)], embedded[str(b)], settings.labels.threshold)
     if result.error:
-        no_face = result.error.endswith(NO_FACE)
-        raise ImageError(f"{result.error}; " + (f"use a photo with a clear face of at least "
-                                                f"{settings.detection.detector.min_face_size} px" if no_face else
-                                                "pass a readable image file"))
+        raise ImageError(with_hint(result.error, f"use a photo with a clear face of at least "
+                                                 f"{settings.detection.detector.min_face_size} px"))
     return result
 
 
@@ -78,27 +76,37 @@ def with_threshold(settings: Settings, db_path: Path) -> Settings:
     return replace(settings, labels=settings.labels.resolved(calibrated, spec.verify_threshold))
 
 
-def read_pairs(pairs_csv: Path) -> list[tuple[str, str]]:
-    """The first two columns of each row; a first row that does not name images is a header."""
+def read_pairs(pairs_csv: Path, base: Path | None = None) -> list[tuple[str, str]]:
+    """The first two columns of each row.  The first row is a header when its first cell is
+    neither an image name nor a file under `base` (a photo may lack a known suffix)."""
     try:
         text = read_file(pairs_csv, _MAX_PAIRS_BYTES).decode("utf-8-sig")
         rows = [row for row in csv.reader(io.StringIO(text, newline="")) if any(cell.strip() for cell in row)]
     except ImageError as exc:
-        raise UsageProblem(f"{to_text(str(pairs_csv))}: {exc}; pass a CSV of image pairs") from None
+        problem = str(exc).split("; ", 1)[0]  # the image reader's own hint is about photos
+        raise UsageProblem(f"{to_text(str(pairs_csv))}: {problem}; pass a CSV of image pairs") from None
     except (UnicodeDecodeError, csv.Error) as exc:
         raise UsageProblem(f"{pairs_csv}: not a readable CSV ({exc}); save it as UTF-8 CSV") from None
-    if rows and not (is_image_name(rows[0][0].strip()) if rows[0] else False):
+    if rows and not _names_a_photo(rows[0][0].strip(), base):
         rows = rows[1:]
+    if not rows:
+        raise UsageProblem(f"{pairs_csv}: no pairs in it; write two image paths per row")
     for number, row in enumerate(rows, start=1):
         if len(row) < 2:
             raise UsageProblem(f"{pairs_csv}: row {number} has fewer than two columns; each row needs two image paths")
+        if not row[0].strip() or not row[1].strip():
+            raise UsageProblem(f"{pairs_csv}: row {number} has an empty path; each row needs two image paths")
     return [(row[0].strip(), row[1].strip()) for row in rows]
+
+
+def _names_a_photo(cell: str, base: Path | None) -> bool:
+    return bool(cell) and (is_image_name(cell) or (base is not None and os.path.lexists(base / cell)))
 
 
 def verify_pairs(pairs_csv: Path, root: Path | None, settings: Settings,
                  hooks: RunHooks = RunHooks()) -> list[PairResult]:
-    pairs = read_pairs(pairs_csv)
     base = Path(root) if root is not None else Path(pairs_csv).parent
+    pairs = read_pairs(pairs_csv, base)
     paths = {p: str(base / p) for pair in pairs for p in pair}
     embedded = _embed_all(list(paths.values()), settings, hooks)
     results = []

@@ -125,12 +125,13 @@ def test_run_goes_on_and_says_some_failed(outcome):
     ("text.jpg", "not an image Pillow can read (wrong suffix, or damaged)"),
     ("random.png", "not an image Pillow can read (wrong suffix, or damaged)"),
     ("truncated.jpg", "cannot decode image (image file is truncated"),
-    ("bomb.png", "40000x40000 pixels is over the limit of 100000000 (raise it with --max-pixels if the image is genuine)"),
-    ("phone.heic", "HEIC/HEIF needs the optional pillow-heif package: pip install 'facebatch[heif]'"),
+    ("bomb.png", "40000x40000 pixels is over the limit of 100000000; raise it with --max-pixels if the image is genuine"),
+    ("phone.heic", "HEIC/HEIF needs the optional pillow-heif package; install it: pip install 'facebatch[heif]'"),
 ])
 def test_unusable_files_get_one_error_row(outcome, name, message):
     row = only(outcome, name)
     assert row["status"] == "error" and row["error"].startswith(message) and "\n" not in row["error"]
+    assert row["error"].count("; ") == 1, row  # the problem; what to do (said once)
     assert row["annotated"] == ""
 
 

@@ -172,7 +172,8 @@ def test_annotate_reports_bad_images_and_exits_3(workspace, models_root):
     assert len(by_image["'=group, \"t1\".jpg"]) in (6, 7)  # 7: the table patch (test_integration.six_people)
     assert by_image["sky.png"][0]["status"] == "no_face"
     assert by_image["empty.jpg"][0]["status"] == "error"
-    assert by_image["text.jpg"][0]["error"] == "not an image Pillow can read (wrong suffix, or damaged)"
+    assert by_image["text.jpg"][0]["error"] == ("not an image Pillow can read (wrong suffix, or damaged); replace or "
+                                               "remove the file")
     assert (out / "=group, \"t1\".jpg").is_file() and not (out / "empty.jpg").exists()
     faces = len(by_image["'=group, \"t1\".jpg"]) + 1
     assert f"images 5, faces {faces}, known 1, unknown {faces - 1}, no face 1, errors 2" in result.output
@@ -284,3 +285,20 @@ def test_the_cli_default_minimum_face_is_the_detectors():
     from facebatch.detect import DetectorSettings
 
     assert cli_module.DEFAULT_MIN_FACE_SIZE == DetectorSettings().min_face_size
+
+
+def test_pairs_csv_header_empty_cells_and_no_pairs(tmp_path):
+    from facebatch.errors import UsageProblem
+    from facebatch.verification import read_pairs
+
+    pairs = tmp_path / "pairs.csv"
+    (tmp_path / "a.jfif").write_bytes(b"")  # a photo whose suffix we do not list is still a photo
+    pairs.write_text("a.jfif,b.jpg\nc.jpg,d.jpg\n")
+    assert read_pairs(pairs, tmp_path) == [("a.jfif", "b.jpg"), ("c.jpg", "d.jpg")]
+    pairs.write_text("first,second\nc.jpg,d.jpg\n")
+    assert read_pairs(pairs, tmp_path) == [("c.jpg", "d.jpg")]
+    for text, problem in (("first,second\n", "no pairs in it"), ("", "no pairs in it"),
+                          ("a.jpg,\n", "row 1 has an empty path"), ("a.jpg,b.jpg\n ,b.jpg\n", "row 2 has an empty path")):
+        pairs.write_text(text)
+        with pytest.raises(UsageProblem, match=rf"pairs.csv: {problem}; .*two image paths"):
+            read_pairs(pairs, tmp_path)

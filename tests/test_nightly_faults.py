@@ -409,8 +409,8 @@ def test_a_huge_file_named_jpg_is_refused_unread(tmp_path, small_db, models_root
                          "-q")
     assert result.returncode == 3
     row = next(r for r in report_rows(tmp_path / "out" / "report.csv") if r["image"] == "huge.jpg")
-    assert row["error"] == (f"file of {3 << 30} bytes is larger than any image within the pixel limit "
-                            "(raise --max-pixels if the image is genuine)")
+    assert row["error"] == (f"file of {3 << 30} bytes is larger than any image within the pixel limit; "
+                            "raise --max-pixels if the image is genuine")
 
 
 # 9. Leftovers and paths ------------------------------------------------------------------------
@@ -515,7 +515,7 @@ def test_a_path_that_never_existed_is_no_such_file(tmp_path, models_root, celebr
     photo = sorted((celebrity / "val" / "madonna").glob("*.jpg"))[0]
     result = run("verify", tmp_path / "nope.jpg", photo, "--model-dir", models_root)
     assert result.exit_code == 1
-    assert result.output.strip() == f"Error: {tmp_path / 'nope.jpg'}: no such file; pass a readable image file"
+    assert result.output.strip() == f"Error: {tmp_path / 'nope.jpg'}: no such file; check the path"
 
 
 def test_enroll_annotate_and_verify_share_their_execution_options():
