@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from .errors import EXIT_FATAL, EXIT_OK, EXIT_SOME_FAILED
+from .pathtext import one_line
 
 DEFAULT_DB = "DataBase/DataBase.json"
 DEFAULT_MIN_FACE_SIZE = 28  # = detect.DetectorSettings.min_face_size, kept here so --help imports no numpy
@@ -25,7 +26,7 @@ class FacebatchClickError(click.ClickException):
     """One of our errors on its way out: printed as one line, with the error's own exit code."""
 
     def __init__(self, message: str, exit_code: int = EXIT_FATAL):
-        super().__init__(message)
+        super().__init__(one_line(message))
         self.exit_code = exit_code
 
 
@@ -171,7 +172,7 @@ class _Feedback:
             self.task = self.progress.add_task(self.verb, total=total)
 
     def result(self, result) -> None:
-        line = self.line_for(result)
+        line = one_line(self.line_for(result))
         if line and line.startswith("error: "):
             self.console.print(line, markup=False)
         elif line and not self.quiet and self.progress is None:
@@ -180,7 +181,7 @@ class _Feedback:
             self.progress.advance(self.task)
 
     def warn(self, message: str) -> None:
-        self.console.print(f"warning: {message}", markup=False)
+        self.console.print(f"warning: {one_line(message)}", markup=False)
 
     def run(self, action):
         """`action(hooks)` with SIGINT/SIGTERM turned into a clean stop, our errors into one line."""
@@ -251,7 +252,7 @@ def enroll(people_dir, db_path, model, model_dir, max_pixels, min_face_size, min
     feedback = _Feedback(console, quiet, "enrolling", _embedded_line)
     outcome = feedback.run(lambda hooks: run_enroll(people_dir, db_path, settings, hooks))
     for warning in outcome.warnings:
-        console.print(f"warning: {warning}", markup=False)
+        console.print(f"warning: {one_line(warning)}", markup=False)
     if outcome.orphans:
         console.print(f"note: {outcome.orphans} database entries have no photo in {people_dir} any more; "
                       "they are kept (remove a person with: facebatch people remove NAME)", markup=False)
@@ -393,7 +394,7 @@ def calibrate(labelled_dir, db_path, write, model, model_dir, max_pixels, min_fa
     feedback = _Feedback(console, quiet, "embedding", lambda result: "")
     outcome = feedback.run(lambda hooks: run_calibrate(labelled_dir, db_path, settings, hooks, write))
     for warning in outcome.warnings:
-        console.print(f"warning: {warning}", markup=False)
+        console.print(f"warning: {one_line(warning)}", markup=False)
     click.echo(calibration_report(outcome, db_path))
     if outcome.failed or outcome.suspects:
         sys.exit(EXIT_SOME_FAILED)

@@ -35,3 +35,13 @@ def is_clean(name: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL_NAMES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def one_line(message: str) -> str:
+    """A message as one terminal line: control characters (a newline in a file name) shown as
+    escapes, so a name cannot split an error in two or move the cursor.  For display only."""
+    return _CONTROL.sub(lambda m: _CONTROL_NAMES.get(m.group(), f"\\x{ord(m.group()):02x}"), message)

@@ -302,3 +302,21 @@ def test_pairs_csv_header_empty_cells_and_no_pairs(tmp_path):
         pairs.write_text(text)
         with pytest.raises(UsageProblem, match=rf"pairs.csv: {problem}; .*two image paths"):
             read_pairs(pairs, tmp_path)
+
+
+def test_a_newline_in_a_file_name_cannot_split_an_error_or_a_warning(tmp_path, models_root, celebrity):
+    bad = tmp_path / "bad\nname.jpg"
+    bad.write_text("not a photo")
+    photo = sorted((celebrity / "val" / "madonna").glob("*.jpg"))[0]
+    result = run("verify", bad, photo, "--model-dir", models_root)
+    assert result.exit_code == 1
+    assert result.output == (f"Error: {tmp_path}/bad\\nname.jpg: not an image Pillow can read (wrong suffix, or "
+                             "damaged); replace or remove the file\n")
+    people = tmp_path / "People" / "madonna"
+    people.mkdir(parents=True)
+    (people / "bad\nname.jpg").write_text("not a photo")
+    shutil.copy(photo, people / "good.jpg")
+    enrolled = run("enroll", people.parent, "--db", tmp_path / "db.json", "--model-dir", models_root, "-q")
+    warnings = [line for line in enrolled.output.splitlines() if line.startswith("warning: ")]
+    assert warnings == [f"warning: {people}/bad\\nname.jpg: skipped, not an image Pillow can read (wrong suffix, or "
+                        "damaged); replace or remove the file"], enrolled.output
