@@ -45,6 +45,9 @@ def _embed_all(paths: list[str], settings: Settings, hooks: RunHooks) -> dict[st
         for result in chunk_results:
             results[result.path] = result
             hooks.on_result(result)
+            if result.faces_found > 1:  # as enroll warns: the largest face may not be the person meant
+                hooks.warn(f"{to_text(result.path)}: {result.faces_found} faces, compared the largest; crop the "
+                           "photo to one person to be sure")
     return results
 
 

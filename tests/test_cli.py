@@ -320,3 +320,14 @@ def test_a_newline_in_a_file_name_cannot_split_an_error_or_a_warning(tmp_path, m
     warnings = [line for line in enrolled.output.splitlines() if line.startswith("warning: ")]
     assert warnings == [f"warning: {people}/bad\\nname.jpg: skipped, not an image Pillow can read (wrong suffix, or "
                         "damaged); replace or remove the file"], enrolled.output
+
+
+def test_verify_warns_that_it_compared_the_largest_of_several_faces(celebrity, insightface_dir, models_root):
+    a = sorted((celebrity / "val" / "madonna").glob("*.jpg"))[0]
+    result = run("verify", a, insightface_dir / "t1.jpg", "--model-dir", models_root)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    # 6 people, and a patch of the table that the 28 px minimum also takes for a face
+    assert lines[0] == (f"warning: {insightface_dir / 't1.jpg'}: 7 faces, compared the largest; crop the photo to one "
+                        "person to be sure"), result.output
+    assert lines[-1].endswith("DIFFERENT (threshold 1.11)")
