@@ -190,6 +190,9 @@ def annotate(input_dir: Path, db_path: Path, output_dir: Path, report_path: Path
         for folder in unreadable:
             hooks.warn(f"{input_dir / folder}: cannot list this folder (permission denied); its earlier "
                        "results are kept, make it readable to annotate it")
+        if not relatives and not unreadable:
+            hooks.warn(f"{to_text(str(input_dir))}: no photos found (hidden files, links and other suffixes are "
+                       "skipped); check the folder")
         current = {to_text(r) for r in relatives}
         with open_state(state_path_for(report_path), hooks.warn) as state:
             gone = _gone(current, unreadable, state)

@@ -609,9 +609,13 @@ def people_remove(name, db_path, model):
         gallery.load(db_path, model)  # a missing or damaged database is reported before anything is created
         with gallery.locked(db_path):
             db = gallery.load(db_path, model)
-            if name not in db.people:
+            # as enroll stores names; a database from before that may hold other spellings of it
+            wanted = gallery.canonical_name(name) if gallery.name_problem(name) is None else name
+            matches = [n for n in db.people if n == name or (gallery.name_problem(n) is None
+                                                              and gallery.canonical_name(n) == wanted)]
+            if not matches:
                 _fail(f"{db_path}: nobody called {name!r} is enrolled; see: facebatch people list")
-            count = len(db.people.pop(name))
+            count = sum(len(db.people.pop(n)) for n in matches)
             gallery.save(db_path, db)
             return count
 

@@ -38,8 +38,8 @@ def person_photos(people_dir: Path) -> tuple[list[tuple[str, str]], list[str], i
 
     `People/Name.jpg` is one photo of Name; `People/Name/*.jpg` (searched recursively) are several.
     """
-    pairs, warnings, unreadable, refused = [], [], [], 0
-    for relative in find_images(people_dir, unreadable):
+    pairs, warnings, unreadable, links, refused = [], [], [], [], 0
+    for relative in find_images(people_dir, unreadable, links):
         parts = relative.split("/")
         person = parts[0] if len(parts) > 1 else Path(parts[0]).stem
         problem = gallery_db.name_problem(person)
@@ -47,11 +47,15 @@ def person_photos(people_dir: Path) -> tuple[list[tuple[str, str]], list[str], i
             warnings.append(f"{to_text(str(people_dir / relative))}: skipped, {problem}; rename the file or folder")
             refused += 1
             continue
-        pairs.append((person, relative))
+        pairs.append((gallery_db.canonical_name(person), relative))
     if "." in unreadable:
         raise UsageProblem(f"{people_dir}: cannot list the folder (permission denied); make it readable")
     warnings.extend(f"{people_dir / folder}: cannot list this folder (permission denied); make it readable to "
                     "enroll its photos" for folder in unreadable)
+    warnings.extend(f"{to_text(str(people_dir / link))}: skipped, {what}; links are not followed, copy or move the "
+                    "photos in" for link, what in links)
+    if not pairs and not warnings:
+        warnings.append(f"{to_text(str(people_dir))}: no photos found; put photos in Name.jpg or Name/*.jpg there")
     return pairs, warnings, refused
 
 

@@ -145,6 +145,13 @@ def _check_embeddings(people: dict[str, list[Enrollment]]) -> None:
         raise ValueError(f"{name}, {entry.source}: {_embedding_problem(entry.embedding)}")
 
 
+def canonical_name(name: str) -> str:
+    """The form a person's name is stored in: Unicode NFC, spaces collapsed and trimmed.  So
+    `People/Ardérn/` typed on a Mac (NFD) and on Linux (NFC), or `People/Obama /`, are one person.
+    Call after name_problem has passed it."""
+    return " ".join(unicodedata.normalize("NFC", name).split())
+
+
 def name_problem(name: str) -> str | None:
     """Why `name` cannot be a person's name, or None when it can."""
     if not is_clean(name):

@@ -104,6 +104,7 @@ def name_group(manifest: RunState, where: Path, db_path: Path, spec: ModelSpec, 
     problem = gallery_db.name_problem(name)
     if problem:
         raise UsageProblem(f"{name!r}: {problem}; choose another name")
+    name = gallery_db.canonical_name(name)
     groups = load(manifest, spec.embedding_size)
     group = _group(groups, group_id, where)
     if groups.crop != spec.crop.key:

@@ -39,13 +39,15 @@ def is_image_name(name: str) -> bool:
     return suffix in IMAGE_SUFFIXES or suffix in HEIF_SUFFIXES
 
 
-def find_images(root: Path, unreadable: list[str] | None = None) -> list[str]:
+def find_images(root: Path, unreadable: list[str] | None = None,
+                links: list[tuple[str, str]] | None = None) -> list[str]:
     """Image files below `root`, as sorted POSIX paths relative to it.
 
     Hidden files and folders are skipped.  Symlinked folders are not followed (no loops, nothing
     outside `root`); a symlinked file counts only when it resolves to a file inside `root`.
     Folders that cannot be listed are appended to `unreadable` (relative to `root`), so that the
-    caller can tell "not there" from "could not look".
+    caller can tell "not there" from "could not look"; the links skipped, with what they are
+    ("a link to a folder", "a broken link", ...), to `links`.
     """
     root = Path(root)
     real_root = root.resolve()
@@ -55,8 +57,15 @@ def find_images(root: Path, unreadable: list[str] | None = None) -> list[str]:
         if unreadable is not None and error.filename is not None:
             unreadable.append(Path(os.fsdecode(error.filename)).relative_to(root).as_posix())
 
+    def skipped_link(path: Path, what: str) -> None:
+        if links is not None:
+            links.append((path.relative_to(root).as_posix(), what))
+
     for dirpath, dirnames, filenames in os.walk(root, onerror=cannot_list, followlinks=False):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in dirnames:
+            if (Path(dirpath) / name).is_symlink():
+                skipped_link(Path(dirpath) / name, "a link to a folder")
         for name in filenames:
             if name.startswith(".") or not is_image_name(name):
                 continue
@@ -65,8 +74,10 @@ def find_images(root: Path, unreadable: list[str] | None = None) -> list[str]:
                 try:
                     target = path.resolve(strict=True)
                 except (OSError, RuntimeError):
-                    continue  # broken link or loop
+                    skipped_link(path, "a broken link, or a loop")
+                    continue
                 if not target.is_file() or not target.is_relative_to(real_root):
+                    skipped_link(path, "a link out of the folder" if target.is_file() else "a link to a non-file")
                     continue
             elif not path.is_file():
                 continue

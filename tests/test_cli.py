@@ -331,3 +331,44 @@ def test_verify_warns_that_it_compared_the_largest_of_several_faces(celebrity, i
     assert lines[0] == (f"warning: {insightface_dir / 't1.jpg'}: 7 faces, compared the largest; crop the photo to one "
                         "person to be sure"), result.output
     assert lines[-1].endswith("DIFFERENT (threshold 1.11)")
+
+
+def test_enroll_stores_one_person_for_names_that_differ_only_in_unicode_form_or_spaces(tmp_path, celebrity,
+                                                                                      models_root):
+    photos = sorted((celebrity / "val" / "madonna").glob("*.jpg"))[:3]
+    people = tmp_path / "People"
+    for folder, photo in zip(("Arde\u0301rn", "Ard\u00e9rn ", "Ard\u00e9rn"), photos):
+        (people / folder).mkdir(parents=True)
+        shutil.copy(photo, people / folder / photo.name)
+    db = tmp_path / "db.json"
+    assert run("enroll", people, "--db", db, "--model-dir", models_root, "-q").exit_code == 0
+    listing = run("people", "list", "--db", db).output.splitlines()
+    assert len(listing) == 1 and listing[0].startswith("Ard\u00e9rn\t"), listing
+    removed = run("people", "remove", "Arde\u0301rn", "--db", db)  # typed in the other form
+    assert removed.exit_code == 0 and f"({listing[0].split()[-1]} embeddings)" in removed.output
+    assert run("people", "list", "--db", db).output == ""
+
+
+def test_enroll_says_which_links_it_skips_and_when_it_found_no_photo(tmp_path, celebrity, models_root):
+    people, elsewhere = tmp_path / "People", tmp_path / "elsewhere"
+    (people / "madonna").mkdir(parents=True)
+    (elsewhere / "elton_john").mkdir(parents=True)
+    photo = sorted((celebrity / "val" / "madonna").glob("*.jpg"))[0]
+    shutil.copy(photo, people / "madonna" / "a.jpg")
+    shutil.copy(photo, elsewhere / "elton_john" / "b.jpg")
+    (people / "elton_john").symlink_to(elsewhere / "elton_john")
+    (people / "outside.jpg").symlink_to(elsewhere / "elton_john" / "b.jpg")
+    (people / "broken.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    result = run("enroll", people, "--db", tmp_path / "db.json", "--model-dir", models_root, "-q")
+    warnings = sorted(line for line in result.output.splitlines() if line.startswith("warning: "))
+    hint = "links are not followed, copy or move the photos in"
+    assert warnings == [f"warning: {people / 'broken.jpg'}: skipped, a broken link, or a loop; {hint}",
+                        f"warning: {people / 'elton_john'}: skipped, a link to a folder; {hint}",
+                        f"warning: {people / 'outside.jpg'}: skipped, a link out of the folder; {hint}"], result.output
+    assert run("people", "list", "--db", tmp_path / "db.json").output.splitlines() == ["madonna\t1"]
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    nothing = run("enroll", empty, "--db", tmp_path / "db.json", "--model-dir", models_root, "-q")
+    assert nothing.output.startswith(f"warning: {empty}: no photos found; put photos in Name.jpg or Name/*.jpg there\n")
+    assert run("people", "list", "--db", tmp_path / "db.json").output.splitlines() == ["madonna\t1"]  # kept

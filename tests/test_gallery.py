@@ -158,3 +158,9 @@ def test_a_database_link_to_nothing_is_refused_and_creates_nothing(tmp_path):
                                                 r"the link or pass another --db"):
             action()
     assert not (tmp_path / "unmounted").exists()
+
+
+def test_one_person_however_the_name_is_spelled_in_unicode_and_spaces():
+    nfc, nfd = "Ard\u00e9rn", "Arde\u0301rn"
+    assert nfc != nfd and gallery.canonical_name(nfd) == nfc
+    assert gallery.canonical_name("  Barack   Obama ") == "Barack Obama"
