@@ -246,11 +246,12 @@ def test_verify_two_photos(celebrity, models_root):
         different.output
 
 
-def test_verify_reports_a_photo_without_a_face(tmp_path, celebrity, models_root):
+@pytest.mark.parametrize("side", [200, 10000])  # 100 MP: enroll's tight-crop retry once took 24 GB on it
+def test_verify_reports_a_photo_without_a_face(tmp_path, celebrity, models_root, side):
     from PIL import Image
 
-    blank = tmp_path / "blank.jpg"
-    Image.new("RGB", (200, 200), (255, 255, 255)).save(blank)
+    blank = tmp_path / "blank.png"
+    Image.new("RGB", (side, side), (255, 255, 255)).save(blank)
     a = sorted((celebrity / "val" / "madonna").glob("*.jpg"))[0]
     result = run("verify", a, blank, "--model-dir", models_root)
     assert result.exit_code == 1
