@@ -309,6 +309,12 @@ def annotate(images_dir, db_path, out_dir, report_path, threshold, force, try_ro
             return f"error: {to_text(str(images_dir / result.image))}: {result.error}"
         return f"{to_text(result.image)}: {len(result.faces)} faces"
 
+    from . import review
+    from .outputplaces import check_annotate_outputs
+    from .report import HEADER
+
+    _run(lambda: check_annotate_outputs(images_dir, out_dir, db_path, report_path, summary_json, HEADER,
+                                        (review.INDEX, review.FOLDER)))
     feedback = _Feedback(console, quiet, "annotating", line_for)
     review_options = _where_options(db_path, out_dir, report_path)
     summary = feedback.run(lambda hooks: run_annotate(images_dir, db_path, out_dir, report_path, settings, hooks,
@@ -362,6 +368,9 @@ def verify(images, pairs_csv, root, report_path, threshold, db_path, model, mode
         click.echo(f"distance {outcome.distance:.4f}: {'SAME' if outcome.same else 'DIFFERENT'} "
                    f"(threshold {settings.labels.threshold:g})")
         return
+    from .outputplaces import check_pairs_report
+
+    _run(lambda: check_pairs_report(pairs_csv, report_path, verification.PAIRS_HEADER))
     rows = feedback.run(lambda hooks: verification.verify_pairs(pairs_csv, root, settings, hooks))
     _run(lambda: verification.write_pairs_report(rows, report_path))
     failed = sum(1 for r in rows if r.error)

@@ -373,3 +373,39 @@ def test_enroll_says_which_links_it_skips_and_when_it_found_no_photo(tmp_path, c
     nothing = run("enroll", empty, "--db", tmp_path / "db.json", "--model-dir", models_root, "-q")
     assert nothing.output.startswith(f"warning: {empty}: no photos found; put photos in Name.jpg or Name/*.jpg there\n")
     assert run("people", "list", "--db", tmp_path / "db.json").output.splitlines() == ["madonna\t1"]  # kept
+
+
+@pytest.mark.parametrize("option,target,problem", [
+    ("--report", "db.json", "is the face database (--db)"),
+    ("--summary-json", "db.json", "is the face database (--db)"),
+    ("--report", "in/a.jpg", "lies in the input folder"),
+    ("--summary-json", "in/a.jpg", "lies in the input folder"),
+    ("--report", "out/a.jpg", "in the output folder it must end in .csv"),
+    ("--report", "out/review.html", "in the output folder it must end in .csv"),
+    ("--summary-json", "out/review/s.json", "stay out of the review pages"),
+    ("--report", "notes.txt", "already exists and is not a file facebatch wrote for --report"),
+    ("--summary-json", "notes.txt", "already exists and is not a file facebatch wrote for --summary-json"),
+])
+def test_annotate_never_writes_its_report_over_an_input_or_another_file(tmp_path, option, target, problem):
+    (tmp_path / "in").mkdir()
+    for name in ("db.json", "in/a.jpg", "notes.txt"):
+        (tmp_path / name).write_bytes(b"precious")
+    result = run("annotate", tmp_path / "in", "--db", tmp_path / "db.json", "--out", tmp_path / "out", option,
+                 tmp_path / target)
+    assert result.exit_code == 1
+    assert result.output == f"Error: {tmp_path / target}: {result.output.split(': ', 2)[2]}"
+    assert problem in result.output and f"choose another {option}" in result.output
+    for name in ("db.json", "in/a.jpg", "notes.txt"):
+        assert (tmp_path / name).read_bytes() == b"precious"
+    assert not (tmp_path / "out").exists()
+
+
+def test_verify_never_writes_its_report_over_the_pairs_or_another_file(tmp_path):
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text("a.jpg,b.jpg\n")
+    (tmp_path / "notes.txt").write_text("precious")
+    for report, problem in ((pairs, "is the --pairs file itself"),
+                            (tmp_path / "notes.txt", "already exists and is not a file facebatch wrote for --report")):
+        result = run("verify", "--pairs", pairs, "--report", report)
+        assert result.exit_code == 1 and result.output.startswith(f"Error: {report}: {problem}"), result.output
+    assert pairs.read_text() == "a.jpg,b.jpg\n" and (tmp_path / "notes.txt").read_text() == "precious"

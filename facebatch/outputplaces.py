@@ -1,0 +1,91 @@
+"""Where a report may be written: never over an input, the database, or another output.
+
+`--report`, `--summary-json` and verify's `--report` are free paths, and each is replaced whole
+by an atomic rename.  Pointed at the wrong file (the database, a photo, the pairs CSV, the
+review page) they would destroy it without a word, so every such path is checked before any
+work starts.  A file already there must be one facebatch wrote for the same purpose.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from .atomicio import describe_os_error
+from .errors import UsageProblem
+from .pathtext import to_text
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    return Path(a).resolve() == Path(b).resolve()
+
+
+def _first_line(path: Path) -> str:
+    with open(path, "rb") as handle:
+        return handle.readline(4096).decode("utf-8-sig", errors="replace").rstrip("\r\n")
+
+
+def _csv_with_header(header: list[str]):
+    return lambda path: _first_line(path) == ",".join(header)
+
+
+def _our_summary(path: Path) -> bool:
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(document, dict) and {"images", "faces", "report"} <= set(document)
+
+
+def refuse_unless_ours(path: Path, option: str, is_ours) -> None:
+    """Refuse `path` when something is there that facebatch did not write for `option`."""
+    path = Path(path)
+    if not os.path.lexists(path):
+        return
+    shown = to_text(str(path))
+    if not path.is_file():
+        raise UsageProblem(f"{shown}: not a regular file; choose another {option}")
+    try:
+        ours = path.stat().st_size == 0 or is_ours(path)
+    except OSError as exc:
+        raise UsageProblem(f"{shown}: cannot read it ({describe_os_error(exc)}); choose another {option}") from None
+    if not ours:
+        raise UsageProblem(f"{shown}: already exists and is not a file facebatch wrote for {option}; choose another "
+                           f"{option}, or move the file aside")
+
+
+def check_annotate_outputs(input_dir: Path, output_dir: Path, db_path: Path, report_path: Path,
+                           summary_json: Path | None, report_header: list[str], review_names: tuple[str, ...]) -> None:
+    """The report and the summary must not land on the database, in the input folder, on each
+    other, or on an annotated copy or the review pages in the output folder."""
+    real_in, real_out = Path(input_dir).resolve(), Path(output_dir).resolve()
+    places = [("--report", Path(report_path), ".csv")]
+    if summary_json is not None:
+        places.append(("--summary-json", Path(summary_json), ".json"))
+        if _same_file(report_path, summary_json):
+            raise UsageProblem(f"{to_text(str(summary_json))}: is the report too; choose another --summary-json")
+    for option, path, suffix in places:
+        real = path.resolve()
+        shown = to_text(str(path))
+        if _same_file(real, db_path):
+            raise UsageProblem(f"{shown}: is the face database (--db); choose another {option}")
+        if real.is_relative_to(real_out):  # (the output folder may lie inside the input folder)
+            inside = real.relative_to(real_out)
+            if real.suffix.lower() != suffix or inside.parts[0] in review_names:
+                raise UsageProblem(f"{shown}: in the output folder it must end in {suffix} and stay out of the "
+                                   f"review pages, so it cannot overwrite an annotated copy; choose another {option}")
+        elif real.is_relative_to(real_in):
+            raise UsageProblem(f"{shown}: lies in the input folder {to_text(str(input_dir))}, where it could "
+                               f"overwrite a photo or be read as one; choose another {option}")
+    refuse_unless_ours(report_path, "--report", _csv_with_header(report_header))
+    if summary_json is not None:
+        refuse_unless_ours(summary_json, "--summary-json", _our_summary)
+
+
+def check_pairs_report(pairs_csv: Path, report_path: Path | None, report_header: list[str]) -> None:
+    """verify's report must not overwrite the pairs it reads, nor a file it did not write."""
+    if report_path is None:
+        return
+    if _same_file(report_path, pairs_csv):
+        raise UsageProblem(f"{to_text(str(report_path))}: is the --pairs file itself; choose another --report")
+    refuse_unless_ours(report_path, "--report", _csv_with_header(report_header))
