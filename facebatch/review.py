@@ -135,7 +135,9 @@ def name_command(group_id: str, options: tuple[str, ...] = ()) -> str:
 
 
 def ignore_command(group_id: str, options: tuple[str, ...] = ()) -> str:
-    return shlex.join(["facebatch", "people", "ignore", group_id, *options])
+    # `people ignore` touches only the run's manifest: it takes no --db
+    kept = [word for i, word in enumerate(options) if word != "--db" and (i == 0 or options[i - 1] != "--db")]
+    return shlex.join(["facebatch", "people", "ignore", group_id, *kept])
 
 
 # --- pages -----------------------------------------------------------------------------------

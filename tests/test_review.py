@@ -82,7 +82,7 @@ def test_group_commands_are_shown_and_shell_quoted():
                       command_options=("--db", "My Photos/db.json"))
     pages = review.render(data)
     expected_name = "facebatch people name g0007 NAME --db &#x27;My Photos/db.json&#x27;"
-    expected_ignore = "facebatch people ignore g0007 --db &#x27;My Photos/db.json&#x27;"
+    expected_ignore = "facebatch people ignore g0007</code>"  # it takes no --db
     for html in (pages[review.INDEX], pages[review.group_page("g0007")]):
         assert expected_name in html and expected_ignore in html
     assert "3 faces in 1 photo" in pages[review.INDEX]
@@ -217,3 +217,9 @@ def test_a_missing_thumbnail_is_caught_by_the_page(real_site, tmp_path):
     (site / thumbs[2].thumb).unlink()
     dom = chromium(index, "--dump-dom")
     assert 'data-thumbs-broken="1"' in dom.stdout and "1 thumbnails are missing" in dom.stdout
+
+
+def test_the_ignore_command_shown_takes_only_the_options_people_ignore_has():
+    options = ("--db", "my db.json", "--out", "out", "--report", "r.csv")
+    assert review.name_command("g1", options) == "facebatch people name g1 NAME --db 'my db.json' --out out --report r.csv"
+    assert review.ignore_command("g1", options) == "facebatch people ignore g1 --out out --report r.csv"
