@@ -9,6 +9,7 @@ SIGTERM (work saved).
 from __future__ import annotations
 
 import math
+import signal
 import sys
 from pathlib import Path
 
@@ -47,7 +48,11 @@ class FacebatchGroup(click.Group):
         except click.ClickException as exc:
             exc.show()
             sys.exit(exc.exit_code if isinstance(exc, FacebatchClickError) else EXIT_FATAL)
-        except click.Abort:
+        except click.Abort as exc:
+            if isinstance(exc.__cause__, KeyboardInterrupt):  # a second Ctrl-C: stop at once, as a signal does
+                click.echo("Error: interrupted at once by a second Ctrl-C; finished work is saved, run the same command "
+                           "to go on", err=True)
+                sys.exit(128 + signal.SIGINT)
             click.echo("Aborted!", err=True)
             sys.exit(EXIT_FATAL)
         sys.exit(code if isinstance(code, int) else EXIT_OK)

@@ -190,6 +190,26 @@ def test_sigterm_stops_cleanly_and_the_rerun_finishes(tmp_path, many_photos, peo
     assert f"({50 - saved} processed, 0 relabelled, {saved} unchanged)" in resumed.output
 
 
+def test_a_second_ctrl_c_stops_at_once_with_exit_130_and_the_rerun_finishes(tmp_path, many_photos, people_db,
+                                                                             models_root):
+    out = tmp_path / "out"
+    reference_out = tmp_path / "reference"
+    process = annotate_process(many_photos, people_db, out, models_root)
+    wait_for_saved(out, process, 8)
+    process.send_signal(signal.SIGINT)  # the first lets the chunk in flight finish
+    time.sleep(0.3)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 130, stderr
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("Error: interrupted") and "run the same command to go on" in last, stderr
+    assert "Traceback" not in stderr and "Aborted" not in stderr
+    resumed = annotate(many_photos, people_db, out, models_root)
+    assert resumed.exit_code == 0, resumed.output
+    assert annotate(many_photos, people_db, reference_out, models_root).exit_code == 0
+    assert (out / "report.csv").read_bytes() == (reference_out / "report.csv").read_bytes()
+
+
 def test_relabelling_never_starts_tensorflow(tmp_path, photos, people_db, models_root):
     out = tmp_path / "out"
     assert annotate(photos, people_db, out, models_root).exit_code == 0
