@@ -6,6 +6,7 @@ xmp.py) raises SidecarError and is left exactly as it was.
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import stat
 from pathlib import Path
@@ -14,21 +15,30 @@ from typing import Iterable
 from . import xmp
 from .atomicio import public_mode, write_bytes_atomic
 from .errors import SidecarError
+from .images import is_image_name
 
 
 def sidecar_path_for(image_path: Path) -> Path:
     """`photo.jpg.xmp` if it exists, else an existing `photo.xmp` (darktable/Lightroom style), else `photo.jpg.xmp`.
 
-    `photo.jpg.xmp` is the name digiKam and darktable read.
+    `photo.jpg.xmp` is the name digiKam and darktable read.  `photo.xmp` is used only when no
+    other image shares the stem: with `photo.jpg` and `photo.png` side by side it would belong
+    to both, and each run would overwrite the other's faces in it.
     """
     image_path = Path(image_path)
     long_name = image_path.with_name(image_path.name + ".xmp")
     if os.path.lexists(long_name):
         return long_name
     short_name = image_path.with_suffix(".xmp")
-    if short_name != image_path and os.path.lexists(short_name):
+    if short_name != image_path and os.path.lexists(short_name) and not _shares_its_stem(image_path):
         return short_name
     return long_name
+
+
+def _shares_its_stem(image_path: Path) -> bool:
+    """Another image in the folder with the same name before the suffix (photo.png beside photo.jpg)."""
+    siblings = image_path.parent.glob(glob.escape(image_path.stem) + ".*")
+    return any(p.name != image_path.name and p.stem == image_path.stem and is_image_name(p.name) for p in siblings)
 
 
 def write_sidecar(image_path: Path, size: tuple[int, int], faces: Iterable[xmp.FaceRegion],

@@ -288,6 +288,19 @@ def test_sidecar_name_prefers_existing_files(tmp_path):
     assert sidecar.sidecar_path_for(photo) == tmp_path / "photo.jpg.xmp"
 
 
+def test_a_short_sidecar_name_two_photos_share_is_never_used(tmp_path):
+    jpg, png = tmp_path / "photo.jpg", tmp_path / "photo.png"
+    for photo in (jpg, png):
+        photo.write_bytes(b"")
+    (tmp_path / "photo.xmp").write_text("from another program")
+    # photo.xmp would belong to both, and each run would overwrite the other's faces in it
+    assert sidecar.sidecar_path_for(jpg) == tmp_path / "photo.jpg.xmp"
+    assert sidecar.sidecar_path_for(png) == tmp_path / "photo.png.xmp"
+    (tmp_path / "photo.txt").write_text("not an image")  # only images share a sidecar
+    png.unlink()
+    assert sidecar.sidecar_path_for(jpg) == tmp_path / "photo.xmp"
+
+
 def test_write_follows_umask_skips_unchanged_and_never_touches_the_photo(tmp_path):
     photo = _photo(tmp_path)
     before = photo.read_bytes()
