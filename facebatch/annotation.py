@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Iterator
 
-from . import draw, groups, locks, match, weights
+from . import draw, groups, locks, match, review, weights
 from . import gallery as gallery_db
 from .atomicio import describe_os_error, remove_stale_temporaries
 from .config import IMAGES_PER_CHUNK, Settings, part_key
@@ -204,7 +204,7 @@ def annotate(input_dir: Path, db_path: Path, output_dir: Path, report_path: Path
             _relabel(plan.relabel, input_dir, output_dir, settings, known, state, label_key, hooks)
             _detect(plan.detect, input_dir, output_dir, settings, known, state, detect_key, label_key, hooks)
             found = groups.refresh(state, [to_text(p) for p in plan.detect], spec.embedding_size,
-                                   spec.crop.key)
+                                   spec.crop.key, groups.highest_number_shown(output_dir / review.FOLDER))
             # One read of the manifest feeds both run writers: the report streams, the pages collect.
             pages = ReviewWriter(output_dir, settings.labels.threshold, found, review_options)
             summary = CsvReportWriter(report_path).write(pages.collecting(r.result for r in state.records()))

@@ -25,7 +25,7 @@ dropped, carrying an old `ignore` with it, and is longer to type.)
 For the caller: keep ignored groups in the state, so that they go on absorbing that bystander's
 faces instead of the bystander coming back as a new group; drop a group once its faces are
 enrolled (`without_groups`), since annotate names that person from then on; drop the members of
-images that vanished or changed (`keeping_images`, `without_images`) before offering their faces
+images that vanished or changed (`keeping_images`, `without_changed_faces`) before offering their faces
 again; and offer `Update.unplaced` faces again with the next run.
 
 Deterministic: the same state and faces in the same order give the same result.  Faces are taken
@@ -105,6 +105,11 @@ class Update:
     placed: dict  # FaceKey -> group id, for every offered face now in a group (old members keep theirs)
     unplaced: tuple[FaceKey, ...]  # weak faces that found no group; offer them again next run
     started: tuple[str, ...]  # ids of the groups this call created
+
+
+# The largest difference in any coordinate for a face found again to be the one stored: the same
+# pixels through the same network give the same embedding up to float rounding.
+_SAME_FACE_TOLERANCE = 1e-4
 
 
 def group_id(number: int) -> str:
@@ -255,9 +260,14 @@ def _central_order(group: Group) -> np.ndarray:
 
 def _keeping(state: ClusterState, keep_key) -> ClusterState:
     """Only the members for whose key `keep_key` is true; groups left empty are dropped."""
+    return _keeping_members(state, lambda group, i: keep_key(group.keys[i]))
+
+
+def _keeping_members(state: ClusterState, keep_member) -> ClusterState:
+    """Only the members (group, index) for which `keep_member` is true; groups left empty are dropped."""
     groups = []
     for group in state.groups:
-        keep = [i for i, key in enumerate(group.keys) if keep_key(key)]
+        keep = [i for i in range(len(group.keys)) if keep_member(group, i)]
         if len(keep) == len(group.keys):
             groups.append(group)
         elif keep:
@@ -269,6 +279,24 @@ def without_images(state: ClusterState, images: Iterable[str]) -> ClusterState:
     """Drop the members whose image is in `images` (vanished or changed), and groups left empty."""
     gone = set(images)
     return _keeping(state, lambda key: key[0] not in gone)
+
+
+def without_changed_faces(state: ClusterState, images: Iterable[str],
+                          current: dict[FaceKey, np.ndarray]) -> ClusterState:
+    """Drop the members of `images` (detected again) whose face is not the one that joined: no
+    face at that key any more, or another embedding (indices shift when a photo changes).  A face
+    found again unchanged, as `annotate --force` finds every face, stays in its group, so the
+    group keeps its id and an `ignore`."""
+    redone = set(images)
+
+    def same_face(group: Group, i: int) -> bool:
+        key = group.keys[i]
+        if key[0] not in redone:
+            return True
+        now = current.get(key)
+        return now is not None and float(np.max(np.abs(now - group.embeddings[i]))) <= _SAME_FACE_TOLERANCE
+
+    return _keeping_members(state, same_face)
 
 
 def keeping_faces(state: ClusterState, keys: Iterable[FaceKey]) -> ClusterState:

@@ -8,6 +8,8 @@ with the ids of ignored groups.  Face keys are (image path as in the report, fac
 from __future__ import annotations
 
 import json
+import os
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterable
@@ -58,32 +60,51 @@ def save(manifest: RunState, groups: Groups) -> None:
     manifest.put_meta(_KEY, json.dumps(document))
 
 
-def refresh(manifest: RunState, redetected: Iterable[str], embedding_size: int, crop: str) -> Groups:
+_GROUP_PAGE = re.compile(r"group-g(\d+)-[0-9a-f]{8}-\d+\.html")
+
+
+def highest_number_shown(review_folder: Path) -> int:
+    """The highest group number on a review page in `review_folder` (0 if none).  A manifest that
+    was damaged and rebuilt has lost its counter; numbering after the pages keeps an id the user
+    has seen from coming back on another face, where a stale `people name` would enroll it."""
+    try:
+        names = os.listdir(review_folder)
+    except OSError:
+        return 0
+    return max((int(m.group(1)) for m in map(_GROUP_PAGE.fullmatch, names) if m), default=0)
+
+
+def refresh(manifest: RunState, redetected: Iterable[str], embedding_size: int, crop: str,
+            numbers_used: int = 0) -> Groups:
     """Bring the groups up to date with the manifest's UNKNOWN faces.
 
-    Members of images detected again this run leave first (their face indices may have
-    changed), then every member that is no longer an UNKNOWN face (named now, or its image
-    gone); the UNKNOWN faces in no group are offered to cluster.update, in report order.
+    Members of images detected again this run leave first unless their face came back the
+    same (their face indices may have changed), then every member that is no longer an UNKNOWN
+    face (named now, or its image gone); the UNKNOWN faces in no group are offered to
+    cluster.update, in report order.  New ids are numbered above `numbers_used`.
     """
     groups = load(manifest, embedding_size)
-    clusters = cluster.without_images(groups.clusters, redetected)
-    members = {key for group in clusters.groups for key in group.keys}
-    unknown_keys, offered = set(), []
+    if groups.clusters.next_number <= numbers_used:
+        groups = replace(groups, clusters=replace(groups.clusters, next_number=numbers_used + 1))
+    redetected = set(redetected)
+    unknown: list[cluster.NewFace] = []  # in report order
+    faces_redetected: dict[cluster.FaceKey, np.ndarray] = {}
     for record in manifest.records():
         result = record.result
         if result.status != STATUS_OK:
             continue
         for index, labelled in enumerate(result.faces):
-            if labelled.name != UNKNOWN:
-                continue
             key = (record.path, index)
-            unknown_keys.add(key)
-            if key not in members:
+            embedding = np.asarray(result.embeddings[index], np.float32)
+            if record.path in redetected:
+                faces_redetected[key] = embedding
+            if labelled.name == UNKNOWN:
                 face = labelled.face
-                offered.append(cluster.NewFace(key, np.asarray(result.embeddings[index], np.float32),
-                                               min(face.width, face.height), face.confidence))
-    clusters = cluster.keeping_faces(clusters, unknown_keys)
-    clusters = cluster.update(clusters, offered).state
+                unknown.append(cluster.NewFace(key, embedding, min(face.width, face.height), face.confidence))
+    clusters = cluster.without_changed_faces(groups.clusters, redetected, faces_redetected)
+    clusters = cluster.keeping_faces(clusters, {face.key for face in unknown})
+    members = {key for group in clusters.groups for key in group.keys}
+    clusters = cluster.update(clusters, [face for face in unknown if face.key not in members]).state
     alive = {group.id for group in clusters.groups}
     groups = Groups(clusters, frozenset(i for i in groups.ignored if i in alive), crop)
     save(manifest, groups)

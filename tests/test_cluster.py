@@ -120,6 +120,21 @@ def test_dropping_vanished_images_keeps_ids_and_never_reuses_them():
     assert [g.id for g in cluster.without_groups(state, ["g0001"]).groups] == ["g0003"]
 
 
+def test_a_face_detected_again_unchanged_keeps_its_group_and_a_changed_one_leaves():
+    faces, _ = people_faces(2, 3, seed=6)
+    state = cluster.update(ClusterState(), faces).state
+    current = {f.key: f.embedding.copy() for f in faces}
+    again = cluster.without_changed_faces(state, {f.key[0] for f in faces}, current)
+    assert [(g.id, g.keys) for g in again.groups] == [(g.id, g.keys) for g in state.groups]
+    first = faces[0]
+    current[first.key] = faces[3].embedding  # that photo changed: another face at the same index
+    del current[faces[4].key]  # and this one has fewer faces now
+    changed = cluster.without_changed_faces(state, {first.key[0], faces[4].key[0]}, current)
+    kept = {key for g in changed.groups for key in g.keys}
+    assert first.key not in kept and faces[4].key not in kept and faces[1].key in kept
+    assert [g.id for g in changed.groups] == [g.id for g in state.groups]
+
+
 def test_representative_is_the_member_nearest_the_centre():
     e = np.eye(3, dtype=np.float32)
     mid = (e[0] + e[1]) / np.linalg.norm(e[0] + e[1])

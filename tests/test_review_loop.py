@@ -132,3 +132,29 @@ def test_two_faces_of_one_photo_never_share_a_name(tmp_path, celebrity, models_r
     assert run("annotate", images, "--db", db, "--out", out, "--model-dir", models_root, "-q").exit_code == 0
     names = [r["name"] for r in report_rows(out / "report.csv")]
     assert len(names) == 2 and names.count("elton_john") == 1, names
+
+
+def test_annotate_force_keeps_the_group_ids_and_what_was_ignored(loop, models_root):
+    _, images, db, out = loop
+    before = unknown_groups(out)
+    victim = before[0]["id"]
+    assert run("people", "ignore", victim, "--out", out).exit_code == 0
+    again = run("annotate", images, "--db", db, "--out", out, "--model-dir", models_root, "-q", "--force")
+    assert again.exit_code == 0, again.output
+    after = unknown_groups(out)
+    assert victim not in {g["id"] for g in after}  # still ignored, not back under a new id
+    assert [(g["id"], len(g["faces"])) for g in after] == [(g["id"], len(g["faces"])) for g in before[1:]]
+
+
+def test_a_rebuilt_manifest_never_gives_an_id_the_user_has_seen_to_another_face(loop, models_root, tmp_path):
+    _, images, db, out = loop
+    copy = tmp_path / "out"
+    shutil.copytree(out, copy)
+    seen = {g["id"] for g in unknown_groups(copy)}
+    (copy / "report.state.sqlite").write_bytes(b"garbage, as a crash or a full disk leaves it")
+    rebuilt = run("annotate", images, "--db", db, "--out", copy, "--model-dir", models_root, "-q")
+    assert rebuilt.exit_code == 0, rebuilt.output
+    assert "damaged" in rebuilt.output
+    fresh = {g["id"] for g in unknown_groups(copy)}
+    assert fresh and not fresh & seen, (seen, fresh)
+    assert min(int(i[1:]) for i in fresh) > max(int(i[1:]) for i in seen)
