@@ -489,7 +489,7 @@ def _open_manifest(out_dir: Path, report_path: Path | None, write: bool):
     import contextlib
 
     from .annotation import run_locks
-    from .state import RunState, state_path_for
+    from .state import ManifestDamaged, RunState, state_path_for
 
     report_path = report_path or out_dir / "report.csv"
     path = state_path_for(report_path)
@@ -505,6 +505,9 @@ def _open_manifest(out_dir: Path, report_path: Path | None, write: bool):
                 if write:
                     stack.enter_context(run_locks(out_dir, report_path))
                 state = stack.enter_context(RunState(path))
+            except ManifestDamaged as exc:
+                raise FacebatchClickError(f"{path}: the manifest of the annotate run is damaged ({exc}); run "
+                                          "facebatch annotate on the same folder, which rebuilds it") from None
             except FacebatchError as exc:
                 raise FacebatchClickError(str(exc), exc.exit_code) from None
             yield state, path

@@ -409,3 +409,15 @@ def test_verify_never_writes_its_report_over_the_pairs_or_another_file(tmp_path)
         result = run("verify", "--pairs", pairs, "--report", report)
         assert result.exit_code == 1 and result.output.startswith(f"Error: {report}: {problem}"), result.output
     assert pairs.read_text() == "a.jpg,b.jpg\n" and (tmp_path / "notes.txt").read_text() == "precious"
+
+
+@pytest.mark.parametrize("command", [("unknowns",), ("people", "ignore", "g0001"), ("people", "name", "g0001", "Ada")])
+def test_group_commands_on_a_damaged_manifest_name_it_and_say_how_to_rebuild(tmp_path, command):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "report.state.sqlite").write_bytes(b"garbage, as a crash leaves it " * 200)
+    result = run(*command, "--out", out, *(("--db", tmp_path / "db.json") if command[-1] == "Ada" else ()))
+    assert result.exit_code == 1
+    assert result.output == (f"Error: {out / 'report.state.sqlite'}: the manifest of the annotate run is damaged "
+                             "(file is not a database); run facebatch annotate on the same folder, which rebuilds "
+                             "it\n")
