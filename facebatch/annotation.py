@@ -27,7 +27,7 @@ from .packages import sha256_of_file
 from .pathtext import to_text
 from .pipeline import LABEL_RULE, annotate_chunk, label_image, relabel_chunk
 from .report import Summary
-from .results import STATUS_ERROR
+from .results import STATUS_ERROR, STATUS_OK
 from .runner import chunked, run_stoppable
 from .state import ImageRecord, RunState, open_state, state_path_for
 from .writers import AnnotatedCopyWriter, CsvReportWriter, ReviewWriter, image_writers, output_file
@@ -93,10 +93,21 @@ class _Plan:
     def __init__(self):
         self.detect: list[str] = []  # relative paths, as Python holds them
         self.relabel: list[str] = []  # manifest keys (pathtext); records are read back in batches
+        self.redraw: set[str] = set()  # of those, the ones whose outputs went missing: drawn again
+
+
+def _outputs_missing(result, output_dir: Path) -> bool:
+    """An annotated copy or a face thumbnail of the stored result is not on disk (deleted by hand,
+    or lost with a disk): one stat each, so a rerun with nothing changed stays fast."""
+    if result.annotated and not os.path.lexists(output_dir / result.annotated):
+        return True
+    image = to_text(result.image)
+    return any(not os.path.lexists(output_dir / review.thumb_path(
+        image, (f.face.left, f.face.top, f.face.right, f.face.bottom), result.sha256)) for f in result.faces)
 
 
 def _plan(relatives: list[str], input_dir: Path, state: RunState, detect_key: str, label_key: str,
-          force: bool) -> _Plan:
+          force: bool, output_dir: Path) -> _Plan:
     plan = _Plan()
     for relative in relatives:
         record = None if force else state.get(to_text(relative))
@@ -121,6 +132,9 @@ def _plan(relatives: list[str], input_dir: Path, state: RunState, detect_key: st
             state.update_stat(to_text(relative), stat.st_size, stat.st_mtime_ns)
         if record.labels_key != label_key:
             plan.relabel.append(record.path)
+        elif record.result.status == STATUS_OK and _outputs_missing(record.result, output_dir):
+            plan.relabel.append(record.path)
+            plan.redraw.add(record.path)
     return plan
 
 
@@ -199,9 +213,9 @@ def annotate(input_dir: Path, db_path: Path, output_dir: Path, report_path: Path
             if not confirm_purge:
                 _guard_purge(input_dir, len(relatives), len(gone), sum(1 for _ in state.paths()))
             _forget(gone, input_dir, output_dir, state, settings)
-            plan = _plan(relatives, input_dir, state, detect_key, label_key, force)
+            plan = _plan(relatives, input_dir, state, detect_key, label_key, force, output_dir)
             hooks.on_start(len(plan.detect) + len(plan.relabel))
-            _relabel(plan.relabel, input_dir, output_dir, settings, known, state, label_key, hooks)
+            _relabel(plan.relabel, input_dir, output_dir, settings, known, state, label_key, hooks, plan.redraw)
             _detect(plan.detect, input_dir, output_dir, settings, known, state, detect_key, label_key, hooks)
             found = groups.refresh(state, [to_text(p) for p in plan.detect], spec.embedding_size,
                                    spec.crop.key, groups.highest_number_shown(output_dir / review.FOLDER))
@@ -240,9 +254,11 @@ def _detect(todo, input_dir, output_dir, settings, known, state, detect_key, lab
 RELABEL_BATCH = 256  # records named again per manifest transaction: bounded memory, few fsyncs
 
 
-def _relabel(paths: list[str], input_dir, output_dir, settings, known, state, label_key, hooks: RunHooks) -> None:
+def _relabel(paths: list[str], input_dir, output_dir, settings, known, state, label_key, hooks: RunHooks,
+             redraw_anyway: set[str] = frozenset()) -> None:
     """New labels from stored embeddings (no detection, no TensorFlow); outputs rewritten only
-    where something they show changed: a copy is redrawn only when a label's text changed.
+    where something they show changed: a copy is redrawn only when a label's text changed, or
+    when its outputs went missing (`redraw_anyway`).
 
     Records are read back and saved in batches, so relabelling 100,000 photos after a database
     change holds one batch in memory and commits one transaction per batch.
@@ -255,7 +271,8 @@ def _relabel(paths: list[str], input_dir, output_dir, settings, known, state, la
             faces = [f.face for f in old.faces]
             labelled = label_image(faces, old.embeddings, settings.labels, known) if faces else ()
             new = replace(old, faces=labelled)
-            redraw = [draw.label_text(f) for f in labelled] != [draw.label_text(f) for f in old.faces]
+            redraw = record.path in redraw_anyway or \
+                [draw.label_text(f) for f in labelled] != [draw.label_text(f) for f in old.faces]
             if redraw or settings.labels.xmp:
                 work.append((new, redraw))
             else:

@@ -242,3 +242,19 @@ def test_sigterm_stops_enroll_cleanly_and_keeps_what_was_embedded(tmp_path, cele
     resumed = run("enroll", people, "--db", db, "--model-dir", models_root, "-q", "-j", "1")
     assert resumed.exit_code == 0
     assert sum(len(v) for v in json.loads(db.read_text())["people"].values()) == 90
+
+
+def test_a_rerun_puts_back_annotated_copies_and_thumbnails_that_were_deleted(tmp_path, photos, people_db, models_root):
+    out = tmp_path / "out"
+    assert annotate(photos, people_db, out, models_root).exit_code == 0
+    copies = sorted(p for p in out.rglob("*.jpg") if "review" not in p.relative_to(out).parts)
+    thumbs = sorted((out / "review").rglob("*.jpg"))
+    lost_copy, lost_thumb = copies[0], thumbs[0]
+    original = lost_copy.read_bytes()
+    lost_copy.unlink()
+    lost_thumb.unlink()
+    again = annotate(photos, people_db, out, models_root)
+    assert again.exit_code == 0, again.output
+    assert "(0 processed, " in again.output and "relabelled" in again.output  # drawn again, not detected
+    assert lost_copy.read_bytes() == original and lost_thumb.is_file()
+    assert "(0 processed, 0 relabelled, 25 unchanged)" in annotate(photos, people_db, out, models_root).output
