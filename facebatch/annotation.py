@@ -22,7 +22,7 @@ from .atomicio import describe_os_error, remove_stale_temporaries
 from .config import IMAGES_PER_CHUNK, Settings, part_key
 from .errors import Interrupted, OutputError, PurgeRefused, RunLocked, UsageProblem, folder_refused
 from .hooks import RunHooks
-from .images import annotated_name, find_images
+from .images import OUTPUT_MARKER, annotated_name, find_images
 from .packages import sha256_of_file
 from .pathtext import to_text
 from .pipeline import LABEL_RULE, annotate_chunk, label_image, relabel_chunk
@@ -65,10 +65,16 @@ def check_output_places(input_dir: Path, output_dir: Path) -> str | None:
     return real_out.relative_to(real_in).as_posix() if real_out.is_relative_to(real_in) else None
 
 
-def images_to_annotate(input_dir: Path, output_dir: Path, unreadable: list[str] | None = None) -> list[str]:
-    """Images below input_dir, leaving out our own output when it lies inside the input folder."""
+def images_to_annotate(input_dir: Path, output_dir: Path, unreadable: list[str] | None = None,
+                       skipped: list[tuple[str, str]] | None = None) -> list[str]:
+    """Images below input_dir, leaving out our own output when it lies inside the input folder
+    (and any other annotate output folder: images.OUTPUT_MARKER).  What else was passed over,
+    with why, goes to `skipped`; our own output folder is not news."""
     inside = check_output_places(input_dir, output_dir)
-    relatives = find_images(input_dir, unreadable)
+    passed_over: list[tuple[str, str]] = []
+    relatives = find_images(input_dir, unreadable, passed_over)
+    if skipped is not None:
+        skipped.extend((path, why) for path, why in passed_over if path != inside)
     if inside is None:
         return relatives
     return [r for r in relatives if not r.startswith(inside + "/")]
@@ -197,8 +203,12 @@ def annotate(input_dir: Path, db_path: Path, output_dir: Path, report_path: Path
         known = match.KnownPeople.from_matrix(*gallery.matrix())
         detect_key = detection_key(settings, manifest.get("weights_sha256", ""))
         label_key = labels_key(settings, gallery.fingerprint())
+        (output_dir / OUTPUT_MARKER).touch()  # so that no scan reads this folder as photos (the lock proved it writable)
         unreadable: list[str] = []
-        relatives = images_to_annotate(input_dir, output_dir, unreadable)
+        skipped: list[tuple[str, str]] = []
+        relatives = images_to_annotate(input_dir, output_dir, unreadable, skipped)
+        for path, why in skipped:
+            hooks.warn(f"{to_text(str(input_dir / path))}: skipped, {why}")
         if "." in unreadable:
             raise UsageProblem(f"{input_dir}: cannot list the folder (permission denied); make it readable")
         for folder in unreadable:

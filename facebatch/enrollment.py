@@ -38,8 +38,8 @@ def person_photos(people_dir: Path) -> tuple[list[tuple[str, str]], list[str], i
 
     `People/Name.jpg` is one photo of Name; `People/Name/*.jpg` (searched recursively) are several.
     """
-    pairs, warnings, unreadable, links, refused = [], [], [], [], 0
-    for relative in find_images(people_dir, unreadable, links):
+    pairs, warnings, unreadable, skipped, refused = [], [], [], [], 0
+    for relative in find_images(people_dir, unreadable, skipped):
         parts = relative.split("/")
         person = parts[0] if len(parts) > 1 else Path(parts[0]).stem
         problem = gallery_db.name_problem(person)
@@ -52,8 +52,7 @@ def person_photos(people_dir: Path) -> tuple[list[tuple[str, str]], list[str], i
         raise UsageProblem(f"{people_dir}: cannot list the folder (permission denied); make it readable")
     warnings.extend(f"{people_dir / folder}: cannot list this folder (permission denied); make it readable to "
                     "enroll its photos" for folder in unreadable)
-    warnings.extend(f"{to_text(str(people_dir / link))}: skipped, {what}; links are not followed, copy or move the "
-                    "photos in" for link, what in links)
+    warnings.extend(f"{to_text(str(people_dir / path))}: skipped, {why}" for path, why in skipped)
     if not pairs and not warnings:
         warnings.append(f"{to_text(str(people_dir))}: no photos found; put photos in Name.jpg or Name/*.jpg there")
     return pairs, warnings, refused

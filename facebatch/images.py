@@ -39,15 +39,20 @@ def is_image_name(name: str) -> bool:
     return suffix in IMAGE_SUFFIXES or suffix in HEIF_SUFFIXES
 
 
+# Written into every annotate output folder, so that a scan never reads one as photos (an --out
+# inside the input folder of another run would otherwise feed its copies back in, run after run).
+OUTPUT_MARKER = ".facebatch-output"
+
+
 def find_images(root: Path, unreadable: list[str] | None = None,
-                links: list[tuple[str, str]] | None = None) -> list[str]:
+                skipped: list[tuple[str, str]] | None = None) -> list[str]:
     """Image files below `root`, as sorted POSIX paths relative to it.
 
-    Hidden files and folders are skipped.  Symlinked folders are not followed (no loops, nothing
-    outside `root`); a symlinked file counts only when it resolves to a file inside `root`.
-    Folders that cannot be listed are appended to `unreadable` (relative to `root`), so that the
-    caller can tell "not there" from "could not look"; the links skipped, with what they are
-    ("a link to a folder", "a broken link", ...), to `links`.
+    Hidden files and folders are skipped, and so are output folders of annotate (OUTPUT_MARKER).
+    Symlinked folders are not followed (no loops, nothing outside `root`); a symlinked file counts
+    only when it resolves to a file inside `root`.  Folders that cannot be listed are appended to
+    `unreadable` (relative to `root`), so that the caller can tell "not there" from "could not
+    look"; what else was passed over, with why and what to do, to `skipped`.
     """
     root = Path(root)
     real_root = root.resolve()
@@ -57,15 +62,21 @@ def find_images(root: Path, unreadable: list[str] | None = None,
         if unreadable is not None and error.filename is not None:
             unreadable.append(Path(os.fsdecode(error.filename)).relative_to(root).as_posix())
 
-    def skipped_link(path: Path, what: str) -> None:
-        if links is not None:
-            links.append((path.relative_to(root).as_posix(), what))
+    def skip(path: Path, why: str) -> None:
+        if skipped is not None:
+            skipped.append((path.relative_to(root).as_posix(), why))
 
     for dirpath, dirnames, filenames in os.walk(root, onerror=cannot_list, followlinks=False):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in dirnames:
-            if (Path(dirpath) / name).is_symlink():
-                skipped_link(Path(dirpath) / name, "a link to a folder")
+        kept = []
+        for name in sorted(d for d in dirnames if not d.startswith(".")):
+            folder = Path(dirpath) / name
+            if folder.is_symlink():
+                skip(folder, "a link to a folder; links are not followed, copy or move the photos in")
+            elif os.path.lexists(folder / OUTPUT_MARKER):
+                skip(folder, "an output folder of facebatch annotate; its copies are not read as photos")
+            else:
+                kept.append(name)
+        dirnames[:] = kept
         for name in filenames:
             if name.startswith(".") or not is_image_name(name):
                 continue
@@ -74,12 +85,17 @@ def find_images(root: Path, unreadable: list[str] | None = None,
                 try:
                     target = path.resolve(strict=True)
                 except (OSError, RuntimeError):
-                    skipped_link(path, "a broken link, or a loop")
+                    skip(path, "a broken link, or a loop; fix or remove it")
                     continue
-                if not target.is_file() or not target.is_relative_to(real_root):
-                    skipped_link(path, "a link out of the folder" if target.is_file() else "a link to a non-file")
+                if not target.is_file():
+                    skip(path, "a link to something that is not a file; remove it")
+                    continue
+                if not target.is_relative_to(real_root):
+                    skip(path, "a link out of the folder; links are not followed, copy or move the photo in")
                     continue
             elif not path.is_file():
+                if not path.is_dir():
+                    skip(path, "not a regular file (a FIFO, device or socket); remove it or put a photo there")
                 continue
             found.append(path.relative_to(root).as_posix())
     return sorted(found)

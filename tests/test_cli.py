@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -362,10 +363,11 @@ def test_enroll_says_which_links_it_skips_and_when_it_found_no_photo(tmp_path, c
     (people / "broken.jpg").symlink_to(tmp_path / "nowhere.jpg")
     result = run("enroll", people, "--db", tmp_path / "db.json", "--model-dir", models_root, "-q")
     warnings = sorted(line for line in result.output.splitlines() if line.startswith("warning: "))
-    hint = "links are not followed, copy or move the photos in"
-    assert warnings == [f"warning: {people / 'broken.jpg'}: skipped, a broken link, or a loop; {hint}",
-                        f"warning: {people / 'elton_john'}: skipped, a link to a folder; {hint}",
-                        f"warning: {people / 'outside.jpg'}: skipped, a link out of the folder; {hint}"], result.output
+    hint = "links are not followed, copy or move the photo"
+    assert warnings == [f"warning: {people / 'broken.jpg'}: skipped, a broken link, or a loop; fix or remove it",
+                        f"warning: {people / 'elton_john'}: skipped, a link to a folder; {hint}s in",
+                        f"warning: {people / 'outside.jpg'}: skipped, a link out of the folder; {hint} in"], \
+        result.output
     assert run("people", "list", "--db", tmp_path / "db.json").output.splitlines() == ["madonna\t1"]
 
     empty = tmp_path / "empty"
@@ -421,3 +423,25 @@ def test_group_commands_on_a_damaged_manifest_name_it_and_say_how_to_rebuild(tmp
     assert result.output == (f"Error: {out / 'report.state.sqlite'}: the manifest of the annotate run is damaged "
                              "(file is not a database); run facebatch annotate on the same folder, which rebuilds "
                              "it\n")
+
+
+def test_an_output_folder_inside_the_input_is_never_read_as_photos_by_any_run(tmp_path, celebrity, models_root):
+    people = tmp_path / "People"
+    shutil.copytree(celebrity / "train" / "madonna", people / "madonna")
+    db = tmp_path / "db.json"
+    assert run("enroll", people, "--db", db, "--model-dir", models_root, "-q").exit_code == 0
+    images = tmp_path / "images"
+    images.mkdir()
+    for photo in sorted((celebrity / "val" / "madonna").glob("*.jpg"))[:2]:
+        shutil.copy(photo, images / photo.name)
+    os.mkfifo(images / "pipe.jpg")
+    first = run("annotate", images, "--db", db, "--out", images / "annotated", "--model-dir", models_root, "-q")
+    assert first.exit_code == 0, first.output
+    assert f"warning: {images / 'pipe.jpg'}: skipped, not a regular file (a FIFO, device or socket)" in first.output
+    second = run("annotate", images, "--db", db, "--out", tmp_path / "elsewhere", "--model-dir", models_root, "-q")
+    assert second.exit_code == 0, second.output
+    assert "images 2," in second.output  # not the first run's copies and thumbnails
+    assert (f"warning: {images / 'annotated'}: skipped, an output folder of facebatch annotate; its copies are not "
+            "read as photos") in second.output
+    assert {r["image"] for r in report_rows(tmp_path / "elsewhere" / "report.csv")} == \
+        {p.name for p in images.glob("*.jpg") if p.is_file()}
