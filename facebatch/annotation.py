@@ -73,11 +73,17 @@ def images_to_annotate(input_dir: Path, output_dir: Path, unreadable: list[str] 
     inside = check_output_places(input_dir, output_dir)
     passed_over: list[tuple[str, str]] = []
     relatives = find_images(input_dir, unreadable, passed_over)
+    if inside is not None:
+        relatives = [r for r in relatives if not r.startswith(inside + "/")]
+    # x.gif's copy is x.gif.jpg (GIF is not written): with an x.gif.jpg beside it, both would
+    # write one file and one result would be lost
+    present = set(relatives)
+    clashing = {r for r in relatives if annotated_name(r) != r and annotated_name(r) in present}
+    passed_over += [(r, f"its annotated copy would be {annotated_name(r)}, the copy of the photo of that name; "
+                        "rename one of the two") for r in sorted(clashing)]
     if skipped is not None:
         skipped.extend((path, why) for path, why in passed_over if path != inside)
-    if inside is None:
-        return relatives
-    return [r for r in relatives if not r.startswith(inside + "/")]
+    return [r for r in relatives if r not in clashing]
 
 
 def detection_key(settings: Settings, weights_sha256: str) -> str:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from facebatch import weights
 
@@ -138,8 +139,6 @@ def workspace(tmp_path_factory, celebrity, insightface_dir, models_root):
     shutil.copy(insightface_dir / "t1.jpg", images / "=group, \"t1\".jpg")
     (images / "empty.jpg").write_bytes(b"")
     (images / "text.jpg").write_text("not a photo")
-    from PIL import Image
-
     Image.new("RGB", (300, 200), (90, 120, 200)).save(images / "sky.png")
     return root
 
@@ -249,8 +248,6 @@ def test_verify_two_photos(celebrity, models_root):
 
 @pytest.mark.parametrize("side", [200, 10000])  # 100 MP: enroll's tight-crop retry once took 24 GB on it
 def test_verify_reports_a_photo_without_a_face(tmp_path, celebrity, models_root, side):
-    from PIL import Image
-
     blank = tmp_path / "blank.png"
     Image.new("RGB", (side, side), (255, 255, 255)).save(blank)
     a = sorted((celebrity / "val" / "madonna").glob("*.jpg"))[0]
@@ -445,3 +442,23 @@ def test_an_output_folder_inside_the_input_is_never_read_as_photos_by_any_run(tm
             "read as photos") in second.output
     assert {r["image"] for r in report_rows(tmp_path / "elsewhere" / "report.csv")} == \
         {p.name for p in images.glob("*.jpg") if p.is_file()}
+
+
+def test_two_photos_whose_annotated_copies_would_share_a_name_lose_nothing(tmp_path, celebrity, models_root):
+    photos = sorted((celebrity / "val" / "madonna").glob("*.jpg"))
+    images = tmp_path / "images"
+    images.mkdir()
+    Image.open(photos[0]).save(images / "x.gif")  # GIF is not written: its copy would be x.gif.jpg
+    shutil.copy(photos[1], images / "x.gif.jpg")
+    db = tmp_path / "db.json"
+    people = tmp_path / "People" / "madonna"
+    people.mkdir(parents=True)
+    shutil.copy(photos[2], people / "m.jpg")
+    assert run("enroll", people.parent, "--db", db, "--model-dir", models_root, "-q").exit_code == 0
+    out = tmp_path / "out"
+    result = run("annotate", images, "--db", db, "--out", out, "--model-dir", models_root, "-q")
+    assert result.exit_code == 0, result.output
+    assert (f"warning: {images / 'x.gif'}: skipped, its annotated copy would be x.gif.jpg, the copy of the photo of "
+            "that name; rename one of the two") in result.output
+    rows = report_rows(out / "report.csv")
+    assert {r["image"] for r in rows} == {"x.gif.jpg"} and {r["annotated"] for r in rows} == {"x.gif.jpg"}
