@@ -9,6 +9,7 @@ SIGTERM (work saved).
 from __future__ import annotations
 
 import math
+import shlex
 import signal
 import sys
 from pathlib import Path
@@ -578,10 +579,20 @@ def people_name(group, name, db_path, model, out_dir, report_path):
     from .weights import get_spec
 
     spec = _run(lambda: get_spec(model))
+    from . import gallery
+
     with _open_manifest(out_dir, report_path, write=True) as (state, where):
         count = _run(lambda: groups_mod.name_group(state, where, db_path, spec, group, name))
-    _console().print(f"named {group} as {name}: {count} faces enrolled in {db_path}; the next facebatch annotate "
-                     "names them (without detecting again)", markup=False)
+    stored = gallery.canonical_name(name)
+    console = _console()
+    console.print(f"named {group} as {stored}: {count} faces enrolled in {db_path}; the next facebatch annotate "
+                  "names them (without detecting again)", markup=False)
+    alike = sorted(n for n in _run(lambda: gallery.load(db_path, spec.name)).people
+                   if n != stored and n.casefold() == stored.casefold())
+    if alike:  # Ben_Afflek beside ben_afflek is two people to facebatch; most likely a typo
+        console.print(f"note: {', '.join(alike)} is enrolled too, spelled with other capitals; if it is the same "
+                      f"person, run facebatch people remove {shlex.quote(stored)} --db {shlex.quote(str(db_path))}, "
+                      "and after the next annotate name the group again with that spelling", markup=False)
 
 
 @people.command("ignore")

@@ -145,6 +145,9 @@ def _check_embeddings(people: dict[str, list[Enrollment]]) -> None:
         raise ValueError(f"{name}, {entry.source}: {_embedding_problem(entry.embedding)}")
 
 
+MAX_NAME_LENGTH = 200  # a person's name, not a paragraph: it labels copies, regions and pages
+
+
 def canonical_name(name: str) -> str:
     """The form a person's name is stored in: Unicode NFC, spaces collapsed and trimmed.  So
     `People/Ardérn/` typed on a Mac (NFD) and on Linux (NFC), or `People/Obama /`, are one person.
@@ -158,6 +161,8 @@ def name_problem(name: str) -> str | None:
         return "the name is not valid UTF-8"
     if not name.strip():
         return "the name is empty"
+    if len(name) > MAX_NAME_LENGTH:
+        return f"the name is longer than {MAX_NAME_LENGTH} characters"
     if "/" in name or "\\" in name or os.sep in name:
         return "the name holds a path separator"
     if any(unicodedata.category(ch).startswith("C") for ch in name):

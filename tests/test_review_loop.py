@@ -158,3 +158,15 @@ def test_a_rebuilt_manifest_never_gives_an_id_the_user_has_seen_to_another_face(
     fresh = {g["id"] for g in unknown_groups(copy)}
     assert fresh and not fresh & seen, (seen, fresh)
     assert min(int(i[1:]) for i in fresh) > max(int(i[1:]) for i in seen)
+
+
+def test_naming_a_group_with_other_capitals_than_an_enrolled_person_says_so(loop, tmp_path):
+    _, _, db, out = loop
+    db_copy, out_copy = tmp_path / "db.json", tmp_path / "out"
+    shutil.copy(db, db_copy)
+    shutil.copytree(out, out_copy)
+    group = unknown_groups(out_copy)[-1]["id"]
+    named = run("people", "name", group, "ELTON_JOHN", "--db", db_copy, "--out", out_copy)
+    assert named.exit_code == 0, named.output
+    assert (f"note: elton_john is enrolled too, spelled with other capitals; if it is the same person, run "
+            f"facebatch people remove ELTON_JOHN --db {db_copy}") in named.output
