@@ -114,8 +114,8 @@ def _outputs_missing(result, output_dir: Path) -> bool:
     if result.annotated and not os.path.lexists(output_dir / result.annotated):
         return True
     image = to_text(result.image)
-    return any(not os.path.lexists(output_dir / review.thumb_path(
-        image, (f.face.left, f.face.top, f.face.right, f.face.bottom), result.sha256)) for f in result.faces)
+    return any(not os.path.lexists(output_dir / review.thumb_path(image, f.face.box, result.sha256))
+               for f in result.faces)
 
 
 def _plan(relatives: list[str], input_dir: Path, state: RunState, detect_key: str, label_key: str,

@@ -45,13 +45,6 @@ class CalibrateOutcome:
 MAX_SUSPECTS_SHOWN = 10
 
 
-def _unusable(result: PhotoEmbedding) -> str:
-    """Why a photo cannot calibrate, with what to do; "" when it can."""
-    if result.embedding is None:
-        return with_hint(result.error, "use a photo with one clear face")
-    return ""
-
-
 def _one_copy_each(usable: list[PhotoEmbedding], person_of: dict[str, str], warnings: list[str]
                    ) -> list[PhotoEmbedding]:
     """One photo per file content.  Copies filed under one person are one photo, not a pair at
@@ -94,9 +87,9 @@ def calibrate(labelled_dir: Path, db_path: Path, settings: Settings, hooks: RunH
                                        hooks.should_stop, settings):
         for result in chunk_results:
             hooks.on_result(result)
-            problem = _unusable(result)
-            if problem:
-                warnings.append(f"{to_text(result.path)}: skipped, {problem}")
+            if result.embedding is None:
+                warnings.append(f"{to_text(result.path)}: skipped, "
+                                f"{with_hint(result.error, 'use a photo with one clear face')}")
                 unreadable += result.error != NO_FACE
                 continue
             usable.append(result)
@@ -132,9 +125,7 @@ def calibrate(labelled_dir: Path, db_path: Path, settings: Settings, hooks: RunH
     outcome = CalibrateOutcome(len(labels), len(counts), recommendation, current_annotate, current_verify, warnings,
                                write, skipped=skipped, failed=failed,
                                suspects=len(suspects))
-    if write and suspects:
-        return outcome  # thresholds measured on labels that look wrong are not stored
-    if write:
+    if write and not suspects:  # thresholds measured on labels that look wrong are not stored
         with gallery_db.locked(db_path):
             gallery = gallery_db.load_or_new(db_path, spec.name, spec.embedding_size)
             # A capped threshold is the one in force, and keeps its source: stored, it stays stored;

@@ -579,20 +579,16 @@ def people_name(group, name, db_path, model, out_dir, report_path):
     from .weights import get_spec
 
     spec = _run(lambda: get_spec(model))
-    from . import gallery
-
     with _open_manifest(out_dir, report_path, write=True) as (state, where):
-        count = _run(lambda: groups_mod.name_group(state, where, db_path, spec, group, name))
-    stored = gallery.canonical_name(name)
+        named = _run(lambda: groups_mod.name_group(state, where, db_path, spec, group, name))
     console = _console()
-    console.print(f"named {group} as {stored}: {count} faces enrolled in {db_path}; the next facebatch annotate "
-                  "names them (without detecting again)", markup=False)
-    alike = sorted(n for n in _run(lambda: gallery.load(db_path, spec.name)).people
-                   if n != stored and n.casefold() == stored.casefold())
-    if alike:  # Ben_Afflek beside ben_afflek is two people to facebatch; most likely a typo
-        console.print(f"note: {', '.join(alike)} is enrolled too, spelled with other capitals; if it is the same "
-                      f"person, run facebatch people remove {shlex.quote(stored)} --db {shlex.quote(str(db_path))}, "
-                      "and after the next annotate name the group again with that spelling", markup=False)
+    console.print(f"named {group} as {named.name}: {named.faces} faces enrolled in {db_path}; the next facebatch "
+                  "annotate names them (without detecting again)", markup=False)
+    if named.alike:  # Ben_Afflek beside ben_afflek is two people to facebatch; most likely a typo
+        console.print(f"note: {', '.join(named.alike)} is enrolled too, spelled with other capitals; if it is the "
+                      f"same person, run facebatch people remove {shlex.quote(named.name)} --db "
+                      f"{shlex.quote(str(db_path))}, and after the next annotate name the group again with that "
+                      "spelling", markup=False)
 
 
 @people.command("ignore")

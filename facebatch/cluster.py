@@ -275,12 +275,6 @@ def _keeping_members(state: ClusterState, keep_member) -> ClusterState:
     return replace(state, groups=tuple(groups))
 
 
-def without_images(state: ClusterState, images: Iterable[str]) -> ClusterState:
-    """Drop the members whose image is in `images` (vanished or changed), and groups left empty."""
-    gone = set(images)
-    return _keeping(state, lambda key: key[0] not in gone)
-
-
 def without_changed_faces(state: ClusterState, images: Iterable[str],
                           current: dict[FaceKey, np.ndarray]) -> ClusterState:
     """Drop the members of `images` (detected again) whose face is not the one that joined: no

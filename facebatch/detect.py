@@ -42,6 +42,10 @@ class Face:
     def area(self) -> int:
         return self.width * self.height
 
+    @property
+    def box(self) -> tuple[int, int, int, int]:
+        return (self.left, self.top, self.right, self.bottom)
+
 
 @dataclass(frozen=True)
 class DetectorSettings:

@@ -118,10 +118,17 @@ def _group(groups: Groups, group_id: str, where: Path) -> cluster.Group:
     return group
 
 
-def name_group(manifest: RunState, where: Path, db_path: Path, spec: ModelSpec, group_id: str, name: str) -> int:
+@dataclass(frozen=True)
+class Named:
+    name: str  # as stored (gallery.canonical_name)
+    faces: int
+    alike: tuple[str, ...]  # other enrolled names that differ from it only in capitals
+
+
+def name_group(manifest: RunState, where: Path, db_path: Path, spec: ModelSpec, group_id: str, name: str) -> Named:
     """Enroll every face of the group under `name` (all of them: docs/clusters.md measured that
     they name more faces right than a representative subset, and no stranger), then drop the
-    group.  The database records each face's image and box.  Returns how many faces."""
+    group.  The database records each face's image and box."""
     problem = gallery_db.name_problem(name)
     if problem:
         raise UsageProblem(f"{name!r}: {problem}; choose another name")
@@ -142,12 +149,12 @@ def name_group(manifest: RunState, where: Path, db_path: Path, spec: ModelSpec, 
             source = f"{image}#{index}"
             entries = [e for e in entries if e.source != source]  # naming twice never duplicates
             entries.append(gallery_db.Enrollment(source, record.result.sha256, np.asarray(embedding, np.float32),
-                                                 spec.crop.key,
-                                                 (face.left, face.top, face.right, face.bottom)))
+                                                 spec.crop.key, face.box))
         gallery.people[name] = entries
         gallery_db.save(db_path, gallery)
     save(manifest, replace(groups, clusters=cluster.without_groups(groups.clusters, [group_id])))
-    return len(group.keys)
+    alike = tuple(sorted(n for n in gallery.people if n != name and n.casefold() == name.casefold()))
+    return Named(name, len(group.keys), alike)
 
 
 def ignore_group(manifest: RunState, where: Path, embedding_size: int, group_id: str) -> int:

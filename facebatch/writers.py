@@ -104,7 +104,7 @@ class ThumbnailWriter:
     def write(self, output: ImageOutput) -> str:
         for labelled in output.faces:
             face = labelled.face
-            box = (face.left, face.top, face.right, face.bottom)
+            box = face.box
             thumbnails.write_thumbnail(output.image, box, self.output_root,
                                        review.thumb_path(to_text(output.relative), box, output.sha256))
         return ""
@@ -216,7 +216,7 @@ class ReviewWriter:
             return
         for index, labelled in enumerate(result.faces):
             face = labelled.face
-            box = (face.left, face.top, face.right, face.bottom)
+            box = face.box
             thumb = review.FaceThumb(image, index, box, review.thumb_path(image, box, result.sha256),
                                      labelled.distance, to_text(result.annotated))
             self._thumbs.add(thumb.thumb)

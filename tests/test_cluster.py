@@ -111,7 +111,7 @@ def test_quorum_counts_members():
 def test_dropping_vanished_images_keeps_ids_and_never_reuses_them():
     faces, _ = people_faces(2, 3, seed=6)
     state = cluster.update(ClusterState(), faces).state
-    state = cluster.without_images(state, ["p0/0.jpg"])
+    state = cluster.without_changed_faces(state, ["p0/0.jpg"], {})  # that photo changed: its face is gone
     assert [len(g.keys) for g in state.groups] == [2, 3]
     state = cluster.keeping_images(state, ["p0/1.jpg", "p0/2.jpg"])
     assert [g.id for g in state.groups] == ["g0001"]
