@@ -46,6 +46,8 @@ Recognising what facebatch wrote, so a rerun replaces only that:
   * facebatch:Created="True" marks a sidecar that facebatch created; such a file is deleted (the
     caller is told by a None result) once it holds nothing but facebatch's data.
   Every other property, every region without our marker, and every foreign namespace stays.
+  A face that already has a region without our marker (the user's, or ours renamed in a photo
+  manager that dropped the marker) gets no second region from us (`same_face`).
   AppliedToDimensions is set to the image's stored size whenever we write regions (normalised
   areas do not depend on it, so other regions stay valid).  The packet is re-indented on the
   first merge; whitespace between elements carries no meaning in RDF, and rdf:parseType="Literal"
@@ -406,8 +408,13 @@ def _add(descriptions: list[ET.Element], faces: list[FaceRegion], size: tuple[in
     bag = _container(region_list)
     if bag is None:
         bag = _sub(region_list, RDF_BAG)
+    others = _foreign_face_areas(descriptions)
+    unmarked: list[FaceRegion] = []  # faces no foreign region already marks: ours to name
     for face in faces:
         area = normalised_area(face, size, orientation)
+        if area is not None and any(same_face(area, other) for other in others):
+            continue
+        unmarked.append(face)
         if area is None:
             continue
         item = _sub(bag, RDF_LI, resource=True)
@@ -426,7 +433,7 @@ def _add(descriptions: list[ET.Element], faces: list[FaceRegion], size: tuple[in
             present.extend(_item_value(item) for item in (bag.findall(RDF_LI) if bag is not None else ()))
     person_prop = next((prop for desc in descriptions for prop in desc.findall(PERSON_IN_IMAGE)), None)
     added: list[str] = []
-    for name in dict.fromkeys(_clean(face.name) for face in faces):
+    for name in dict.fromkeys(_clean(face.name) for face in unmarked):
         if name in present or name in added:
             continue
         if person_prop is None:
@@ -441,6 +448,51 @@ def _add(descriptions: list[ET.Element], faces: list[FaceRegion], size: tuple[in
         ours_bag = _sub(ours, RDF_BAG)
         for name in added:
             _sub(ours_bag, RDF_LI, name)
+
+
+def same_face(area: tuple[float, float, float, float], other: tuple[float, float, float, float]) -> bool:
+    """Whether two (centre x, centre y, w, h) areas mark the same face: each centre lies inside the other.
+
+    Detectors draw boxes of different sizes around one face (digiKam's, Lightroom's and MTCNN's
+    differ by a third or more), so overlap ratios are unreliable; but the centre of a face stays
+    inside any box around it, and two neighbouring faces never hold each other's centres.
+    """
+    def holds(box, point) -> bool:
+        x, y, w, h = box
+        return abs(point[0] - x) <= w / 2 and abs(point[1] - y) <= h / 2
+    return holds(area, other[:2]) and holds(other, area[:2])
+
+
+def _foreign_face_areas(descriptions: list[ET.Element]) -> list[tuple[float, float, float, float]]:
+    """The (x, y, w, h) of every face region facebatch did not write (a photo manager's or the user's).
+
+    A face that already has such a region gets no region of ours: the user may have renamed our
+    region in a photo manager that dropped our marker, or named the face there first.  Either way
+    their region is the one that counts, and a second box on the same face would be a duplicate in
+    their face list.  Regions of other types (Pet, Focus, BarCode) do not mark faces.
+    """
+    areas = []
+    for desc in descriptions:
+        for info in desc.findall(REGION_INFO):
+            for region_list in _struct(info).findall(REGION_LIST):
+                bag = _container(region_list)
+                for item in (bag.findall(RDF_LI) if bag is not None else ()):
+                    region = _struct(item)
+                    if _ours(region) or (_field(region, _q("mwg-rs", "Type")) or "Face") != "Face":
+                        continue
+                    area_prop = region.find(_q("mwg-rs", "Area"))
+                    if area_prop is None:
+                        continue
+                    area = _struct(area_prop)
+                    if (_field(area, _q("stArea", "unit")) or "normalized") != "normalized":
+                        continue
+                    try:
+                        values = tuple(float(_field(area, _q("stArea", key)) or "nan") for key in "xywh")
+                    except ValueError:
+                        continue
+                    if all(value == value for value in values):  # a field missing or not a number: no area
+                        areas.append(values)
+    return areas
 
 
 def _drop_empty(descriptions: list[ET.Element]) -> None:

@@ -184,6 +184,24 @@ def test_a_sidecar_we_created_disappears_when_our_faces_do():
     assert kept is not None and b'xmp:Rating="5"' in kept and b"mwg-rs:" not in kept
 
 
+def test_a_face_that_already_has_a_foreign_region_gets_none_of_ours():
+    # Carol's region is centred at (0.5, 0.5), 0.1 wide: 180..220 x 135..165 px.  Our box on the
+    # same face is larger and off-centre, as another detector draws it; a neighbour's box is not.
+    same_face = FaceRegion("Dave", 170, 120, 235, 185)
+    neighbour = FaceRegion("Erin", 225, 120, 290, 185)
+    data = xmp.update_sidecar(FOREIGN, SIZE, [same_face, neighbour])
+    assert names(data, ours=False) == ["Alice", "Carol"]
+    assert names(data, ours=True) == ["Erin"]
+    assert bag(data, xmp.PERSON_IN_IMAGE) == ["Alice", "Carol", "Erin"]  # no name for a face we did not mark
+    assert bag(data, xmp.OUR_PERSONS) == ["Erin"]
+
+
+def test_same_face_needs_each_centre_inside_the_other():
+    assert xmp.same_face((0.5, 0.5, 0.1, 0.1), (0.52, 0.48, 0.2, 0.2))
+    assert not xmp.same_face((0.5, 0.5, 0.1, 0.1), (0.58, 0.5, 0.2, 0.2))  # a big box's centre is outside the small one
+    assert not xmp.same_face((0.5, 0.5, 0.1, 0.1), (0.6, 0.5, 0.1, 0.1))
+
+
 def test_region_info_is_dropped_only_when_no_region_is_left():
     merged = xmp.update_sidecar(FOREIGN, SIZE, [ALICE])
     assert names(xmp.remove_our_data(merged)) == ["Alice", "Carol"]  # the user's regions remain

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -86,3 +87,32 @@ def test_regions_match_the_report_boxes_and_follow_label_changes(tmp_path, celeb
     assert [r["Name"] for r in regions(exiftool(images / "elton.jpg.xmp"))] == ["elton_john"]
     assert {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in images.iterdir()
             if p.suffix != ".xmp"} == originals  # the photos themselves are never written
+
+
+def test_a_region_renamed_in_a_photo_manager_is_not_doubled_by_a_forced_rerun(tmp_path, celebrity, db, models_root):
+    """A photo manager that rewrites the region list drops our private marker; --force must not add a second box."""
+    images = tmp_path / "images"
+    images.mkdir()
+    photo = images / "elton.jpg"
+    shutil.copy(sorted((celebrity / "val" / "elton_john").glob("*.jpg"))[0], photo)
+    out = tmp_path / "out"
+    assert run("annotate", images, "--db", db, "--out", out, "--model-dir", models_root, "-q", "--xmp").exit_code == 0
+    sidecar = images / "elton.jpg.xmp"
+    [ours] = regions(exiftool(sidecar))
+    assert ours["Name"] == "elton_john"
+    # The user renames the face; the manager writes the region back a little larger, without our field.
+    area = ours["Area"]
+    renamed = (f"{{AppliedToDimensions={{W={exiftool(sidecar)['RegionInfo']['AppliedToDimensions']['W']},"
+               f"H={exiftool(sidecar)['RegionInfo']['AppliedToDimensions']['H']},Unit=pixel}},"
+               f"RegionList=[{{Name=Sir Elton,Type=Face,Area={{X={area['X'] + 0.01},Y={area['Y'] - 0.01},"
+               f"W={area['W'] * 1.3},H={area['H'] * 1.3},Unit=normalized}}}}]}}")
+    subprocess.run(["exiftool", "-q", "-overwrite_original", f"-RegionInfo={renamed}",
+                    "-XMP-iptcExt:PersonInImage=Sir Elton", str(sidecar)], check=True, timeout=60)
+    assert [r["Name"] for r in regions(exiftool(sidecar))] == ["Sir Elton"]
+
+    again = run("annotate", images, "--db", db, "--out", out, "--model-dir", models_root, "-q", "--xmp", "--force")
+    assert again.exit_code == 0, again.output
+    info = exiftool(sidecar)
+    assert [r["Name"] for r in regions(info)] == ["Sir Elton"]  # the user's region, and no second box
+    assert info["PersonInImage"] in ("Sir Elton", ["Sir Elton"])
+    assert report_rows(out / "report.csv")[0]["name"] == "elton_john"  # the report still says what we saw
