@@ -1,7 +1,8 @@
 """`facebatch enroll`: photos of known people in, embeddings in the database out."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import os
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import gallery as gallery_db
@@ -12,7 +13,7 @@ from .errors import Interrupted, UsageProblem, folder_refused, with_hint
 from .hooks import RunHooks
 from .images import find_images
 from .packages import sha256_of_file
-from .pathtext import to_text
+from .pathtext import from_text, to_text
 from .pipeline import NO_FACE, embed_photos
 from .runner import chunked, run_stoppable
 
@@ -29,6 +30,7 @@ class EnrollOutcome:
     remade: int = 0  # embeddings an older facebatch made from another face crop, made anew
     dropped: int = 0  # faces named from groups with an older crop: enroll cannot remake them
     dropped_thresholds: bool = False  # calibrated on an older crop
+    rehomed: int = 0  # entries now recorded under this folder (moved here, or written before folders were)
     saved: bool = False
 
 
@@ -84,19 +86,21 @@ def enroll(people_dir: Path, db_path: Path, settings: Settings, hooks: RunHooks 
     outcome.failed = outcome.skipped
     hashes = _hashes(people_dir, pairs, outcome)
     pairs = [(person, rel) for person, rel in pairs if rel in hashes]
+    folder = to_text(str(people_dir.resolve()))
     # Hold the lock from reading to writing, so two enrolls never lose each other's entries.
     with gallery_db.locked(db_path):
         gallery = gallery_db.load_or_new(db_path, spec.name, spec.embedding_size)
         _drop_outdated_group_faces(gallery, spec.crop.key, outcome)
         _drop_outdated_thresholds(gallery, spec.crop.key, outcome)
+        pairs = _home_entries(gallery, folder, pairs, hashes, outcome)
         current = {(name, e.source): e for name, entries in gallery.people.items() for e in entries
-                   if not e.from_annotate}
+                   if _enrolled_from(e, folder)}
         stored = {(person, rel): current.get((person, to_text(rel))) for person, rel in pairs}
         # A photo is embedded when it is new or changed, or when its embedding was made from another crop.
         todo = [(person, rel) for (person, rel), entry in stored.items()
                 if entry is None or entry.sha256 != hashes[rel] or entry.crop != spec.crop.key]
         outcome.remade = sum(1 for key in todo if stored[key] is not None and stored[key].crop != spec.crop.key)
-        outcome.unchanged = len(pairs) - len(todo)
+        outcome.unchanged += len(pairs) - len(todo)
         hooks.on_start(len(todo))
         person_of = dict((rel, person) for person, rel in todo)
         paths = [str(people_dir / rel) for _, rel in todo]
@@ -106,7 +110,7 @@ def enroll(people_dir: Path, db_path: Path, settings: Settings, hooks: RunHooks 
                                                hooks.should_stop, settings):
                 for result in chunk_results:
                     _add(gallery, outcome, person_of[relative_of[result.path]], relative_of[result.path],
-                         hashes[relative_of[result.path]], result, settings)
+                         hashes[relative_of[result.path]], result, settings, folder)
                     hooks.on_result(result)
         except Interrupted:
             _save_if_changed(db_path, gallery, outcome)
@@ -116,6 +120,51 @@ def enroll(people_dir: Path, db_path: Path, settings: Settings, hooks: RunHooks 
         _save_if_changed(db_path, gallery, outcome)
         _warn_still_outdated(gallery, spec.crop.key, db_path, outcome)
     return outcome
+
+
+def _enrolled_from(entry, folder: str) -> bool:
+    """Whether `entry` is a photo of the people folder `folder` (entries written before folders
+    were recorded count as any folder's, as they did then)."""
+    return not entry.from_annotate and entry.folder in (None, folder)
+
+
+def _home_entries(gallery, folder: str, pairs: list[tuple[str, str]], hashes: dict[str, str],
+                  outcome: EnrollOutcome) -> list[tuple[str, str]]:
+    """Record which entries are this folder's photos, and which photos are enrolled already from
+    another folder; returns the pairs left to compare with this folder's entries.
+
+    - An entry with no folder recorded whose photo is here is stamped with this folder.
+    - A photo whose exact bytes the same person has enrolled from another folder: if that folder
+      still holds it, it is left out (it is enrolled once, not twice); if not, the folder moved
+      and the entry moves with it, so a renamed People/ is not embedded again.
+    """
+    kept = []
+    for person, relative in pairs:
+        source = to_text(relative)
+        entries = gallery.people.get(person, [])
+        for index, entry in enumerate(entries):
+            if entry.folder is None and not entry.from_annotate and entry.source == source:
+                entries[index] = replace(entry, folder=folder)
+                outcome.rehomed += 1
+                break
+        else:
+            if any(e.source == source and e.folder == folder for e in entries):
+                kept.append((person, relative))
+                continue
+            twin = next((i for i, e in enumerate(entries) if not e.from_annotate and e.folder not in (None, folder)
+                         and e.sha256 == hashes[relative]), None)
+            if twin is not None:
+                other = entries[twin]
+                other_photo = os.path.join(from_text(other.folder), from_text(other.source))
+                if os.path.lexists(other_photo):
+                    outcome.unchanged += 1
+                    outcome.warnings.append(f"{folder}/{source}: already enrolled for {person} from "
+                                            f"{other.folder}/{other.source}; left as it is")
+                    continue
+                entries[twin] = replace(other, source=source, folder=folder)
+                outcome.rehomed += 1
+        kept.append((person, relative))
+    return kept
 
 
 def _drop_outdated_group_faces(gallery, crop: str, outcome: EnrollOutcome) -> None:
@@ -153,7 +202,8 @@ def _warn_still_outdated(gallery, crop: str, db_path: Path, outcome: EnrollOutco
             "database until you enroll the folder that holds them, or remove those people (facebatch people remove)")
 
 
-def _add(gallery, outcome: EnrollOutcome, person: str, relative: str, sha256: str, result, settings) -> None:
+def _add(gallery, outcome: EnrollOutcome, person: str, relative: str, sha256: str, result, settings,
+         folder: str) -> None:
     shown = to_text(result.path)
     if result.embedding is None:
         outcome.skipped += 1
@@ -165,16 +215,16 @@ def _add(gallery, outcome: EnrollOutcome, person: str, relative: str, sha256: st
         outcome.warnings.append(f"{shown}: {result.faces_found} faces, enrolled the largest; "
                                 "crop the photo to one person to be sure")
     source = to_text(relative)
-    entries = [e for e in gallery.people.get(person, []) if e.source != source]
+    entries = [e for e in gallery.people.get(person, []) if not (e.source == source and _enrolled_from(e, folder))]
     replaced = len(entries) != len(gallery.people.get(person, []))
     crop = weights.get_spec(settings.detection.model).crop.key
-    entries.append(gallery_db.Enrollment(source, sha256, result.embedding, crop))
+    entries.append(gallery_db.Enrollment(source, sha256, result.embedding, crop, folder=folder))
     gallery.people[person] = entries
     outcome.replaced += replaced
     outcome.added += not replaced
 
 
 def _save_if_changed(db_path: Path, gallery, outcome: EnrollOutcome) -> None:
-    if outcome.added or outcome.replaced or outcome.dropped or outcome.dropped_thresholds:
+    if outcome.added or outcome.replaced or outcome.dropped or outcome.dropped_thresholds or outcome.rehomed:
         gallery_db.save(db_path, gallery)
         outcome.saved = True

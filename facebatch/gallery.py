@@ -2,7 +2,7 @@
 
     {"format": "facebatch-database", "version": 2, "model": "facenet", "embedding_size": 128,
      "people": {"Ada": [{"source": "Ada/1.jpg", "sha256": "...", "crop": "stretched-0.30",
-                         "embedding": "<base64 float32 LE>"}]}}
+                         "embedding": "<base64 float32 LE>", "folder": "/home/me/People"}]}}
 
 Each embedding records the face crop it was made from (embed.FaceCrop.key): embeddings of the
 same face cut out two ways are too far apart to compare, so a database that holds embeddings of an
@@ -50,6 +50,10 @@ class Enrollment:
     embedding: np.ndarray  # float32, unit length
     crop: str  # the face crop the embedding was made from (embed.FaceCrop.key)
     box: tuple[int, int, int, int] | None = None  # the face's box, for faces named from annotate's groups
+    # The people folder the photo was enrolled from (absolute), so that enrolling a second folder
+    # never takes another folder's Ada/1.jpg for a changed copy of its own.  None for faces named
+    # from annotate's groups and for entries written before facebatch recorded it.
+    folder: str | None = None
 
     @property
     def from_annotate(self) -> bool:
@@ -91,7 +95,7 @@ class Gallery:
         """A hash of everything that affects matching, to tell when annotate results are stale."""
         digest = hashlib.sha256(f"{self.model}:{self.embedding_size}".encode())
         for name in sorted(self.people):
-            for entry in sorted(self.people[name], key=lambda e: e.source):
+            for entry in sorted(self.people[name], key=_entry_order):
                 digest.update(name.encode() + b"\0" + entry.source.encode() + b"\0")
                 digest.update(np.ascontiguousarray(entry.embedding, "<f4").tobytes())
         return digest.hexdigest()
@@ -99,8 +103,9 @@ class Gallery:
     def to_json(self) -> str:
         people = {
             name: [{"source": e.source, "sha256": e.sha256, "crop": e.crop, "embedding": _encode(e.embedding),
-                    **({"box": list(e.box)} if e.box is not None else {})}
-                   for e in sorted(entries, key=lambda e: e.source)]
+                    **({"box": list(e.box)} if e.box is not None else {}),
+                    **({"folder": e.folder} if e.folder is not None else {})}
+                   for e in sorted(entries, key=_entry_order)]
             for name, entries in sorted(self.people.items())
         }
         document = {"format": FORMAT, "version": VERSION, "model": self.model,
@@ -108,6 +113,10 @@ class Gallery:
                     **({"thresholds": dict(sorted(self.thresholds.items())), "thresholds_crop": self.thresholds_crop}
                        if self.thresholds else {})}
         return json.dumps(document, indent=1, ensure_ascii=False) + "\n"
+
+
+def _entry_order(entry: Enrollment) -> tuple[str, str]:
+    return entry.source, entry.folder or ""
 
 
 def _encode(embedding: np.ndarray) -> str:
@@ -204,9 +213,12 @@ def parse(text: str, path: Path) -> Gallery:
                 crop = _version1_crop(str(document["model"])) if version == 1 else entry["crop"]
                 if not isinstance(crop, str):
                     raise ValueError(f"crop is not a text: {crop!r}")
+                folder = entry.get("folder")
+                if folder is not None and not isinstance(folder, str):
+                    raise ValueError(f"folder is not a text: {folder!r}")
                 people[str(name)].append(Enrollment(str(entry["source"]), str(entry["sha256"]),
                                                     _decode(entry["embedding"], size), crop,
-                                                    None if box is None else tuple(int(v) for v in box)))
+                                                    None if box is None else tuple(int(v) for v in box), folder))
         where = ""
         _check_embeddings(people)
         where = "thresholds: "

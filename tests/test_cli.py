@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import shutil
@@ -462,3 +463,48 @@ def test_two_photos_whose_annotated_copies_would_share_a_name_lose_nothing(tmp_p
             "that name; rename one of the two") in result.output
     rows = report_rows(out / "report.csv")
     assert {r["image"] for r in rows} == {"x.gif.jpg"} and {r["annotated"] for r in rows} == {"x.gif.jpg"}
+
+
+def test_enrolling_a_second_folder_keeps_the_first_folders_photos_and_a_moved_folder_is_not_embedded_again(
+        tmp_path, celebrity, models_root):
+    madonna = sorted((celebrity / "val" / "madonna").glob("*.jpg"))
+    people, new_hires = tmp_path / "People", tmp_path / "NewHires"
+    for folder, photo in ((people, madonna[0]), (new_hires, madonna[1])):
+        (folder / "madonna").mkdir(parents=True)
+        shutil.copy(photo, folder / "madonna" / "IMG_0001.jpg")  # camera names collide across folders
+    db = tmp_path / "db.json"
+
+    def enroll(folder):
+        result = run("enroll", folder, "--db", db, "--model-dir", models_root)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    def entries():
+        return json.loads(db.read_text())["people"]["madonna"]
+
+    assert "1 added, 0 replaced" in enroll(people)
+    assert "1 added, 0 replaced" in enroll(new_hires)  # before: "0 added, 1 replaced", People's photo lost
+    assert sorted(e["folder"] for e in entries()) == sorted([str(people.resolve()), str(new_hires.resolve())])
+    assert "no photo in" not in enroll(people)  # the other folder's photo is not an orphan of this one
+    before = db.read_bytes()
+    assert "0 added, 0 replaced, 1 unchanged" in enroll(people) and db.read_bytes() == before
+
+    moved = tmp_path / "Staff"
+    people.rename(moved)
+    assert "0 added, 0 replaced, 1 unchanged" in enroll(moved)  # the same photos: nothing embedded again
+    assert sorted(e["folder"] for e in entries()) == sorted([str(moved.resolve()), str(new_hires.resolve())])
+    shutil.copy(madonna[1], moved / "madonna" / "copy.jpg")  # a photo the other folder has enrolled already
+    output = enroll(moved)
+    assert f"{new_hires.resolve()}/madonna/IMG_0001.jpg; left as it is" in output and "0 added" in output
+    assert len(entries()) == 2
+    (moved / "madonna" / "copy.jpg").unlink()
+
+    # A database written before folders were recorded: its entries become the folder's that holds them.
+    document = json.loads(db.read_text())
+    for entry in document["people"]["madonna"]:
+        del entry["folder"]
+    document["people"]["madonna"] = [e for e in document["people"]["madonna"]
+                                     if e["sha256"] == hashlib.sha256(madonna[0].read_bytes()).hexdigest()]
+    db.write_text(json.dumps(document))
+    assert "0 added, 0 replaced, 1 unchanged" in enroll(moved)
+    assert [e["folder"] for e in entries()] == [str(moved.resolve())]
