@@ -44,7 +44,9 @@ def run_locks(output_dir: Path, report_path: Path) -> Iterator[None]:
     """One annotate per output folder and per report.  Lock files vanish with the run (locks.py)."""
     paths = [output_dir / LOCK_NAME, report_path.with_name(report_path.name + ".lock")]
     with contextlib.ExitStack() as stack:
-        for path in dict.fromkeys(p.resolve() for p in paths):
+        # Only the folder is resolved: the lock file itself is never followed if it is a link
+        # (locks.py opens it with O_NOFOLLOW), or a planted link would have us empty its target.
+        for path in dict.fromkeys(p.parent.resolve() / p.name for p in paths):
             try:
                 stack.enter_context(locks.held(path, wait=False))
             except locks.LockBusy as busy:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from pathlib import Path
@@ -31,10 +32,22 @@ def public_mode() -> int:
     return 0o666 & ~_process_umask()
 
 
+# A temporary name adds a dot, 8 random characters and the suffix to the file's name; names near
+# the 255-byte limit of Linux file systems would then be too long, so the part taken from the
+# file's name is cut to this many bytes.
+_TEMP_NAME_BYTES = 200
+
+
+def temporary_prefix(name: str) -> str:
+    """The start of the names of our temporary files for the file called `name`."""
+    raw = os.fsencode(name)[:_TEMP_NAME_BYTES]
+    return "." + os.fsdecode(raw) + "."
+
+
 def remove_stale_temporaries(folder: Path, recursive: bool = True, stem: str | None = None) -> int:
     """Delete our temporary files in `folder` (below it too when `recursive`); only those of the
     file called `stem` when given.  Call only while holding the lock that guards those files."""
-    prefix = "." if stem is None else f".{stem}."
+    prefix = "." if stem is None else temporary_prefix(stem)
     removed = 0
     for dirpath, _dirnames, filenames in os.walk(folder):
         for name in filenames:
@@ -59,7 +72,7 @@ def atomic_writer(path: Path, mode: str = "wb", permissions: int | None = None) 
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=temporary_prefix(path.name), suffix=TEMP_SUFFIX, dir=path.parent)
     try:
         os.fchmod(fd, public_mode() if permissions is None else permissions)
         encoding = None if "b" in mode else "utf-8"
@@ -91,3 +104,17 @@ def write_text_atomic(path: Path, text: str, permissions: int | None = None) -> 
 def describe_os_error(exc: OSError) -> str:
     """One line for an OSError, without Python's errno prefix."""
     return exc.strerror or str(exc) or type(exc).__name__
+
+
+def write_failure_hint(exc: OSError, where: str = "the output folder") -> str:
+    """What to do about a failed write, by its cause (a full disk and a file in a folder's place
+    need different advice)."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "free some space"
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"fix the permissions of {where}"
+    if exc.errno == errno.ENAMETOOLONG:
+        return "shorten the photo's file name"
+    if exc.errno in (errno.ENOTDIR, errno.EEXIST, errno.EISDIR):
+        return f"a file stands where facebatch needs a folder (or the reverse) in {where}; move it away"
+    return f"free some space or fix the permissions of {where}"

@@ -9,6 +9,7 @@ unlinked it between our open and our flock, and a third may have made a new one;
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 from pathlib import Path
@@ -33,6 +34,9 @@ def _open_locked(path: Path, wait: bool) -> int:
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, PRIVATE)
         except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise OutputError(f"{path}: a symbolic link where facebatch keeps its lock file; facebatch does "
+                                  "not follow it, remove the link") from None
             raise OutputError(f"{path.parent}: cannot create a lock file there ({exc.strerror}); "
                               "check that the folder exists and is writable") from None
         try:

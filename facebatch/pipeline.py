@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from . import match
-from .atomicio import describe_os_error
+from .atomicio import describe_os_error, write_failure_hint
 from .config import LabelSettings, Settings
 from .detect import Face, largest, unrotate
 from .errors import FacebatchError, ImageError, with_hint
@@ -166,7 +166,7 @@ def write_outputs(result: ImageResult, output: ImageOutput, writers) -> ImageRes
             annotated = writer.write(output) or annotated
         except OSError as exc:
             return replace(result, status=STATUS_ERROR, annotated="", error=f"cannot write the {writer.what} "
-                           f"({describe_os_error(exc)}); free some space or fix the permissions of --out, the next "
+                           f"({describe_os_error(exc)}); {write_failure_hint(exc, writer.where)}, the next "
                            "run redoes it")
         except Exception as exc:  # noqa: BLE001
             return replace(result, status=STATUS_ERROR, annotated="", error=_error_text(exc))

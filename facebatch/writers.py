@@ -41,6 +41,7 @@ class ImageOutput:
 class ImageWriter(Protocol):
     needs_pixels: bool  # whether write() needs ImageOutput.image
     what: str  # what it writes, for messages: "annotated copy"
+    where: str  # where it writes, for advice: "--out"
 
     def write(self, output: ImageOutput) -> str:
         """Write this image's file; return its path relative to the output folder ("" for none there)."""
@@ -54,6 +55,7 @@ class AnnotatedCopyWriter:
 
     needs_pixels = True
     what = "annotated copy"
+    where = "--out"
 
     def __init__(self, output_root: Path):
         self.output_root = Path(output_root)
@@ -76,6 +78,7 @@ class XmpSidecarWriter:
 
     needs_pixels = False
     what = "XMP sidecar"
+    where = "the photo's folder"
 
     def __init__(self, input_root: Path):
         self.input_root = Path(input_root)
@@ -97,6 +100,7 @@ class ThumbnailWriter:
 
     needs_pixels = True
     what = "review thumbnail"
+    where = "--out's review folder"
 
     def __init__(self, output_root: Path):
         self.output_root = Path(output_root)

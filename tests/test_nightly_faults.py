@@ -464,6 +464,22 @@ def test_two_runs_on_one_report_with_different_outs_are_locked_out(tmp_path, sma
     assert sorted(p.name for p in report.parent.iterdir()) == ["report.csv", "report.state.sqlite"]
 
 
+def test_a_lock_file_planted_as_a_link_is_refused_and_its_target_left_alone(tmp_path, small_db, models_root):
+    images = blank_photos(tmp_path / "images", 1)
+    out = tmp_path / "out"
+    out.mkdir()
+    victim = tmp_path / "precious.txt"
+    victim.write_text("precious\n")
+    for lock in (out / "report.csv.lock", out / ".facebatch-annotate.lock"):
+        lock.symlink_to(victim)
+        result = annotate(images, small_db, out, models_root)
+        assert result.exit_code != 0
+        assert_one_line_error(result.output, str(lock), "symbolic link", "remove the link")
+        assert victim.read_text() == "precious\n"
+        lock.unlink()
+    assert annotate(images, small_db, out, models_root).exit_code == 0
+
+
 # 10. A symlinked database ----------------------------------------------------------------------
 
 def test_a_symlinked_database_is_updated_through_the_link(tmp_path, small_db, models_root, celebrity):
