@@ -29,7 +29,7 @@ from .pipeline import LABEL_RULE, annotate_chunk, label_image, relabel_chunk
 from .report import Summary
 from .results import STATUS_ERROR, STATUS_OK
 from .runner import chunked, run_stoppable
-from .state import ImageRecord, RunState, open_state, state_path_for
+from .state import OUTPUTS_UNSURE, ImageRecord, RunState, open_state, state_path_for
 from .writers import AnnotatedCopyWriter, CsvReportWriter, ReviewWriter, image_writers, output_file
 
 LOCK_NAME = ".facebatch-annotate.lock"
@@ -146,6 +146,8 @@ def _plan(relatives: list[str], input_dir: Path, state: RunState, detect_key: st
             state.update_stat(to_text(relative), stat.st_size, stat.st_mtime_ns)
         if record.labels_key != label_key:
             plan.relabel.append(record.path)
+            if record.labels_key == OUTPUTS_UNSURE:
+                plan.redraw.add(record.path)
         elif record.result.status == STATUS_OK and _outputs_missing(record.result, output_dir):
             plan.relabel.append(record.path)
             plan.redraw.add(record.path)
@@ -260,6 +262,7 @@ def _detect(todo, input_dir, output_dir, settings, known, state, detect_key, lab
     run embeds exactly the batches an uninterrupted run would, and its results match to the bit.
     """
     copies = AnnotatedCopyWriter(output_dir)
+    state.mark_outputs_unsure(to_text(relative) for relative in todo)  # in one transaction: cheap up front
     for chunk_results in run_stoppable(annotate_chunk, chunked(todo, IMAGES_PER_CHUNK), settings.execution,
                                        hooks.should_stop, input_dir, output_dir, settings, known, shared=[known]):
         state.put_many(ImageRecord(r, detect_key, label_key) for r in chunk_results)
@@ -299,6 +302,7 @@ def _relabel(paths: list[str], input_dir, output_dir, settings, known, state, la
         for record in unchanged:
             hooks.on_result(record.result)
         keys = {r.path: r.detection_key for r in records}
+        state.mark_outputs_unsure(to_text(result.image) for result, _ in work)
         for chunk_results in run_stoppable(relabel_chunk, chunked(work, IMAGES_PER_CHUNK * 4), settings.execution,
                                            hooks.should_stop, input_dir, output_dir, settings):
             state.put_many(ImageRecord(r, keys[to_text(r.image)], label_key if r.status != STATUS_ERROR else "")

@@ -34,6 +34,9 @@ PRIVATE = 0o600  # faces, embeddings and names: biometric data, owner only
 _COLUMNS = ("path", "size", "mtime_ns", "sha256", "status", "error", "width", "height", "orientation", "faces",
             "detection_key", "labels", "labels_key", "annotated")
 _STATUSES = (STATUS_OK, STATUS_NO_FACE, STATUS_ERROR)
+# The labels key of a record whose outputs (copy, sidecar, thumbnails) a stopped run may have
+# rewritten from other results: no real key (config.part_key gives hex digests) equals it.
+OUTPUTS_UNSURE = "outputs-unsure"
 
 
 class ManifestDamaged(FacebatchError):
@@ -150,6 +153,13 @@ class RunState:
     def put_meta(self, key: str, value: str) -> None:
         with self._writes("write"), self._transaction():
             self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (f"doc:{key}", value))
+
+    def mark_outputs_unsure(self, paths: Iterable[str]) -> None:
+        """Say, before workers write these images' outputs, that the files may no longer show what
+        the records hold.  A run stopped before their new records are stored leaves this mark, and
+        the next run relabels them and redraws every output (`OUTPUTS_UNSURE`), whatever its settings."""
+        with self._writes("write"), self._transaction():
+            self._db.executemany("UPDATE images SET labels_key=? WHERE path=?", [(OUTPUTS_UNSURE, p) for p in paths])
 
     def update_stat(self, path: str, size: int, mtime_ns: int) -> None:
         with self._writes("write"):

@@ -259,3 +259,42 @@ def test_a_rerun_puts_back_annotated_copies_and_thumbnails_that_were_deleted(tmp
     assert "(0 processed, " in again.output and "relabelled" in again.output  # drawn again, not detected
     assert lost_copy.read_bytes() == original and lost_thumb.is_file()
     assert "(0 processed, 0 relabelled, 25 unchanged)" in annotate(photos, people_db, out, models_root).output
+
+
+class _Killed(BaseException):
+    """Stands for SIGKILL arriving after the workers wrote a chunk's outputs, before it was saved."""
+
+
+@pytest.mark.parametrize("changed", [("--threshold", "0.6"), ("--min-face-size", "90")], ids=["relabel", "detect"])
+def test_outputs_written_by_a_run_killed_before_saving_are_redrawn_by_the_next_run(changed, tmp_path, photos,
+                                                                                    people_db, models_root,
+                                                                                    monkeypatch):
+    from facebatch.state import RunState
+
+    reference_photos = tmp_path / "reference_images"
+    shutil.copytree(photos, reference_photos)
+    assert annotate(reference_photos, people_db, tmp_path / "reference", models_root, "--xmp").exit_code == 0
+    out = tmp_path / "out"
+    assert annotate(photos, people_db, out, models_root, "--xmp").exit_code == 0
+
+    real_put_many = RunState.put_many
+
+    def killed_after_the_writes(self, records):
+        records = list(records)
+        if records:
+            raise _Killed
+        real_put_many(self, records)
+
+    monkeypatch.setattr(RunState, "put_many", killed_after_the_writes)
+    with pytest.raises(_Killed):  # other settings: copies and sidecars are rewritten, never saved
+        annotate(photos, people_db, out, models_root, "--xmp", *changed)
+    monkeypatch.setattr(RunState, "put_many", real_put_many)
+
+    again = annotate(photos, people_db, out, models_root, "--xmp")  # back to the settings of the records
+    assert again.exit_code == 0, again.output
+    assert (out / "report.csv").read_bytes() == (tmp_path / "reference" / "report.csv").read_bytes()
+    copies = sorted(p.relative_to(out) for p in out.rglob("*.jpg") if "review" not in p.parts)
+    assert copies and all((out / p).read_bytes() == (tmp_path / "reference" / p).read_bytes() for p in copies)
+    sidecars = sorted(p.relative_to(photos) for p in photos.rglob("*.xmp"))
+    assert sidecars == sorted(p.relative_to(reference_photos) for p in reference_photos.rglob("*.xmp"))
+    assert all((photos / p).read_bytes() == (reference_photos / p).read_bytes() for p in sidecars)
