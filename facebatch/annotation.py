@@ -68,13 +68,13 @@ def check_output_places(input_dir: Path, output_dir: Path) -> str | None:
 
 
 def images_to_annotate(input_dir: Path, output_dir: Path, unreadable: list[str] | None = None,
-                       skipped: list[tuple[str, str]] | None = None) -> list[str]:
+                       skipped: list[tuple[str, str]] | None = None, leftovers: list[str] | None = None) -> list[str]:
     """Images below input_dir, leaving out our own output when it lies inside the input folder
     (and any other annotate output folder: images.OUTPUT_MARKER).  What else was passed over,
     with why, goes to `skipped`; our own output folder is not news."""
     inside = check_output_places(input_dir, output_dir)
     passed_over: list[tuple[str, str]] = []
-    relatives = find_images(input_dir, unreadable, passed_over)
+    relatives = find_images(input_dir, unreadable, passed_over, leftovers)
     if inside is not None:
         relatives = [r for r in relatives if not r.startswith(inside + "/")]
     # x.gif's copy is x.gif.jpg (GIF is not written): with an x.gif.jpg beside it, both would
@@ -216,7 +216,9 @@ def annotate(input_dir: Path, db_path: Path, output_dir: Path, report_path: Path
         (output_dir / OUTPUT_MARKER).touch()  # so that no scan reads this folder as photos (the lock proved it writable)
         unreadable: list[str] = []
         skipped: list[tuple[str, str]] = []
-        relatives = images_to_annotate(input_dir, output_dir, unreadable, skipped)
+        leftovers: list[str] = []
+        relatives = images_to_annotate(input_dir, output_dir, unreadable, skipped, leftovers)
+        _remove_leftover_sidecar_temporaries(input_dir, leftovers)
         for path, why in skipped:
             hooks.warn(f"{to_text(str(input_dir / path))}: skipped, {why}")
         if "." in unreadable:
@@ -252,6 +254,21 @@ def annotate(input_dir: Path, db_path: Path, output_dir: Path, report_path: Path
     summary.carried_over = summary.images - len(plan.detect) - len(plan.relabel)
     summary.seconds = time.monotonic() - started
     return summary
+
+
+# A temporary file in the photo folder is a sidecar being written.  Only one older than this is
+# left over from a killed run: another annotate (with another --out, so not under our lock) may
+# be writing the photo folder's sidecars right now.
+LEFTOVER_AGE_S = 3600
+
+
+def _remove_leftover_sidecar_temporaries(input_dir: Path, leftovers: list[str]) -> None:
+    now = time.time()
+    for relative in leftovers:
+        path = input_dir / relative
+        with contextlib.suppress(OSError):
+            if now - path.lstat().st_mtime > LEFTOVER_AGE_S:
+                path.unlink()
 
 
 def _detect(todo, input_dir, output_dir, settings, known, state, detect_key, label_key, hooks: RunHooks) -> None:

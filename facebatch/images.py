@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from .atomicio import write_bytes_atomic
+from .atomicio import TEMP_SUFFIX, write_bytes_atomic
 from .errors import ImageError
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
@@ -45,14 +45,16 @@ OUTPUT_MARKER = ".facebatch-output"
 
 
 def find_images(root: Path, unreadable: list[str] | None = None,
-                skipped: list[tuple[str, str]] | None = None) -> list[str]:
+                skipped: list[tuple[str, str]] | None = None, leftovers: list[str] | None = None) -> list[str]:
     """Image files below `root`, as sorted POSIX paths relative to it.
 
     Hidden files and folders are skipped, and so are output folders of annotate (OUTPUT_MARKER).
     Symlinked folders are not followed (no loops, nothing outside `root`); a symlinked file counts
     only when it resolves to a file inside `root`.  Folders that cannot be listed are appended to
     `unreadable` (relative to `root`), so that the caller can tell "not there" from "could not
-    look"; what else was passed over, with why and what to do, to `skipped`.
+    look"; what else was passed over, with why and what to do, to `skipped`.  Temporary files of
+    ours (atomicio: a write that was killed, such as an XMP sidecar's) go to `leftovers`: the scan
+    lists every folder anyway, so finding them costs nothing.
     """
     root = Path(root)
     real_root = root.resolve()
@@ -78,6 +80,8 @@ def find_images(root: Path, unreadable: list[str] | None = None,
                 kept.append(name)
         dirnames[:] = kept
         for name in filenames:
+            if name.startswith(".") and name.endswith(TEMP_SUFFIX) and leftovers is not None:
+                leftovers.append((Path(dirpath) / name).relative_to(root).as_posix())
             if name.startswith(".") or not is_image_name(name):
                 continue
             path = Path(dirpath) / name

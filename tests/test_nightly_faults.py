@@ -480,6 +480,27 @@ def test_a_lock_file_planted_as_a_link_is_refused_and_its_target_left_alone(tmp_
     assert annotate(images, small_db, out, models_root).exit_code == 0
 
 
+def test_a_photo_whose_name_is_near_the_file_system_limit_is_annotated(tmp_path, four_photos, small_db, models_root):
+    long_name = "a" * 246 + ".jpg"  # 250 bytes: the copy's temporary name must not add to it
+    (four_photos / sorted(p.name for p in four_photos.iterdir())[0]).rename(four_photos / long_name)
+    out = tmp_path / "out"
+    result = annotate(four_photos, small_db, out, models_root, "--xmp")
+    assert result.exit_code == 0, result.output
+    assert (out / long_name).is_file()
+    assert {r["image"] for r in report_rows(out / "report.csv") if r["status"] == "ok"} >= {long_name}
+
+
+def test_sidecar_temporaries_left_by_a_killed_run_are_removed_once_they_are_old(tmp_path, small_db, models_root):
+    images = blank_photos(tmp_path / "images", 1)
+    old = images / ".blank_000.png.xmp.k1ll3d00.facebatch-tmp"
+    fresh = images / ".blank_000.png.xmp.wr1t1ng0.facebatch-tmp"  # another run may be writing it now
+    for leftover in (old, fresh):
+        leftover.write_text("<rdf:li>removed person</rdf:li>")
+    os.utime(old, (time.time() - 2 * 3600,) * 2)
+    assert annotate(images, small_db, tmp_path / "out", models_root, "--xmp").exit_code == 0
+    assert not old.exists() and fresh.exists()
+
+
 # 10. A symlinked database ----------------------------------------------------------------------
 
 def test_a_symlinked_database_is_updated_through_the_link(tmp_path, small_db, models_root, celebrity):
