@@ -30,7 +30,7 @@ from .report import Summary
 from .results import STATUS_ERROR, STATUS_OK
 from .runner import chunked, run_stoppable
 from .state import OUTPUTS_UNSURE, ImageRecord, RunState, open_state, state_path_for
-from .writers import AnnotatedCopyWriter, CsvReportWriter, ReviewWriter, image_writers, output_file
+from .writers import AnnotatedCopyWriter, CsvReportWriter, ReviewWriter, XmpSidecarWriter, image_writers, output_file
 
 LOCK_NAME = ".facebatch-annotate.lock"
 RESULT_FORMAT = 2  # bump when the faces found for the same inputs would change, so old results are redone
@@ -278,14 +278,17 @@ def _detect(todo, input_dir, output_dir, settings, known, state, detect_key, lab
     remaining work starts on a chunk boundary and is cut into the same chunks again: a resumed
     run embeds exactly the batches an uninterrupted run would, and its results match to the bit.
     """
-    copies = AnnotatedCopyWriter(output_dir)
+    # An image that fails now shows nothing: its copy goes, and so do our regions in its sidecar
+    # (they could name someone since removed from the database).
+    cleaners = [AnnotatedCopyWriter(output_dir)] + ([XmpSidecarWriter(input_dir)] if settings.labels.xmp else [])
     state.mark_outputs_unsure(to_text(relative) for relative in todo)  # in one transaction: cheap up front
     for chunk_results in run_stoppable(annotate_chunk, chunked(todo, IMAGES_PER_CHUNK), settings.execution,
                                        hooks.should_stop, input_dir, output_dir, settings, known, shared=[known]):
         state.put_many(ImageRecord(r, detect_key, label_key) for r in chunk_results)
         for result in chunk_results:
             if result.status == STATUS_ERROR:
-                copies.remove(result.image, to_text(annotated_name(result.image)))
+                for cleaner in cleaners:
+                    cleaner.remove(result.image, to_text(annotated_name(result.image)))
             hooks.on_result(result)
 
 

@@ -109,6 +109,11 @@ def _read(path: Path) -> tuple[bytes | None, int | None]:
 def _apply(path: Path, existing: bytes | None, mode: int | None, new: bytes | None) -> Path | None:
     if new == existing:
         return path if existing is not None else None
+    if mode is not None and not mode & 0o222:
+        # Replacing a file by rename needs only the folder's write permission (and root needs
+        # none), but a sidecar made read-only was made so to protect it.
+        raise SidecarError(f"{path.name} is read-only, so facebatch leaves it as it is; make it writable "
+                           "(chmod u+w) to let facebatch merge its faces into it")
     # Another program (a photo manager) may have saved the sidecar since we read it: do not overwrite its change.
     if _read(path)[0] != existing:
         raise SidecarError(f"{path.name} changed while facebatch was merging into it; run again")

@@ -9,6 +9,7 @@ import io
 import json
 import os
 import shutil
+import stat
 import subprocess
 from pathlib import Path
 from xml.etree import ElementTree as ET
@@ -317,6 +318,20 @@ def test_a_short_sidecar_name_two_photos_share_is_never_used(tmp_path):
     (tmp_path / "photo.txt").write_text("not an image")  # only images share a sidecar
     png.unlink()
     assert sidecar.sidecar_path_for(jpg) == tmp_path / "photo.xmp"
+
+
+def test_a_read_only_sidecar_is_left_byte_for_byte(tmp_path):
+    photo = _photo(tmp_path)
+    path = tmp_path / "photo.jpg.xmp"
+    for content, change in ((FOREIGN, lambda: sidecar.write_sidecar(photo, SIZE, [BOB])),
+                            (xmp.update_sidecar(FOREIGN, SIZE, [BOB]), lambda: sidecar.remove_our_regions(photo))):
+        if path.exists():
+            path.chmod(0o644)
+        path.write_bytes(content)
+        path.chmod(0o444)
+        with pytest.raises(SidecarError, match=r"read-only.*chmod u\+w"):
+            change()
+        assert path.read_bytes() == content and stat.S_IMODE(path.stat().st_mode) == 0o444
 
 
 def test_write_follows_umask_skips_unchanged_and_never_touches_the_photo(tmp_path):

@@ -116,3 +116,18 @@ def test_a_region_renamed_in_a_photo_manager_is_not_doubled_by_a_forced_rerun(tm
     assert [r["Name"] for r in regions(info)] == ["Sir Elton"]  # the user's region, and no second box
     assert info["PersonInImage"] in ("Sir Elton", ["Sir Elton"])
     assert report_rows(out / "report.csv")[0]["name"] == "elton_john"  # the report still says what we saw
+
+
+def test_a_photo_that_fails_to_read_loses_our_regions_with_its_copy(tmp_path, celebrity, db, models_root):
+    images = tmp_path / "images"
+    images.mkdir()
+    photo = images / "elton.jpg"
+    shutil.copy(sorted((celebrity / "val" / "elton_john").glob("*.jpg"))[0], photo)
+    out = tmp_path / "out"
+    assert run("annotate", images, "--db", db, "--out", out, "--model-dir", models_root, "-q", "--xmp").exit_code == 0
+    assert [r["Name"] for r in regions(exiftool(images / "elton.jpg.xmp"))] == ["elton_john"]
+    photo.write_bytes(b"\xff\xd8 not a photo any more")
+    failed = run("annotate", images, "--db", db, "--out", out, "--model-dir", models_root, "-q", "--xmp")
+    assert failed.exit_code == 3, failed.output
+    assert not (images / "elton.jpg.xmp").exists()  # ours alone, so removed: the report shows no face either
+    assert not (out / "elton.jpg").exists()
