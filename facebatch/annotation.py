@@ -10,6 +10,7 @@ write only their own annotated images.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import time
 from dataclasses import replace
@@ -18,7 +19,7 @@ from typing import Iterator
 
 from . import draw, groups, locks, match, review, weights
 from . import gallery as gallery_db
-from .atomicio import describe_os_error, remove_stale_temporaries
+from .atomicio import describe_os_error, remove_stale_temporaries, write_failure_hint
 from .config import IMAGES_PER_CHUNK, Settings, part_key
 from .errors import Interrupted, OutputError, PurgeRefused, RunLocked, UsageProblem, folder_refused
 from .hooks import RunHooks
@@ -214,6 +215,7 @@ def annotate(input_dir: Path, db_path: Path, output_dir: Path, report_path: Path
         detect_key = detection_key(settings, manifest.get("weights_sha256", ""))
         label_key = labels_key(settings, gallery.fingerprint())
         (output_dir / OUTPUT_MARKER).touch()  # so that no scan reads this folder as photos (the lock proved it writable)
+        _check_review_folder(output_dir)
         unreadable: list[str] = []
         skipped: list[tuple[str, str]] = []
         leftovers: list[str] = []
@@ -269,6 +271,20 @@ def _remove_leftover_sidecar_temporaries(input_dir: Path, leftovers: list[str]) 
         with contextlib.suppress(OSError):
             if now - path.lstat().st_mtime > LEFTOVER_AGE_S:
                 path.unlink()
+
+
+def _check_review_folder(output_dir: Path) -> None:
+    """Every image writes its face thumbnails under review/: a file in the folder's place, or a
+    folder we cannot write, would fail every image and throw away what the manifest holds for them
+    (faces, groups, ignores).  Stop before any work instead."""
+    folder = output_dir / review.THUMBS
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if not os.access(folder, os.W_OK) or not os.access(folder.parent, os.W_OK):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+    except OSError as exc:
+        raise OutputError(f"{output_dir / review.FOLDER}: cannot write the review pages and face thumbnails there "
+                          f"({describe_os_error(exc)}); {write_failure_hint(exc, 'that folder')}") from None
 
 
 def _detect(todo, input_dir, output_dir, settings, known, state, detect_key, label_key, hooks: RunHooks) -> None:

@@ -501,6 +501,23 @@ def test_sidecar_temporaries_left_by_a_killed_run_are_removed_once_they_are_old(
     assert not old.exists() and fresh.exists()
 
 
+def test_a_file_in_place_of_the_review_folder_stops_the_run_before_any_result_is_lost(tmp_path, four_photos,
+                                                                                       small_db, models_root):
+    out = tmp_path / "out"
+    assert annotate(four_photos, small_db, out, models_root).exit_code == 0
+    report = (out / "report.csv").read_bytes()
+    (out / "review").rename(tmp_path / "review.bak")
+    (out / "review").write_text("x")
+    result = annotate(four_photos, small_db, out, models_root, "--force")
+    assert result.exit_code == 1
+    assert_one_line_error(result.output, str(out / "review"), "cannot write the review pages", "move it away")
+    assert (out / "report.csv").read_bytes() == report
+    (out / "review").unlink()
+    (tmp_path / "review.bak").rename(out / "review")
+    again = annotate(four_photos, small_db, out, models_root)
+    assert "(0 processed, 0 relabelled, 4 unchanged)" in again.output  # every stored face is still there
+
+
 # 10. A symlinked database ----------------------------------------------------------------------
 
 def test_a_symlinked_database_is_updated_through_the_link(tmp_path, small_db, models_root, celebrity):
