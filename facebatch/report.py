@@ -1,7 +1,9 @@
 """The CSV report: its columns, one row per face, and formula-safe cells.  No file handling here."""
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass
+from typing import IO, Iterable
 
 from .pathtext import to_text
 from .results import STATUS_ERROR, STATUS_NO_FACE, STATUS_OK, UNKNOWN, ImageResult
@@ -14,6 +16,26 @@ _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 def safe_cell(text: str) -> str:
     """Neutralise text a spreadsheet would run as a formula, by prefixing a single quote (OWASP's advice)."""
     return "'" + text if text.startswith(_FORMULA_STARTS) else text
+
+
+class CsvRows:
+    """csv.writer with Unix line ends that keeps a carriage return inside its cell.
+
+    The csv module quotes a cell only for the characters of its line terminator, so with "\n" a
+    file name holding "\r" would be written bare and split its row for every reader.  Such a row
+    (rare: the name must hold one) is written with every cell quoted; all others stay as they were.
+    """
+
+    def __init__(self, handle: IO[str]):
+        self._plain = csv.writer(handle, lineterminator="\n")
+        self._quoted = csv.writer(handle, lineterminator="\n", quoting=csv.QUOTE_ALL)
+
+    def writerow(self, row: list[str]) -> None:
+        (self._quoted if any("\r" in str(cell) for cell in row) else self._plain).writerow(row)
+
+    def writerows(self, rows: Iterable[list[str]]) -> None:
+        for row in rows:
+            self.writerow(row)
 
 
 def one_line(text: str) -> str:

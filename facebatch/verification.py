@@ -18,7 +18,7 @@ from .images import is_image_name, read_file
 from .match import face_distance
 from .pathtext import to_text
 from .pipeline import PhotoEmbedding, embed_photos
-from .report import safe_cell
+from .report import CsvRows, safe_cell
 from .runner import chunked, run_stoppable
 
 _MAX_PAIRS_BYTES = 256 << 20  # millions of pairs; a larger "CSV" is something else (or /dev/zero)
@@ -128,11 +128,11 @@ def _rows(results: list[PairResult]):
 
 def write_pairs_report(results: list[PairResult], report_path: Path | None) -> None:
     if report_path is None:
-        csv.writer(sys.stdout, lineterminator="\n").writerows(_rows(results))
+        CsvRows(sys.stdout).writerows(_rows(results))
         return
     try:
         with atomic_writer(Path(report_path), "w") as handle:
-            csv.writer(handle, lineterminator="\n").writerows(_rows(results))
+            CsvRows(handle).writerows(_rows(results))
     except OSError as exc:
         raise OutputError(f"{report_path}: cannot write the report ({describe_os_error(exc)}); free some space or "
                           "choose another --report") from None

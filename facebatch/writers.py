@@ -9,7 +9,6 @@ Adding an output is adding a writer; the runner, the manifest and the planning s
 from __future__ import annotations
 
 import contextlib
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Protocol
@@ -21,7 +20,7 @@ from .atomicio import atomic_writer, describe_os_error, write_bytes_atomic
 from .errors import OutputError
 from .images import annotated_name, save_image_atomic
 from .pathtext import from_text, to_text
-from .report import HEADER, Summary, rows_for
+from .report import HEADER, CsvRows, Summary, rows_for
 from .results import STATUS_ERROR, STATUS_OK, UNKNOWN, ImageResult, LabelledFace
 
 
@@ -156,7 +155,7 @@ class CsvReportWriter:
         summary = Summary()
         try:
             with atomic_writer(self.report_path, "w") as handle:
-                writer = csv.writer(handle, lineterminator="\n")
+                writer = CsvRows(handle)
                 writer.writerow(HEADER)
                 for result in results:
                     rows = rows_for(result)

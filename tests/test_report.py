@@ -43,3 +43,17 @@ def test_summary_counts():
     summary.add_rows(rows_for(ImageResult("b", "error", error="bad")))
     summary.add_rows(rows_for(ImageResult("c", "no_face")))
     assert (summary.images, summary.faces, summary.known, summary.unknown, summary.errors, summary.no_face) == (3, 2, 1, 1, 1, 1)
+
+
+def test_a_carriage_return_in_a_file_name_stays_inside_its_cell():
+    import csv
+    import io
+
+    from facebatch.report import CsvRows
+
+    rows = [["plain.jpg", "0", "ada"], ["cr\rx.jpg", "0", "bob"], ["nl\nx.jpg", "1", "UNKNOWN"]]
+    buffer = io.StringIO(newline="")
+    CsvRows(buffer).writerows(rows)
+    text = buffer.getvalue()
+    assert text.startswith("plain.jpg,0,ada\n")  # rows without one are written as before
+    assert list(csv.reader(io.StringIO(text, newline=""))) == rows
