@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import warnings
 from typing import Callable, Iterable, Iterator, TypeVar
 
 from .errors import Interrupted, UsageProblem
@@ -99,4 +100,8 @@ def run_stoppable(work: Callable[..., T], chunks: list[list], execution, should_
     finally:
         close = getattr(results, "close", None)
         if close is not None:
-            close()  # cancels chunks not yet started
+            # Cancels chunks not yet started.  joblib warns that it cancelled them, in two lines
+            # even under -q; the run's own message already says the finished work is saved.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                close()
