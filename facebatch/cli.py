@@ -484,9 +484,9 @@ def output_options(func):
     return func
 
 
-def _open_manifest(out_dir: Path, report_path: Path | None, write: bool):
-    """The manifest of an annotate run, for the group commands; locked against a running annotate
-    when `write`.  A context manager yielding (RunState, where)."""
+def _open_manifest(out_dir: Path, report_path: Path | None):
+    """The manifest of an annotate run, for the group commands, locked against a running annotate
+    (whose groups are half made until it ends).  A context manager yielding (RunState, where)."""
     import contextlib
 
     from .annotation import run_locks
@@ -503,8 +503,7 @@ def _open_manifest(out_dir: Path, report_path: Path | None, write: bool):
 
         with contextlib.ExitStack() as stack:
             try:
-                if write:
-                    stack.enter_context(run_locks(out_dir, report_path))
+                stack.enter_context(run_locks(out_dir, report_path))
                 state = stack.enter_context(RunState(path))
             except ManifestDamaged as exc:
                 raise FacebatchClickError(f"{path}: the manifest of the annotate run is damaged ({exc}); run "
@@ -533,7 +532,7 @@ def unknowns(out_dir, report_path, db_path, model, min_faces, as_json):
     from .weights import get_spec
 
     spec = _run(lambda: get_spec(model))
-    with _open_manifest(out_dir, report_path, write=False) as (state, _):
+    with _open_manifest(out_dir, report_path) as (state, _):
         found = groups_mod.load(state, spec.embedding_size)
         listing = []
         for group in found.listed(min_faces):
@@ -579,7 +578,7 @@ def people_name(group, name, db_path, model, out_dir, report_path):
     from .weights import get_spec
 
     spec = _run(lambda: get_spec(model))
-    with _open_manifest(out_dir, report_path, write=True) as (state, where):
+    with _open_manifest(out_dir, report_path) as (state, where):
         named = _run(lambda: groups_mod.name_group(state, where, db_path, spec, group, name))
     console = _console()
     console.print(f"named {group} as {named.name}: {named.faces} faces enrolled in {db_path}; the next facebatch "
@@ -601,7 +600,7 @@ def people_ignore(group, model, out_dir, report_path):
     from .weights import get_spec
 
     spec = _run(lambda: get_spec(model))
-    with _open_manifest(out_dir, report_path, write=True) as (state, where):
+    with _open_manifest(out_dir, report_path) as (state, where):
         count = _run(lambda: groups_mod.ignore_group(state, where, spec.embedding_size, group))
     _console().print(f"ignored {group} ({count} faces); it stays out of facebatch unknowns and the review page",
                      markup=False)

@@ -94,7 +94,12 @@ def _detect_with_turns(engine: "Engine", image: Image.Image, try_rotations: bool
 def _read(path: Path, max_pixels: int) -> tuple[Image.Image, int, dict]:
     """Load one image upright, and note its size, mtime and hash as read (stat first: a later
     change shows next run)."""
-    stat = os.stat(path)
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        raise ImageError("the file was removed during the run; the next run drops it from the report") from None
+    except OSError as exc:
+        raise ImageError(f"cannot read the file ({exc.strerror or exc}); check the file and its folder") from None
     data = read_file(path, max_file_bytes(max_pixels))
     identity = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": hashlib.sha256(data).hexdigest()}
     image, orientation = load_upright(path, max_pixels, data)

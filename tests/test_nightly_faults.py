@@ -518,6 +518,19 @@ def test_a_file_in_place_of_the_review_folder_stops_the_run_before_any_result_is
     assert "(0 processed, 0 relabelled, 4 unchanged)" in again.output  # every stored face is still there
 
 
+def test_the_group_commands_stop_with_exit_4_while_an_annotate_writes_the_folder(tmp_path, small_db, models_root):
+    images = blank_photos(tmp_path / "images", 1)
+    out = tmp_path / "out"
+    assert annotate(images, small_db, out, models_root).exit_code == 0
+    with locks.held(out / ".facebatch-annotate.lock"):
+        for command in (["unknowns"], ["people", "name", "g0001", "Ada"], ["people", "ignore", "g0001"]):
+            result = run(*command, "--out", out, *(["--db", small_db] if command[0] != "people" or
+                                                   command[1] == "name" else []))
+            assert result.exit_code == 4, (command, result.output)
+            assert_one_line_error(result.output, "another facebatch annotate")
+    assert run("unknowns", "--out", out, "--db", small_db).exit_code == 0
+
+
 # 10. A symlinked database ----------------------------------------------------------------------
 
 def test_a_symlinked_database_is_updated_through_the_link(tmp_path, small_db, models_root, celebrity):
