@@ -531,6 +531,26 @@ def test_the_group_commands_stop_with_exit_4_while_an_annotate_writes_the_folder
     assert run("unknowns", "--out", out, "--db", small_db).exit_code == 0
 
 
+def test_an_output_folder_deleted_during_the_run_is_an_error_not_a_report_of_missing_copies(
+        tmp_path, four_photos, small_db, models_root, monkeypatch):
+    from facebatch import annotation
+
+    out = tmp_path / "out"
+    real_detect = annotation._detect
+
+    def detect_then_someone_deletes_out(*args, **kwargs):
+        real_detect(*args, **kwargs)
+        shutil.rmtree(out)
+
+    monkeypatch.setattr(annotation, "_detect", detect_then_someone_deletes_out)
+    result = annotate(four_photos, small_db, out, models_root)
+    assert result.exit_code == 1
+    assert_one_line_error(result.output, str(out), "removed during the run", "run the same command again")
+    assert not (out / "report.csv").exists()
+    monkeypatch.setattr(annotation, "_detect", real_detect)
+    assert annotate(four_photos, small_db, out, models_root).exit_code == 0
+
+
 # 10. A symlinked database ----------------------------------------------------------------------
 
 def test_a_symlinked_database_is_updated_through_the_link(tmp_path, small_db, models_root, celebrity):
