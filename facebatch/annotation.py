@@ -242,7 +242,8 @@ def annotate(input_dir: Path, db_path: Path, output_dir: Path, report_path: Path
             _relabel(plan.relabel, input_dir, output_dir, settings, known, state, label_key, hooks, plan.redraw)
             _detect(plan.detect, input_dir, output_dir, settings, known, state, detect_key, label_key, hooks)
             found = groups.refresh(state, [to_text(p) for p in plan.detect], spec.embedding_size,
-                                   spec.crop.key, groups.highest_number_shown(output_dir / review.FOLDER))
+                                   spec.crop.key, groups.highest_number_shown(output_dir / review.FOLDER),
+                                   hooks.warn)
             if not (output_dir / OUTPUT_MARKER).exists():
                 # Deleted under us: the copies made so far went with it, and a report written now
                 # would point at them (the manifest, open on a deleted file, is lost too).

@@ -12,7 +12,7 @@ import os
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 
@@ -41,8 +41,9 @@ class Groups:
         return sorted(shown, key=lambda g: (-len(g.keys), g.id))
 
 
-def load(manifest: RunState, embedding_size: int) -> Groups:
-    """The stored groups; a damaged document starts afresh (groups are derived data)."""
+def load(manifest: RunState, embedding_size: int, warn: Callable[[str], None] | None = None) -> Groups:
+    """The stored groups; a damaged document starts afresh (groups are derived data), with a
+    warning through `warn` when given (the user's ignores are lost with it)."""
     text = manifest.get_meta(_KEY)
     if text is None:
         return Groups()
@@ -50,7 +51,10 @@ def load(manifest: RunState, embedding_size: int) -> Groups:
         document = json.loads(text)
         return Groups(cluster.from_document(document["clusters"], embedding_size),
                       frozenset(str(g) for g in document.get("ignored", [])), str(document.get("crop", _UNRECORDED)))
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
+        if warn is not None:
+            warn(f"{manifest.path}: the groups of unknown faces stored there were damaged; they are made afresh "
+                 "(ignore again the groups you had ignored: facebatch unknowns)")
         return Groups()
 
 
@@ -75,7 +79,7 @@ def highest_number_shown(review_folder: Path) -> int:
 
 
 def refresh(manifest: RunState, redetected: Iterable[str], embedding_size: int, crop: str,
-            numbers_used: int = 0) -> Groups:
+            numbers_used: int = 0, warn: Callable[[str], None] | None = None) -> Groups:
     """Bring the groups up to date with the manifest's UNKNOWN faces.
 
     Members of images detected again this run leave first unless their face came back the
@@ -83,7 +87,7 @@ def refresh(manifest: RunState, redetected: Iterable[str], embedding_size: int, 
     face (named now, or its image gone); the UNKNOWN faces in no group are offered to
     cluster.update, in report order.  New ids are numbered above `numbers_used`.
     """
-    groups = load(manifest, embedding_size)
+    groups = load(manifest, embedding_size, warn)
     if groups.clusters.next_number <= numbers_used:
         groups = replace(groups, clusters=replace(groups.clusters, next_number=numbers_used + 1))
     redetected = set(redetected)

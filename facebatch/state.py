@@ -26,6 +26,7 @@ import numpy as np
 from .atomicio import describe_os_error
 from .detect import Face
 from .errors import FacebatchError, OutputError
+from .images import annotated_name
 from .pathtext import from_text, to_text
 from .results import STATUS_ERROR, STATUS_NO_FACE, STATUS_OK, ImageResult, LabelledFace
 
@@ -259,6 +260,8 @@ def _record(row) -> ImageRecord | None:
             return None
     except (ValueError, TypeError, KeyError, AttributeError, IndexError):
         return None
+    if annotated and annotated != to_text(annotated_name(from_text(path))):
+        return None  # not the name annotate gives this image's copy: never carried into the report
     result = ImageResult(from_text(path), status, tuple(labelled), error, from_text(annotated), size, mtime_ns, sha256,
                          width, height, orientation, embeddings)
     return ImageRecord(result, detection_key, labels_key)

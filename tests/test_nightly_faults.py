@@ -438,10 +438,23 @@ def test_a_path_in_the_manifest_never_leads_outside_out(tmp_path, small_db, mode
     with sqlite3.connect(out / "report.state.sqlite") as db:
         db.execute("UPDATE images SET annotated='../victim.jpg' WHERE path='blank_000.png'")
         db.execute("UPDATE images SET annotated=? WHERE path='blank_001.png'", (str(victim),))
+        db.execute("UPDATE images SET annotated='../../etc/passwd' WHERE path='blank_002.png'")
     (images / "blank_000.png").unlink()
     (images / "blank_001.png").unlink()
     assert annotate(images, small_db, out, models_root, "--confirm-purge").exit_code == 0
     assert victim.read_bytes() == b"precious"
+    assert "passwd" not in (out / "report.csv").read_text()  # a record naming another copy is redone
+
+
+def test_damaged_groups_in_the_manifest_are_made_afresh_with_a_warning(tmp_path, small_db, models_root):
+    images = blank_photos(tmp_path / "images", 1)
+    out = tmp_path / "out"
+    assert annotate(images, small_db, out, models_root).exit_code == 0
+    with sqlite3.connect(out / "report.state.sqlite") as db:
+        db.execute("INSERT OR REPLACE INTO meta VALUES ('doc:groups', '[\"not\", \"groups\"]')")
+    result = annotate(images, small_db, out, models_root)
+    assert result.exit_code == 0
+    assert "groups of unknown faces stored there were damaged" in result.output
 
 
 def test_an_out_that_contains_the_images_is_refused(tmp_path, small_db, models_root):
