@@ -99,7 +99,12 @@ def read_pairs(pairs_csv: Path, base: Path | None = None) -> list[tuple[str, str
             raise UsageProblem(f"{pairs_csv}: row {number} has fewer than two columns; each row needs two image paths")
         if not row[0].strip() or not row[1].strip():
             raise UsageProblem(f"{pairs_csv}: row {number} has an empty path; each row needs two image paths")
-    return [(row[0].strip(), row[1].strip()) for row in rows]
+    return [(_path_in(row[0], base), _path_in(row[1], base)) for row in rows]
+
+
+def _path_in(cell: str, base: Path | None) -> str:
+    """The cell as a path: spaces around it are the CSV's padding, unless a file's name has them."""
+    return cell if base is not None and cell != cell.strip() and os.path.lexists(base / cell) else cell.strip()
 
 
 def _names_a_photo(cell: str, base: Path | None) -> bool:

@@ -297,6 +297,9 @@ def test_pairs_csv_header_empty_cells_and_no_pairs(tmp_path):
     assert read_pairs(pairs, tmp_path) == [("a.jfif", "b.jpg"), ("c.jpg", "d.jpg")]
     pairs.write_text("first,second\nc.jpg,d.jpg\n")
     assert read_pairs(pairs, tmp_path) == [("c.jpg", "d.jpg")]
+    (tmp_path / " spaced.jpg").write_bytes(b"")  # a name with a space in it keeps it; padding goes
+    pairs.write_text(" spaced.jpg, c.jpg\n")
+    assert read_pairs(pairs, tmp_path) == [(" spaced.jpg", "c.jpg")]
     for text, problem in (("first,second\n", "no pairs in it"), ("", "no pairs in it"),
                           ("a.jpg,\n", "row 1 has an empty path"), ("a.jpg,b.jpg\n ,b.jpg\n", "row 2 has an empty path")):
         pairs.write_text(text)
