@@ -164,6 +164,12 @@ def canonical_name(name: str) -> str:
     return " ".join(unicodedata.normalize("NFC", name).split())
 
 
+def looks_alike(name: str) -> str:
+    """What two names share when they differ only in capitals or character width (Ada, ADA, Ａda):
+    likely one person typed two ways, which facebatch keeps apart but should point out."""
+    return unicodedata.normalize("NFKC", name).casefold()
+
+
 def name_problem(name: str) -> str | None:
     """Why `name` cannot be a person's name, or None when it can."""
     if not is_clean(name):

@@ -157,7 +157,8 @@ def name_group(manifest: RunState, where: Path, db_path: Path, spec: ModelSpec, 
         gallery.people[name] = entries
         gallery_db.save(db_path, gallery)
     save(manifest, replace(groups, clusters=cluster.without_groups(groups.clusters, [group_id])))
-    alike = tuple(sorted(n for n in gallery.people if n != name and n.casefold() == name.casefold()))
+    alike = tuple(sorted(n for n in gallery.people
+                         if n != name and gallery_db.looks_alike(n) == gallery_db.looks_alike(name)))
     return Named(name, len(group.keys), alike)
 
 

@@ -511,3 +511,15 @@ def test_enrolling_a_second_folder_keeps_the_first_folders_photos_and_a_moved_fo
     db.write_text(json.dumps(document))
     assert "0 added, 0 replaced, 1 unchanged" in enroll(moved)
     assert [e["folder"] for e in entries()] == [str(moved.resolve())]
+
+
+def test_enroll_points_out_names_that_differ_only_in_capitals_or_width(tmp_path, celebrity, models_root):
+    photos = sorted((celebrity / "val" / "madonna").glob("*.jpg"))
+    people = tmp_path / "People"
+    people.mkdir()
+    for name, photo in zip(("ada.jpg", "Ada.jpg", "\uff21da.jpg", "Bob.jpg"), photos):
+        shutil.copy(photo, people / name)
+    result = run("enroll", people, "--db", tmp_path / "db.json", "--model-dir", models_root, "-q")
+    warnings = [line for line in result.output.splitlines() if "differ only in capitals" in line]
+    assert len(warnings) == 1 and "Ada and ada and \uff21da" in warnings[0] and "3 different people" in warnings[0]
+    assert "Bob" not in warnings[0]
