@@ -51,7 +51,9 @@ Recognising what facebatch wrote, so a rerun replaces only that:
   AppliedToDimensions is set to the image's stored size whenever we write regions (normalised
   areas do not depend on it, so other regions stay valid).  The packet is re-indented on the
   first merge; whitespace between elements carries no meaning in RDF, and rdf:parseType="Literal"
-  content is written back verbatim.  XML comments and processing instructions are not kept.
+  content keeps its text and whitespace, though a default namespace inside it is written with a
+  prefix (the same XML to any namespace-aware reader).  XML comments and processing instructions
+  are not kept.
 
 Existing sidecars are untrusted: they are parsed with defusedxml with DTDs forbidden (so no entity
 bombs and no external entities), limited in size and nesting depth, and anything that is not an
