@@ -42,15 +42,22 @@ def test_enroll_is_idempotent_and_replaces_changed_photos(tmp_path, celebrity, s
     assert (outcome.added, outcome.replaced, outcome.unchanged, outcome.saved) == (0, 0, 90, False)
     assert db.read_bytes() == before
 
-    people = tmp_path / "People"
+    people = tmp_path / "People"  # a folder of its own, in a database of its own
     shutil.copytree(celebrity / "train" / "madonna", people / "madonna")
-    enroll(people, db, settings)
+    own_db = tmp_path / "own.json"
+    enroll(people, own_db, settings)
     photo = sorted((people / "madonna").glob("*.jpg"))[1]  # [0] holds no face of the minimum size
     ImageOps.mirror(Image.open(photo)).save(photo)
-    outcome = enroll(people, db, settings)
+    outcome = enroll(people, own_db, settings)
     assert (outcome.added, outcome.replaced) == (0, 1)
-    entries = [e for e in gallery_db.load(db, "facenet").people["madonna"] if e.source == f"madonna/{photo.name}"]
+    entries = [e for e in gallery_db.load(own_db, "facenet").people["madonna"]
+               if e.source == f"madonna/{photo.name}"]
     assert len(entries) == 1
+
+    # The same photos in another folder, enrolled into the first database: already there, once.
+    outcome = enroll(people, db, settings)
+    assert (outcome.added, outcome.replaced) == (1, 0)  # only the mirrored photo is new
+    assert sum(1 for w in outcome.warnings if "already enrolled for madonna" in w) == outcome.unchanged
 
 
 def test_enrolled_validation_photos_are_named(tmp_path, celebrity, settings, celebrity_db):
