@@ -89,14 +89,19 @@ def test_regions_match_the_report_boxes_and_follow_label_changes(tmp_path, celeb
             if p.suffix != ".xmp"} == originals  # the photos themselves are never written
 
 
-def test_a_region_renamed_in_a_photo_manager_is_not_doubled_by_a_forced_rerun(tmp_path, celebrity, db, models_root):
-    """A photo manager that rewrites the region list drops our private marker; --force must not add a second box."""
+def _one_elton_annotated_with_xmp(tmp_path, celebrity, db, models_root) -> tuple[Path, Path]:
+    """(images, out) after annotate --xmp on one photo of Elton John, as images/elton.jpg."""
     images = tmp_path / "images"
     images.mkdir()
-    photo = images / "elton.jpg"
-    shutil.copy(sorted((celebrity / "val" / "elton_john").glob("*.jpg"))[0], photo)
+    shutil.copy(sorted((celebrity / "val" / "elton_john").glob("*.jpg"))[0], images / "elton.jpg")
     out = tmp_path / "out"
     assert run("annotate", images, "--db", db, "--out", out, "--model-dir", models_root, "-q", "--xmp").exit_code == 0
+    return images, out
+
+
+def test_a_region_renamed_in_a_photo_manager_is_not_doubled_by_a_forced_rerun(tmp_path, celebrity, db, models_root):
+    """A photo manager that rewrites the region list drops our private marker; --force must not add a second box."""
+    images, out = _one_elton_annotated_with_xmp(tmp_path, celebrity, db, models_root)
     sidecar = images / "elton.jpg.xmp"
     [ours] = regions(exiftool(sidecar))
     assert ours["Name"] == "elton_john"
@@ -119,12 +124,8 @@ def test_a_region_renamed_in_a_photo_manager_is_not_doubled_by_a_forced_rerun(tm
 
 
 def test_a_photo_that_fails_to_read_loses_our_regions_with_its_copy(tmp_path, celebrity, db, models_root):
-    images = tmp_path / "images"
-    images.mkdir()
+    images, out = _one_elton_annotated_with_xmp(tmp_path, celebrity, db, models_root)
     photo = images / "elton.jpg"
-    shutil.copy(sorted((celebrity / "val" / "elton_john").glob("*.jpg"))[0], photo)
-    out = tmp_path / "out"
-    assert run("annotate", images, "--db", db, "--out", out, "--model-dir", models_root, "-q", "--xmp").exit_code == 0
     assert [r["Name"] for r in regions(exiftool(images / "elton.jpg.xmp"))] == ["elton_john"]
     photo.write_bytes(b"\xff\xd8 not a photo any more")
     failed = run("annotate", images, "--db", db, "--out", out, "--model-dir", models_root, "-q", "--xmp")
