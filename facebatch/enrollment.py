@@ -41,6 +41,7 @@ def person_photos(people_dir: Path) -> tuple[list[tuple[str, str]], list[str], i
     `People/Name.jpg` is one photo of Name; `People/Name/*.jpg` (searched recursively) are several.
     """
     pairs, warnings, unreadable, skipped, refused = [], [], [], [], 0
+    refused_paths: list[str] = []
     for relative in find_images(people_dir, unreadable, skipped):
         parts = relative.split("/")
         person = parts[0] if len(parts) > 1 else Path(parts[0]).stem
@@ -48,6 +49,7 @@ def person_photos(people_dir: Path) -> tuple[list[tuple[str, str]], list[str], i
         if problem:
             warnings.append(f"{to_text(str(people_dir / relative))}: skipped, {problem}; rename the file or folder")
             refused += 1
+            refused_paths.append(relative)
             continue
         pairs.append((gallery_db.canonical_name(person), relative))
     if "." in unreadable:
@@ -55,9 +57,25 @@ def person_photos(people_dir: Path) -> tuple[list[tuple[str, str]], list[str], i
     warnings.extend(f"{people_dir / folder}: cannot list this folder (permission denied); make it readable to "
                     "enroll its photos" for folder in unreadable)
     warnings.extend(f"{to_text(str(people_dir / path))}: skipped, {why}" for path, why in skipped)
+    warnings.extend(_folders_without_photos(people_dir, pairs, unreadable + refused_paths, skipped))
     if not pairs and not warnings:
         warnings.append(f"{to_text(str(people_dir))}: no photos found; put photos in Name.jpg or Name/*.jpg there")
     return pairs, warnings, refused
+
+
+def _folders_without_photos(people_dir: Path, pairs: list[tuple[str, str]], unreadable: list[str],
+                            skipped: list[tuple[str, str]]) -> list[str]:
+    """A person's folder holding no photo at all (and not already explained by a warning above):
+    the photos were probably put somewhere else, or have a suffix facebatch does not read."""
+    used = {relative.split("/", 1)[0] for _, relative in pairs if "/" in relative}
+    explained = {path.split("/", 1)[0] for path in unreadable} | {path.split("/", 1)[0] for path, _ in skipped}
+    try:
+        folders = sorted(entry.name for entry in os.scandir(people_dir)
+                         if entry.is_dir(follow_symlinks=False) and not entry.name.startswith("."))
+    except OSError:
+        return []
+    return [f"{to_text(str(people_dir / name))}: no photos in this folder; put the person's photos there "
+            "(.jpg, .png and the other image suffixes)" for name in folders if name not in used | explained]
 
 
 def _hashes(people_dir: Path, pairs: list[tuple[str, str]], outcome: EnrollOutcome) -> dict[str, str]:

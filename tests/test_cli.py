@@ -523,3 +523,19 @@ def test_enroll_points_out_names_that_differ_only_in_capitals_or_width(tmp_path,
     warnings = [line for line in result.output.splitlines() if "differ only in capitals" in line]
     assert len(warnings) == 1 and "Ada and ada and \uff21da" in warnings[0] and "3 different people" in warnings[0]
     assert "Bob" not in warnings[0]
+
+
+def test_a_person_folder_without_photos_is_named(tmp_path):
+    from facebatch.enrollment import person_photos
+
+    people = tmp_path / "People"
+    for folder in ("madonna", "ada", "notes", "UNKNOWN"):
+        (people / folder).mkdir(parents=True)
+    Image.new("RGB", (8, 8)).save(people / "madonna" / "a.jpg")
+    Image.new("RGB", (8, 8)).save(people / "UNKNOWN" / "b.jpg")
+    (people / "notes" / "readme.txt").write_text("photos are elsewhere")
+    pairs, warnings, refused = person_photos(people)
+    assert pairs == [("madonna", "madonna/a.jpg")] and refused == 1
+    empty = sorted(w for w in warnings if "no photos in this folder" in w)
+    assert empty == [f"{people / name}: no photos in this folder; put the person's photos there (.jpg, .png and the "
+                     "other image suffixes)" for name in ("ada", "notes")]  # UNKNOWN has its own warning
