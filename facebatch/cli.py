@@ -533,7 +533,8 @@ def unknowns(out_dir, report_path, db_path, model, min_faces, as_json):
 
     spec = _run(lambda: get_spec(model))
     with _open_manifest(out_dir, report_path) as (state, _):
-        found = groups_mod.load(state, spec.embedding_size)
+        found = groups_mod.load(state, spec.embedding_size,
+                                lambda text: click.echo(f"warning: {one_line(text)}", err=True))  # stdout: --json
         listing = []
         for group in found.listed(min_faces):
             faces = []

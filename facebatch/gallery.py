@@ -219,6 +219,7 @@ def parse(text: str, path: Path) -> Gallery:
         size = int(document["embedding_size"])
         people = {}
         for stored_name, entries in document["people"].items():
+            where = ""
             problem = name_problem(stored_name)
             if problem:
                 raise ValueError(f"person name {stored_name!r}: {problem}")

@@ -12,6 +12,7 @@ import contextlib
 import errno
 import fcntl
 import os
+import stat
 from pathlib import Path
 from typing import Iterator
 
@@ -39,6 +40,13 @@ def _open_locked(path: Path, wait: bool) -> int:
                                   "not follow it, remove the link") from None
             raise OutputError(f"{path.parent}: cannot create a lock file there ({exc.strerror}); "
                               "check that the folder exists and is writable") from None
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_nlink > 1:
+            # A lock file is ours alone: we write our pid into it and delete it.  A hard link
+            # planted in its place would have us empty another file.
+            os.close(fd)
+            raise OutputError(f"{path}: not facebatch's lock file (a special file, or a file with other names: "
+                              "hard links); facebatch leaves it alone, move it away")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:

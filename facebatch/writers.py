@@ -68,7 +68,7 @@ class AnnotatedCopyWriter:
     def remove(self, relative: str, annotated: str) -> None:
         path = output_file(self.output_root, annotated)
         if path is not None:
-            with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+            with contextlib.suppress(OSError):  # not there, a folder, a name too long to exist: nothing to remove
                 path.unlink()
 
 

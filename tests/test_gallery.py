@@ -189,6 +189,7 @@ def test_hand_edited_names_and_values_are_refused_and_the_file_left_untouched(tm
     with pytest.raises(DatabaseError, match=why) as caught:
         gallery.load(path, "facenet")
     assert str(path) in str(caught.value) and "\n" not in str(caught.value)
+    assert "ada/" not in str(caught.value)  # the entry before the bad one is not blamed
     assert path.read_bytes() == before
 
 

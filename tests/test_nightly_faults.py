@@ -452,6 +452,8 @@ def test_damaged_groups_in_the_manifest_are_made_afresh_with_a_warning(tmp_path,
     assert annotate(images, small_db, out, models_root).exit_code == 0
     with sqlite3.connect(out / "report.state.sqlite") as db:
         db.execute("INSERT OR REPLACE INTO meta VALUES ('doc:groups', '[\"not\", \"groups\"]')")
+    listed = run("unknowns", "--out", out, "--db", small_db)
+    assert "groups of unknown faces stored there were damaged" in listed.output
     result = annotate(images, small_db, out, models_root)
     assert result.exit_code == 0
     assert "groups of unknown faces stored there were damaged" in result.output
@@ -490,6 +492,13 @@ def test_a_lock_file_planted_as_a_link_is_refused_and_its_target_left_alone(tmp_
         assert_one_line_error(result.output, str(lock), "symbolic link", "remove the link")
         assert victim.read_text() == "precious\n"
         lock.unlink()
+    hard = out / "report.csv.lock"
+    os.link(victim, hard)  # a hard link: no link to refuse, but a file with another name
+    result = annotate(images, small_db, out, models_root)
+    assert result.exit_code != 0
+    assert_one_line_error(result.output, str(hard), "hard links", "move it away")
+    assert victim.read_text() == "precious\n"
+    hard.unlink()
     assert annotate(images, small_db, out, models_root).exit_code == 0
 
 
@@ -501,6 +510,13 @@ def test_a_photo_whose_name_is_near_the_file_system_limit_is_annotated(tmp_path,
     assert result.exit_code == 0, result.output
     assert (out / long_name).is_file()
     assert {r["image"] for r in report_rows(out / "report.csv") if r["status"] == "ok"} >= {long_name}
+
+    gif_name = "g" * 248 + ".gif"  # 252 bytes: its copy, NAME.gif.jpg, cannot exist on this file system
+    Image.open(four_photos / long_name).save(four_photos / gif_name)
+    result = annotate(four_photos, small_db, out, models_root)
+    assert result.exit_code == 3, result.output  # an error row for the GIF, and the run goes on
+    [row] = [r for r in report_rows(out / "report.csv") if r["image"] == gif_name]
+    assert row["status"] == "error" and "shorten the photo's file name" in row["error"], row
 
 
 def test_sidecar_temporaries_left_by_a_killed_run_are_removed_once_they_are_old(tmp_path, small_db, models_root):
