@@ -156,9 +156,8 @@ def _warn_look_alike_names(here: set[str], enrolled: set[str], people_dir: Path,
 
 
 def _enrolled_from(entry, folder: str) -> bool:
-    """Whether `entry` is a photo of the people folder `folder` (entries written before folders
-    were recorded count as any folder's, as they did then)."""
-    return not entry.from_annotate and entry.folder in (None, folder)
+    """Whether `entry` is a photo of the people folder `folder`."""
+    return not entry.from_annotate and entry.folder == folder
 
 
 def _home_entries(gallery, folder: str, pairs: list[tuple[str, str]], hashes: dict[str, str],
@@ -166,7 +165,9 @@ def _home_entries(gallery, folder: str, pairs: list[tuple[str, str]], hashes: di
     """Record which entries are this folder's photos, and which photos are enrolled already from
     another folder; returns the pairs left to compare with this folder's entries.
 
-    - An entry with no folder recorded whose photo is here is stamped with this folder.
+    - An entry an older facebatch wrote (no folder recorded) with this photo's path and bytes is
+      this folder's, and is stamped so.  With the same path but other bytes it may be another
+      folder's photo of the same name: it is kept, and this photo enrolled beside it, with a warning.
     - A photo whose exact bytes the same person has enrolled from another folder: if that folder
       still holds it, it is left out (it is enrolled once, not twice); if not, the folder moved
       and the entry moves with it, so a renamed People/ is not embedded again.
@@ -175,27 +176,34 @@ def _home_entries(gallery, folder: str, pairs: list[tuple[str, str]], hashes: di
     for person, relative in pairs:
         source = to_text(relative)
         entries = gallery.people.get(person, [])
-        for index, entry in enumerate(entries):
-            if entry.folder is None and not entry.from_annotate and entry.source == source:
-                entries[index] = replace(entry, folder=folder)
+        if any(e.source == source and e.folder == folder for e in entries):
+            kept.append((person, relative))
+            continue
+        legacy = next((i for i, e in enumerate(entries)
+                       if e.folder is None and not e.from_annotate and e.source == source), None)
+        if legacy is not None:
+            if entries[legacy].sha256 == hashes[relative]:
+                entries[legacy] = replace(entries[legacy], folder=folder)
                 outcome.rehomed += 1
-                break
-        else:
-            if any(e.source == source and e.folder == folder for e in entries):
-                kept.append((person, relative))
+            else:
+                outcome.warnings.append(
+                    f"{folder}/{source}: an older facebatch enrolled another photo of this name for {person} "
+                    "without recording its folder; both are kept (if you replaced the photo here, run facebatch "
+                    f"people remove {person} and enroll again)")
+            kept.append((person, relative))
+            continue
+        twin = next((i for i, e in enumerate(entries) if not e.from_annotate and e.folder not in (None, folder)
+                     and e.sha256 == hashes[relative]), None)
+        if twin is not None:
+            other = entries[twin]
+            other_photo = os.path.join(from_text(other.folder), from_text(other.source))
+            if os.path.lexists(other_photo):
+                outcome.unchanged += 1
+                outcome.warnings.append(f"{folder}/{source}: already enrolled for {person} from "
+                                        f"{other.folder}/{other.source}; left as it is")
                 continue
-            twin = next((i for i, e in enumerate(entries) if not e.from_annotate and e.folder not in (None, folder)
-                         and e.sha256 == hashes[relative]), None)
-            if twin is not None:
-                other = entries[twin]
-                other_photo = os.path.join(from_text(other.folder), from_text(other.source))
-                if os.path.lexists(other_photo):
-                    outcome.unchanged += 1
-                    outcome.warnings.append(f"{folder}/{source}: already enrolled for {person} from "
-                                            f"{other.folder}/{other.source}; left as it is")
-                    continue
-                entries[twin] = replace(other, source=source, folder=folder)
-                outcome.rehomed += 1
+            entries[twin] = replace(other, source=source, folder=folder)
+            outcome.rehomed += 1
         kept.append((person, relative))
     return kept
 

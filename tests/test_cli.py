@@ -512,6 +512,16 @@ def test_enrolling_a_second_folder_keeps_the_first_folders_photos_and_a_moved_fo
     assert "0 added, 0 replaced, 1 unchanged" in enroll(moved)
     assert [e["folder"] for e in entries()] == [str(moved.resolve())]
 
+    # ... but one of the same path and other bytes may be another folder's IMG_0001.jpg: both stay.
+    document = json.loads(db.read_text())
+    [entry] = document["people"]["madonna"]
+    del entry["folder"]
+    entry["sha256"] = "0" * 64
+    db.write_text(json.dumps(document))
+    output = enroll(moved)
+    assert "1 added, 0 replaced" in output and "an older facebatch enrolled another photo of this name" in output
+    assert sorted(str(e.get("folder")) for e in entries()) == sorted(["None", str(moved.resolve())])
+
 
 def test_enroll_points_out_names_that_differ_only_in_capitals_or_width(tmp_path, celebrity, models_root):
     photos = sorted((celebrity / "val" / "madonna").glob("*.jpg"))
