@@ -28,7 +28,7 @@ from .packages import sha256_of_file
 from .pathtext import to_text
 from .pipeline import LABEL_RULE, annotate_chunk, label_image, relabel_chunk
 from .report import Summary
-from .results import STATUS_ERROR, STATUS_OK
+from .results import STATUS_ERROR, STATUS_OK, ImageResult
 from .runner import chunked, run_stoppable
 from .state import OUTPUTS_UNSURE, ImageRecord, RunState, open_state, state_path_for
 from .writers import AnnotatedCopyWriter, CsvReportWriter, ReviewWriter, XmpSidecarWriter, image_writers, output_file
@@ -239,8 +239,10 @@ def annotate(input_dir: Path, db_path: Path, output_dir: Path, report_path: Path
             _forget(gone, input_dir, output_dir, state, settings)
             plan = _plan(relatives, input_dir, state, detect_key, label_key, force, output_dir)
             hooks.on_start(len(plan.detect) + len(plan.relabel))
-            _relabel(plan.relabel, input_dir, output_dir, settings, known, state, label_key, hooks, plan.redraw)
-            _detect(plan.detect, input_dir, output_dir, settings, known, state, detect_key, label_key, hooks)
+            sidecar_failures = _relabel(plan.relabel, input_dir, output_dir, settings, known, state, label_key, hooks,
+                                        plan.redraw)
+            sidecar_failures += _detect(plan.detect, input_dir, output_dir, settings, known, state, detect_key,
+                                        label_key, hooks)
             found = groups.refresh(state, [to_text(p) for p in plan.detect], spec.embedding_size,
                                    spec.crop.key, groups.highest_number_shown(output_dir / review.FOLDER),
                                    hooks.warn)
@@ -257,6 +259,7 @@ def annotate(input_dir: Path, db_path: Path, output_dir: Path, report_path: Path
             except OutputError as exc:  # the report is written: a missing review page is not worth stopping for
                 hooks.warn(str(exc))
                 summary.output_failures += 1
+    summary.output_failures += sidecar_failures
     summary.processed = len(plan.detect)
     summary.relabelled = len(plan.relabel)
     summary.carried_over = summary.images - len(plan.detect) - len(plan.relabel)
@@ -293,39 +296,71 @@ def _check_review_folder(output_dir: Path) -> None:
                           f"({describe_os_error(exc)}); {write_failure_hint(exc, 'that folder')}") from None
 
 
-def _detect(todo, input_dir, output_dir, settings, known, state, detect_key, label_key, hooks: RunHooks) -> None:
+def _detect(todo, input_dir, output_dir, settings, known, state, detect_key, label_key, hooks: RunHooks) -> int:
     """Detect, embed, label and write `todo` chunk by chunk, saving each finished chunk at once.
 
     Chunks are cut from `todo` in order and finished in order, so after an interruption the
     remaining work starts on a chunk boundary and is cut into the same chunks again: a resumed
     run embeds exactly the batches an uninterrupted run would, and its results match to the bit.
+    Returns how many sidecars could not be written (`_output_problems`).
     """
-    # An image that fails now shows nothing: its copy goes, and so do our regions in its sidecar
-    # (they could name someone since removed from the database).
-    cleaners = [AnnotatedCopyWriter(output_dir)] + ([XmpSidecarWriter(input_dir)] if settings.labels.xmp else [])
+    cleaners = _failure_cleaners(input_dir, output_dir, settings)
     state.mark_outputs_unsure(to_text(relative) for relative in todo)  # in one transaction: cheap up front
+    problems = 0
     for chunk_results in run_stoppable(annotate_chunk, chunked(todo, IMAGES_PER_CHUNK), settings.execution,
                                        hooks.should_stop, input_dir, output_dir, settings, known, shared=[known]):
-        state.put_many(ImageRecord(r, detect_key, label_key) for r in chunk_results)
+        state.put_many(ImageRecord(r, detect_key, _stored_labels_key(r, label_key)) for r in chunk_results)
+        problems += _output_problems(chunk_results, input_dir, hooks)
+        _clean_up_failures(chunk_results, cleaners)
         for result in chunk_results:
-            if result.status == STATUS_ERROR:
-                for cleaner in cleaners:
-                    cleaner.remove(result.image, to_text(annotated_name(result.image)))
             hooks.on_result(result)
+    return problems
+
+
+def _failure_cleaners(input_dir: Path, output_dir: Path, settings: Settings) -> list:
+    """An image that fails now shows nothing: its copy goes, and so do our regions in its sidecar
+    (they could name someone since removed from the database)."""
+    return [AnnotatedCopyWriter(output_dir)] + ([XmpSidecarWriter(input_dir)] if settings.labels.xmp else [])
+
+
+def _clean_up_failures(results: list[ImageResult], cleaners: list) -> None:
+    for result in results:
+        if result.status == STATUS_ERROR:
+            for cleaner in cleaners:
+                cleaner.remove(result.image, to_text(annotated_name(result.image)))
+
+
+def _stored_labels_key(result: ImageResult, label_key: str) -> str:
+    """The labels key a finished result is saved under: an error is relabelled next run (""), and
+    so is a result whose sidecar could not be written (OUTPUTS_UNSURE: written again then)."""
+    if result.status == STATUS_ERROR:
+        return ""
+    return OUTPUTS_UNSURE if result.output_problem else label_key
+
+
+def _output_problems(results: list[ImageResult], input_dir: Path, hooks: RunHooks) -> int:
+    """Warn about each sidecar that could not be written; the faces found stand."""
+    failed = [r for r in results if r.output_problem]
+    for result in failed:
+        hooks.warn(f"{to_text(str(input_dir / result.image))}: {result.output_problem}")
+    return len(failed)
 
 
 RELABEL_BATCH = 256  # records named again per manifest transaction: bounded memory, few fsyncs
 
 
 def _relabel(paths: list[str], input_dir, output_dir, settings, known, state, label_key, hooks: RunHooks,
-             redraw_anyway: set[str] = frozenset()) -> None:
+             redraw_anyway: set[str] = frozenset()) -> int:
     """New labels from stored embeddings (no detection, no TensorFlow); outputs rewritten only
     where something they show changed: a copy is redrawn only when a label's text changed, or
     when its outputs went missing (`redraw_anyway`).
 
     Records are read back and saved in batches, so relabelling 100,000 photos after a database
-    change holds one batch in memory and commits one transaction per batch.
+    change holds one batch in memory and commits one transaction per batch.  Returns how many
+    sidecars could not be written.
     """
+    problems = 0
+    cleaners = _failure_cleaners(input_dir, output_dir, settings)
     for start in range(0, len(paths), RELABEL_BATCH):
         records = [r for r in (state.get(p) for p in paths[start:start + RELABEL_BATCH]) if r is not None]
         unchanged, work = [], []
@@ -347,9 +382,12 @@ def _relabel(paths: list[str], input_dir, output_dir, settings, known, state, la
         state.mark_outputs_unsure(to_text(result.image) for result, _ in work)
         for chunk_results in run_stoppable(relabel_chunk, chunked(work, IMAGES_PER_CHUNK * 4), settings.execution,
                                            hooks.should_stop, input_dir, output_dir, settings):
-            state.put_many(ImageRecord(r, keys[to_text(r.image)], label_key if r.status != STATUS_ERROR else "")
+            state.put_many(ImageRecord(r, keys[to_text(r.image)], _stored_labels_key(r, label_key))
                            for r in chunk_results)
+            problems += _output_problems(chunk_results, input_dir, hooks)
+            _clean_up_failures(chunk_results, cleaners)
             for result in chunk_results:
                 hooks.on_result(result)
         if hooks.should_stop():
             raise Interrupted(hooks.should_stop())
+    return problems

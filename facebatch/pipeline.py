@@ -165,17 +165,20 @@ def _embed_label_save(engine, found: list[_Found], input_root: Path, output_root
 
 def write_outputs(result: ImageResult, output: ImageOutput, writers) -> ImageResult:
     """Run every image writer; a failure becomes the image's error (redone next run), never a crash."""
-    annotated = ""
+    annotated, problems = "", []
     for writer in writers:
         try:
             annotated = writer.write(output) or annotated
-        except OSError as exc:
-            return replace(result, status=STATUS_ERROR, annotated="", error=f"cannot write the {writer.what} "
-                           f"({describe_os_error(exc)}); {write_failure_hint(exc, writer.where)}, the next "
-                           "run redoes it")
         except Exception as exc:  # noqa: BLE001
-            return replace(result, status=STATUS_ERROR, annotated="", error=_error_text(exc))
-    return replace(result, annotated=annotated)
+            if isinstance(exc, OSError):
+                problem = (f"cannot write the {writer.what} ({describe_os_error(exc)}); "
+                           f"{write_failure_hint(exc, writer.where)}, the next run redoes it")
+            else:
+                problem = _error_text(exc)
+            if writer.essential:
+                return replace(result, status=STATUS_ERROR, annotated="", error=problem)
+            problems.append(problem if isinstance(exc, OSError) else f"{writer.what}: {problem}")
+    return replace(result, annotated=annotated, output_problem="; ".join(problems))
 
 
 def relabel_chunk(items: list[tuple[ImageResult, bool]], input_root: Path, output_root: Path,

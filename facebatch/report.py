@@ -70,7 +70,7 @@ class Summary:
     processed: int = 0  # images detected in this run
     relabelled: int = 0  # images named again from their stored faces (the database or threshold changed)
     carried_over: int = 0  # images whose results were still current
-    output_failures: int = 0  # run-wide outputs that could not be written (the review pages)
+    output_failures: int = 0  # outputs that could not be written: the review pages, XMP sidecars
 
     def add_rows(self, rows: list[list[str]]) -> None:
         """Count one image from its report rows (the same for fresh and carried-over results)."""

@@ -35,3 +35,6 @@ class ImageResult:
     orientation: int = 1
     # One float32 unit vector per face, in the order of `faces`: what relabelling needs.
     embeddings: np.ndarray | None = field(default=None, compare=False)
+    # A non-essential output (the XMP sidecar) that could not be written this time, in one line:
+    # the result stands, the parent warns and has the next run try again.  Not stored.
+    output_problem: str = field(default="", compare=False)

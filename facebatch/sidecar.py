@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Iterable
 
 from . import xmp
-from .atomicio import public_mode, write_bytes_atomic
+from .atomicio import public_mode, write_bytes_atomic, write_failure_hint
 from .errors import SidecarError
 from .images import is_image_name
 
@@ -87,7 +87,8 @@ def _read(path: Path) -> tuple[bytes | None, int | None]:
     except FileNotFoundError:
         return None, None
     except OSError as exc:
-        raise SidecarError(f"cannot inspect {path.name} ({exc.strerror or exc})") from None
+        raise SidecarError(f"cannot inspect {path.name} ({exc.strerror or exc}); "
+                           f"{write_failure_hint(exc, 'the photo folder')}") from None
     if stat.S_ISLNK(info.st_mode):
         raise SidecarError(f"{path.name} is a symbolic link; facebatch does not write through links "
                            "(replace it with a regular file to let facebatch merge into it)")
@@ -127,6 +128,7 @@ def _apply(path: Path, existing: bytes | None, mode: int | None, new: bytes | No
         raise SidecarError(f"cannot write {path.name}: permission denied; make the photo's folder writable "
                            "or leave out --xmp") from None
     except OSError as exc:
-        raise SidecarError(f"cannot write {path.name} ({exc.strerror or exc})") from None
+        raise SidecarError(f"cannot write {path.name} ({exc.strerror or exc}); "
+                           f"{write_failure_hint(exc, 'the photo folder')}") from None
     return path
 

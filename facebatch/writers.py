@@ -39,6 +39,10 @@ class ImageOutput:
 
 class ImageWriter(Protocol):
     needs_pixels: bool  # whether write() needs ImageOutput.image
+    # Whether the image's result stands or falls with this file.  A sidecar beside the user's
+    # photo can fail for reasons of its own (made read-only, a name too long for ".xmp"); the
+    # faces found are still right, so that failure is a warning and is retried, not an error row.
+    essential: bool
     what: str  # what it writes, for messages: "annotated copy"
     where: str  # where it writes, for advice: "--out"
 
@@ -53,6 +57,7 @@ class AnnotatedCopyWriter:
     """The photo with boxes and labels, under the same relative path in the output folder."""
 
     needs_pixels = True
+    essential = True
     what = "annotated copy"
     where = "--out"
 
@@ -76,6 +81,7 @@ class XmpSidecarWriter:
     """MWG face regions of the named faces, merged into the sidecar beside the original photo."""
 
     needs_pixels = False
+    essential = False
     what = "XMP sidecar"
     where = "the photo's folder"
 
@@ -98,6 +104,7 @@ class ThumbnailWriter:
     when the photo is detected, before the annotated copy draws on it; a relabel keeps them."""
 
     needs_pixels = True
+    essential = True
     what = "review thumbnail"
     where = "--out's review folder"
 

@@ -568,8 +568,9 @@ def test_an_output_folder_deleted_during_the_run_is_an_error_not_a_report_of_mis
     real_detect = annotation._detect
 
     def detect_then_someone_deletes_out(*args, **kwargs):
-        real_detect(*args, **kwargs)
+        failures = real_detect(*args, **kwargs)
         shutil.rmtree(out)
+        return failures
 
     monkeypatch.setattr(annotation, "_detect", detect_then_someone_deletes_out)
     result = annotate(four_photos, small_db, out, models_root)

@@ -132,3 +132,37 @@ def test_a_photo_that_fails_to_read_loses_our_regions_with_its_copy(tmp_path, ce
     assert failed.exit_code == 3, failed.output
     assert not (images / "elton.jpg.xmp").exists()  # ours alone, so removed: the report shows no face either
     assert not (out / "elton.jpg").exists()
+
+
+def test_a_sidecar_that_cannot_be_written_is_a_warning_and_the_faces_stand(tmp_path, celebrity, db, models_root):
+    images, out = _one_elton_annotated_with_xmp(tmp_path, celebrity, db, models_root)
+    sidecar_path = images / "elton.jpg.xmp"
+    original = sidecar_path.read_bytes()
+    sidecar_path.chmod(0o444)  # the user protects it; a stricter threshold would take the name out
+    for _ in range(2):  # every run says so, and none detects the photo again
+        result = run("annotate", images, "--db", db, "--out", out, "--model-dir", models_root, "-q", "--xmp",
+                     "--threshold", "0.5")
+        assert result.exit_code == 3, result.output
+        assert f"warning: {images / 'elton.jpg'}: XMP sidecar: elton.jpg.xmp is read-only" in result.output
+        assert "(0 processed, 1 relabelled, 0 unchanged)" in result.output
+        [row] = report_rows(out / "report.csv")
+        assert row["status"] == "ok" and row["name"] == "UNKNOWN" and (out / "elton.jpg").is_file()
+        assert sidecar_path.read_bytes() == original
+    sidecar_path.chmod(0o644)
+    fixed = run("annotate", images, "--db", db, "--out", out, "--model-dir", models_root, "-q", "--xmp",
+                "--threshold", "0.5")
+    assert fixed.exit_code == 0, fixed.output
+    assert not sidecar_path.exists()  # ours alone, and no face is named any more
+
+
+def test_a_photo_name_too_long_for_its_sidecar_keeps_its_faces(tmp_path, celebrity, db, models_root):
+    images = tmp_path / "images"
+    images.mkdir()
+    name = "e" * 248 + ".jpg"  # 252 bytes: NAME.xmp fits, NAME.jpg.xmp would not
+    shutil.copy(sorted((celebrity / "val" / "elton_john").glob("*.jpg"))[0], images / name)
+    result = run("annotate", images, "--db", db, "--out", tmp_path / "out", "--model-dir", models_root, "-q",
+                 "--xmp")
+    assert result.exit_code == 3, result.output
+    assert "shorten the photo's file name" in result.output
+    [row] = report_rows(tmp_path / "out" / "report.csv")
+    assert row["status"] == "ok" and row["name"] == "elton_john"
