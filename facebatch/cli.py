@@ -262,6 +262,9 @@ def enroll(people_dir, db_path, model, model_dir, max_pixels, min_face_size, min
     if outcome.orphans:
         console.print(f"note: {outcome.orphans} database entries have no photo in {people_dir} any more; "
                       "they are kept (remove a person with: facebatch people remove NAME)", markup=False)
+    if outcome.moved:
+        console.print(f"note: {outcome.moved} photos enrolled from a folder that no longer holds them are now "
+                      f"recorded as photos of {people_dir} (same content, nothing embedded again)", markup=False)
     if outcome.remade:
         console.print(f"note: {outcome.remade} embeddings made by an older facebatch were made anew with its "
                       "current face crop", markup=False)

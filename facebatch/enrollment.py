@@ -31,6 +31,7 @@ class EnrollOutcome:
     dropped: int = 0  # faces named from groups with an older crop: enroll cannot remake them
     dropped_thresholds: bool = False  # calibrated on an older crop
     rehomed: int = 0  # entries now recorded under this folder (moved here, or written before folders were)
+    moved: int = 0  # of those, entries whose photo moved here from a folder that no longer holds it
     saved: bool = False
 
 
@@ -204,6 +205,7 @@ def _home_entries(gallery, folder: str, pairs: list[tuple[str, str]], hashes: di
                 continue
             entries[twin] = replace(other, source=source, folder=folder)
             outcome.rehomed += 1
+            outcome.moved += 1
         kept.append((person, relative))
     return kept
 

@@ -494,7 +494,10 @@ def test_enrolling_a_second_folder_keeps_the_first_folders_photos_and_a_moved_fo
 
     moved = tmp_path / "Staff"
     people.rename(moved)
-    assert "0 added, 0 replaced, 1 unchanged" in enroll(moved)  # the same photos: nothing embedded again
+    output = enroll(moved)
+    assert "0 added, 0 replaced, 1 unchanged" in output  # the same photos: nothing embedded again
+    assert f"note: 1 photos enrolled from a folder that no longer holds them are now recorded as photos of {moved}" \
+        in output
     assert sorted(e["folder"] for e in entries()) == sorted([str(moved.resolve()), str(new_hires.resolve())])
     shutil.copy(madonna[1], moved / "madonna" / "copy.jpg")  # a photo the other folder has enrolled already
     output = enroll(moved)
