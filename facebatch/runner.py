@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import threading
+import time
 import warnings
 from typing import Callable, Iterable, Iterator, TypeVar
 
@@ -71,8 +74,39 @@ def run_ordered(work: Callable[..., T], chunks: Iterable[list], jobs: int, *args
             yield work(chunk, *args)
         return
     pool = {"threads": "threading", "processes": "loky"}[backend]
+    if backend == "processes":
+        work = _DiesWithItsRun(work, os.getpid())
     parallel = Parallel(n_jobs=min(jobs, len(chunks)), backend=pool, return_as="generator")
     yield from parallel(delayed(work)(chunk, *args) for chunk in chunks)
+
+
+class _DiesWithItsRun:
+    """`work` for loky's worker processes, which also ends the worker when the run that started
+    it is gone.  A run killed with SIGKILL (a cron timeout, the OOM killer) cannot stop its
+    workers, and loky keeps idle workers for minutes: each holds its own copy of the models
+    (about 0.8 GB).  A thread in the worker checks its parent once a second."""
+
+    def __init__(self, work: Callable, run_pid: int):
+        self.work, self.run_pid = work, run_pid
+
+    def __call__(self, chunk, *args):
+        _watch_run(self.run_pid)
+        return self.work(chunk, *args)
+
+
+_WATCHING = threading.Lock()  # held for good by the first chunk of a worker: one watcher each
+
+
+def _watch_run(run_pid: int) -> None:
+    if os.getpid() == run_pid or not _WATCHING.acquire(blocking=False):
+        return
+
+    def watch() -> None:
+        while os.getppid() == run_pid:
+            time.sleep(1)
+        os._exit(1)  # the run is gone: nobody will read this worker's results
+
+    threading.Thread(target=watch, name="facebatch-run-watch", daemon=True).start()
 
 
 def run_stoppable(work: Callable[..., T], chunks: list[list], execution, should_stop: Callable[[], int], *args,

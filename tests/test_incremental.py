@@ -298,3 +298,39 @@ def test_outputs_written_by_a_run_killed_before_saving_are_redrawn_by_the_next_r
     sidecars = sorted(p.relative_to(photos) for p in photos.rglob("*.xmp"))
     assert sidecars == sorted(p.relative_to(reference_photos) for p in reference_photos.rglob("*.xmp"))
     assert all((photos / p).read_bytes() == (reference_photos / p).read_bytes() for p in sidecars)
+
+
+def _loky_workers_of(pid: int) -> list[int]:
+    workers = []
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes()
+        except (OSError, ValueError):
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == pid and b"LokyProcess" in command:
+            workers.append(int(entry.name))
+    return workers
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_worker_processes_end_soon_after_their_run_is_killed(tmp_path, many_photos, people_db, models_root):
+    out = tmp_path / "out"
+    process = annotate_process(many_photos, people_db, out, models_root, "-j", "2", "--backend", "processes")
+    wait_for_saved(out, process, 8)  # the workers are busy with chunks
+    workers = _loky_workers_of(process.pid)
+    assert workers, "no worker processes started"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    deadline = time.monotonic() + 15  # they check once a second; loky alone kept them for minutes
+    while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(_alive(w) for w in workers)
