@@ -21,7 +21,7 @@ from . import draw, groups, locks, match, review, weights
 from . import gallery as gallery_db
 from .atomicio import describe_os_error, remove_stale_temporaries, write_failure_hint
 from .config import IMAGES_PER_CHUNK, Settings, part_key
-from .errors import Interrupted, OutputError, PurgeRefused, RunLocked, UsageProblem, folder_refused
+from .errors import Interrupted, OutputError, PurgeRefused, RunLocked, SidecarError, UsageProblem, folder_refused
 from .hooks import RunHooks
 from .images import OUTPUT_MARKER, annotated_name, find_images
 from .packages import sha256_of_file
@@ -169,18 +169,35 @@ def _guard_purge(input_dir: Path, found: int, gone: int, stored: int) -> None:
             "really removed, run again with --confirm-purge")
 
 
-def _forget(gone: list[str], input_dir: Path, output_dir: Path, state: RunState, settings: Settings) -> None:
-    """Drop images that left the folder: their manifest entries and what the writers made for them."""
+def _forget(gone: list[str], input_dir: Path, output_dir: Path, state: RunState, settings: Settings,
+            hooks: RunHooks) -> int:
+    """Drop images that left the folder: their manifest entries and what the writers made for them.
+    Returns how many sidecars could not be cleaned (each is warned about)."""
     writers = image_writers(input_dir, output_dir, settings.labels.xmp)
+    problems = 0
     for path in gone:
         record = state.get(path)
         if record is not None:
-            for writer in writers:
-                writer.remove(record.result.image, to_text(record.result.annotated))
+            problems += _remove_outputs(record.result.image, to_text(record.result.annotated), writers, input_dir,
+                                        hooks)
         elif (copy := output_file(output_dir, to_text(annotated_name(path)))) is not None:
             with contextlib.suppress(OSError):
                 copy.unlink()  # a damaged record: its copy is where annotate would have put it
     state.remove(gone)
+    return problems
+
+
+def _remove_outputs(image: str, annotated: str, writers: list, input_dir: Path, hooks: RunHooks) -> int:
+    """Have each writer remove what it made for `image`; 1 when a sidecar could not be cleaned."""
+    failed = 0
+    for writer in writers:
+        try:
+            writer.remove(image, annotated)
+        except (SidecarError, OSError) as exc:
+            failed = 1
+            hooks.warn(f"{to_text(str(input_dir / image))}: facebatch's face regions could not be taken out of its "
+                       f"{writer.what}, which may still name people: {exc}")
+    return failed
 
 
 def annotate(input_dir: Path, db_path: Path, output_dir: Path, report_path: Path, settings: Settings,
@@ -236,7 +253,7 @@ def annotate(input_dir: Path, db_path: Path, output_dir: Path, report_path: Path
             gone = _gone(current, unreadable, state)
             if not confirm_purge:
                 _guard_purge(input_dir, len(relatives), len(gone), sum(1 for _ in state.paths()))
-            _forget(gone, input_dir, output_dir, state, settings)
+            cleanup_failures = _forget(gone, input_dir, output_dir, state, settings, hooks)
             plan = _plan(relatives, input_dir, state, detect_key, label_key, force, output_dir)
             hooks.on_start(len(plan.detect) + len(plan.relabel))
             sidecar_failures = _relabel(plan.relabel, input_dir, output_dir, settings, known, state, label_key, hooks,
@@ -259,7 +276,7 @@ def annotate(input_dir: Path, db_path: Path, output_dir: Path, report_path: Path
             except OutputError as exc:  # the report is written: a missing review page is not worth stopping for
                 hooks.warn(str(exc))
                 summary.output_failures += 1
-    summary.output_failures += sidecar_failures
+    summary.output_failures += sidecar_failures + cleanup_failures
     summary.processed = len(plan.detect)
     summary.relabelled = len(plan.relabel)
     summary.carried_over = summary.images - len(plan.detect) - len(plan.relabel)
@@ -311,7 +328,7 @@ def _detect(todo, input_dir, output_dir, settings, known, state, detect_key, lab
                                        hooks.should_stop, input_dir, output_dir, settings, known, shared=[known]):
         state.put_many(ImageRecord(r, detect_key, _stored_labels_key(r, label_key)) for r in chunk_results)
         problems += _output_problems(chunk_results, input_dir, hooks)
-        _clean_up_failures(chunk_results, cleaners)
+        problems += _clean_up_failures(chunk_results, cleaners, input_dir, hooks)
         for result in chunk_results:
             hooks.on_result(result)
     return problems
@@ -323,11 +340,9 @@ def _failure_cleaners(input_dir: Path, output_dir: Path, settings: Settings) -> 
     return [AnnotatedCopyWriter(output_dir)] + ([XmpSidecarWriter(input_dir)] if settings.labels.xmp else [])
 
 
-def _clean_up_failures(results: list[ImageResult], cleaners: list) -> None:
-    for result in results:
-        if result.status == STATUS_ERROR:
-            for cleaner in cleaners:
-                cleaner.remove(result.image, to_text(annotated_name(result.image)))
+def _clean_up_failures(results: list[ImageResult], cleaners: list, input_dir: Path, hooks: RunHooks) -> int:
+    return sum(_remove_outputs(r.image, to_text(annotated_name(r.image)), cleaners, input_dir, hooks)
+               for r in results if r.status == STATUS_ERROR)
 
 
 def _stored_labels_key(result: ImageResult, label_key: str) -> str:
@@ -385,7 +400,7 @@ def _relabel(paths: list[str], input_dir, output_dir, settings, known, state, la
             state.put_many(ImageRecord(r, keys[to_text(r.image)], _stored_labels_key(r, label_key))
                            for r in chunk_results)
             problems += _output_problems(chunk_results, input_dir, hooks)
-            _clean_up_failures(chunk_results, cleaners)
+            problems += _clean_up_failures(chunk_results, cleaners, input_dir, hooks)
             for result in chunk_results:
                 hooks.on_result(result)
         if hooks.should_stop():

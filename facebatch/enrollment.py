@@ -173,6 +173,7 @@ def _home_entries(gallery, folder: str, pairs: list[tuple[str, str]], hashes: di
       still holds it, it is left out (it is enrolled once, not twice); if not, the folder moved
       and the entry moves with it, so a renamed People/ is not embedded again.
     """
+    _adopt_moved_folders(gallery, folder, pairs, hashes, outcome)
     kept = []
     for person, relative in pairs:
         source = to_text(relative)
@@ -208,6 +209,24 @@ def _home_entries(gallery, folder: str, pairs: list[tuple[str, str]], hashes: di
             outcome.moved += 1
         kept.append((person, relative))
     return kept
+
+
+def _adopt_moved_folders(gallery, folder: str, pairs: list[tuple[str, str]], hashes: dict[str, str],
+                         outcome: EnrollOutcome) -> None:
+    """A recorded folder that no longer exists, and one of whose photos (same person, same bytes)
+    is here, was moved or renamed to this folder: all its entries become this folder's.  Then a
+    photo changed or deleted during the move is replaced or counted as an orphan, as it would be
+    in place, instead of staying behind under a folder that is gone."""
+    here = {(person, hashes[relative]) for person, relative in pairs}
+    candidates = {e.folder for name, entries in gallery.people.items() for e in entries
+                  if e.folder not in (None, folder) and not e.from_annotate and (name, e.sha256) in here}
+    moved = {other for other in candidates if not os.path.isdir(from_text(other))}
+    for name, entries in gallery.people.items():
+        for index, entry in enumerate(entries):
+            if entry.folder in moved and not entry.from_annotate:
+                entries[index] = replace(entry, folder=folder)
+                outcome.rehomed += 1
+                outcome.moved += 1
 
 
 def _drop_outdated_group_faces(gallery, crop: str, outcome: EnrollOutcome) -> None:

@@ -38,6 +38,9 @@ def _open_locked(path: Path, wait: bool) -> int:
             if exc.errno == errno.ELOOP:
                 raise OutputError(f"{path}: a symbolic link where facebatch keeps its lock file; facebatch does "
                                   "not follow it, remove the link") from None
+            if exc.errno in (errno.EISDIR, errno.ENXIO, errno.EOPNOTSUPP) and os.path.lexists(path):
+                raise OutputError(f"{path}: not facebatch's lock file (a folder, socket or other special file "
+                                  f"stands there: {exc.strerror}); move it away") from None
             raise OutputError(f"{path.parent}: cannot create a lock file there ({exc.strerror}); "
                               "check that the folder exists and is writable") from None
         info = os.fstat(fd)

@@ -86,4 +86,5 @@ class Summary:
     def as_dict(self) -> dict:
         return {"images": self.images, "faces": self.faces, "known": self.known, "unknown": self.unknown,
                 "no_face": self.no_face, "errors": self.errors, "processed": self.processed,
-                "relabelled": self.relabelled, "carried_over": self.carried_over, "seconds": round(self.seconds, 3)}
+                "relabelled": self.relabelled, "carried_over": self.carried_over,
+                "output_failures": self.output_failures, "seconds": round(self.seconds, 3)}

@@ -50,7 +50,7 @@ class ImageWriter(Protocol):
         """Write this image's file; return its path relative to the output folder ("" for none there)."""
 
     def remove(self, relative: str, annotated: str) -> None:
-        """The image left the folder: remove what this writer made for it."""
+        """The image left the folder or failed: remove what this writer made for it."""
 
 
 class AnnotatedCopyWriter:
@@ -95,8 +95,9 @@ class XmpSidecarWriter:
         return ""
 
     def remove(self, relative: str, annotated: str) -> None:
-        with contextlib.suppress(Exception):  # the photo is gone; a sidecar we cannot clean is left as it is
-            sidecar.remove_our_regions(self.input_root / relative)
+        """Raises SidecarError for a sidecar that cannot be cleaned (read-only, damaged): it may
+        still name someone, so the caller must say so."""
+        sidecar.remove_our_regions(self.input_root / relative)
 
 
 class ThumbnailWriter:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 from facebatch import weights
 
@@ -499,6 +499,22 @@ def test_enrolling_a_second_folder_keeps_the_first_folders_photos_and_a_moved_fo
     assert f"note: 1 photos enrolled from a folder that no longer holds them are now recorded as photos of {moved}" \
         in output
     assert sorted(e["folder"] for e in entries()) == sorted([str(moved.resolve()), str(new_hires.resolve())])
+
+    # Moved again, and a photo changed on the way: it replaces its entry, as it would in place.
+    (moved / "madonna" / "IMG_0002.jpg").write_bytes(madonna[2].read_bytes())
+    assert "1 added" in enroll(moved)
+    again = tmp_path / "Staff2"
+    moved.rename(again)
+    ImageOps.mirror(Image.open(again / "madonna" / "IMG_0002.jpg")).save(again / "madonna" / "IMG_0002.jpg")
+    output = enroll(again)
+    assert "0 added, 1 replaced, 1 unchanged" in output, output
+    assert sorted(e["folder"] for e in entries()) == sorted([str(again.resolve())] * 2 + [str(new_hires.resolve())])
+    (again / "madonna" / "IMG_0002.jpg").unlink()
+    again.rename(moved)
+    assert "note: 1 database entries have no photo in" in enroll(moved)  # gone during the move: an orphan
+    document = json.loads(db.read_text())
+    document["people"]["madonna"] = [e for e in document["people"]["madonna"] if e["source"] != "madonna/IMG_0002.jpg"]
+    db.write_text(json.dumps(document))
     shutil.copy(madonna[1], moved / "madonna" / "copy.jpg")  # a photo the other folder has enrolled already
     output = enroll(moved)
     assert f"{new_hires.resolve()}/madonna/IMG_0001.jpg; left as it is" in output and "0 added" in output

@@ -499,6 +499,11 @@ def test_a_lock_file_planted_as_a_link_is_refused_and_its_target_left_alone(tmp_
     assert_one_line_error(result.output, str(hard), "hard links", "move it away")
     assert victim.read_text() == "precious\n"
     hard.unlink()
+    (out / ".facebatch-annotate.lock").mkdir()  # a folder where the lock file goes
+    result = annotate(images, small_db, out, models_root)
+    assert_one_line_error(result.output, str(out / ".facebatch-annotate.lock"), "not facebatch's lock file",
+                          "move it away")
+    (out / ".facebatch-annotate.lock").rmdir()
     assert annotate(images, small_db, out, models_root).exit_code == 0
 
 

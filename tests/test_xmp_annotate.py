@@ -7,6 +7,7 @@ original photos untouched.
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -166,3 +167,24 @@ def test_a_photo_name_too_long_for_its_sidecar_keeps_its_faces(tmp_path, celebri
     assert "shorten the photo's file name" in result.output
     [row] = report_rows(tmp_path / "out" / "report.csv")
     assert row["status"] == "ok" and row["name"] == "elton_john"
+
+
+def test_a_read_only_sidecar_that_would_keep_a_removed_persons_name_is_warned_about(tmp_path, celebrity, db,
+                                                                                    models_root):
+    images, out = _one_elton_annotated_with_xmp(tmp_path, celebrity, db, models_root)
+    sidecar_path = images / "elton.jpg.xmp"
+    sidecar_path.chmod(0o444)
+    (images / "elton.jpg").write_bytes(b"\xff\xd8 cut short")  # its regions should go, but cannot
+    result = run("annotate", images, "--db", db, "--out", out, "--model-dir", models_root, "-q", "--xmp")
+    assert result.exit_code == 3
+    assert "facebatch's face regions could not be taken out of its XMP sidecar, which may still name people" \
+        in result.output and "chmod u+w" in result.output
+    (images / "elton.jpg").unlink()  # and when the photo is gone altogether
+    summary = tmp_path / "summary.json"
+    gone = run("annotate", images, "--db", db, "--out", out, "--model-dir", models_root, "-q", "--xmp",
+               "--confirm-purge", "--summary-json", summary)
+    assert "could not be taken out of its XMP sidecar" in gone.output and gone.exit_code == 3
+    assert json.loads(summary.read_text())["output_failures"] == 1
+    run("annotate", images, "--db", db, "--out", out, "--model-dir", models_root, "-q", "--xmp",
+        "--summary-json", summary)
+    assert json.loads(summary.read_text())["output_failures"] == 0  # warned once, when it was forgotten
