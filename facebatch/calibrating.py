@@ -74,7 +74,11 @@ def calibrate(labelled_dir: Path, db_path: Path, settings: Settings, hooks: RunH
     if not labelled_dir.is_dir():
         raise folder_refused(labelled_dir, "pass a folder with one folder of photos per person")
     spec = weights.get_spec(settings.detection.model)
-    stored = gallery_db.load(db_path, spec.name).calibrated(spec.crop.key) if os.path.lexists(db_path) else {}
+    stored = {}
+    if os.path.lexists(db_path):
+        # --write needs this model's database; a report alone does not (another model's thresholds do not apply)
+        gallery = gallery_db.load(db_path, spec.name) if write else gallery_db.read(db_path)
+        stored = gallery.calibrated(spec.crop.key) if gallery.model == spec.name else {}
     current_annotate = stored.get("annotate", spec.default_threshold)
     current_verify = stored.get("verify", spec.verify_threshold)
     pairs, warnings, refused = person_photos(labelled_dir)

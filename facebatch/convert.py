@@ -143,7 +143,9 @@ _STRUCTURAL_SUFFIXES = ("/axis", "/mul/x", "/shape", "/reduction_indices", "/Max
 
 def from_frozen_graph(data: bytes, embedding_size: int, source: str = "graph_final.pb") -> dict[str, np.ndarray]:
     """Read the constants of FaceNet's frozen graph (batch norm already folded) by our layer names."""
-    import tensorflow as tf
+    from .engines import _import_tensorflow_quietly
+
+    tf = _import_tensorflow_quietly()
 
     graph = tf.compat.v1.GraphDef()
     try:

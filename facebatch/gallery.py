@@ -50,6 +50,9 @@ class Enrollment:
     embedding: np.ndarray  # float32, unit length
     crop: str  # the face crop the embedding was made from (embed.FaceCrop.key)
     box: tuple[int, int, int, int] | None = None  # the face's box, for faces named from annotate's groups
+    # Faces named together from one group share this key: they are one appearance of the person,
+    # matched by a centroid of their own (Gallery.matrix).  None for enrolled photos.
+    group: str | None = None
     # The people folder the photo was enrolled from (absolute), so that enrolling a second folder
     # never takes another folder's Ada/1.jpg for a changed copy of its own.  None for faces named
     # from annotate's groups and for entries written before facebatch recorded it.
@@ -77,10 +80,23 @@ class Gallery:
         return dict(self.thresholds) if self.thresholds and self.thresholds_crop == crop else {}
 
     def matrix(self) -> tuple[list[str], np.ndarray, np.ndarray]:
-        """(names, embeddings (G, D) grouped by person, start row of each person) for match.py."""
-        names = sorted(n for n, entries in self.people.items() if entries)
-        rows = [e.embedding for n in names for e in self.people[n]]
-        counts = [len(self.people[n]) for n in names]
+        """(name of each appearance, embeddings (G, D) grouped by appearance, start row of each) for match.py.
+
+        An appearance is what one centroid stands for: a person's enrolled photos, or the faces
+        named together from one group of unknown faces (`people name`).  A group is named because
+        annotate found it too far from the person's photos (a different age, light, or glasses);
+        averaged into those photos it would stay too far, so it keeps a centroid of its own.
+        A person's appearances are consecutive, enrolled photos first."""
+        names, rows, counts = [], [], []
+        for name in sorted(n for n, entries in self.people.items() if entries):
+            appearances: dict[str, list[Enrollment]] = {}
+            for entry in self.people[name]:
+                key = "" if not entry.from_annotate else f"group:{entry.group or ''}"
+                appearances.setdefault(key, []).append(entry)
+            for key in sorted(appearances):
+                names.append(name)
+                rows.extend(e.embedding for e in appearances[key])
+                counts.append(len(appearances[key]))
         starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64) if names else np.zeros(0, np.int64)
         known = np.stack(rows).astype(np.float32) if rows else np.zeros((0, self.embedding_size), np.float32)
         # Column-major, so that match.py's `faces @ known.T` reads one contiguous (D, G) block: 30 %
@@ -104,7 +120,8 @@ class Gallery:
         people = {
             name: [{"source": e.source, "sha256": e.sha256, "crop": e.crop, "embedding": _encode(e.embedding),
                     **({"box": list(e.box)} if e.box is not None else {}),
-                    **({"folder": e.folder} if e.folder is not None else {})}
+                    **({"folder": e.folder} if e.folder is not None else {}),
+                    **({"group": e.group} if e.group is not None else {})}
                    for e in sorted(entries, key=_entry_order)]
             for name, entries in sorted(self.people.items())
         }
@@ -235,12 +252,15 @@ def parse(text: str, path: Path) -> Gallery:
                 crop = _version1_crop(str(document["model"])) if version == 1 else entry["crop"]
                 if not isinstance(crop, str):
                     raise ValueError(f"crop is not a text: {crop!r}")
-                folder = entry.get("folder")
+                folder, group = entry.get("folder"), entry.get("group")
                 if folder is not None and not isinstance(folder, str):
                     raise ValueError(f"folder is not a text: {folder!r}")
+                if group is not None and not isinstance(group, str):
+                    raise ValueError(f"group is not a text: {group!r}")
                 people[name].append(Enrollment(str(entry["source"]), str(entry["sha256"]),
                                                     _decode(entry["embedding"], size), crop,
-                                                    None if box is None else tuple(int(v) for v in box), folder))
+                                                    None if box is None else tuple(int(v) for v in box),
+                                                    folder=folder, group=group))
         where = ""
         _check_embeddings(people)
         where = "thresholds: "
@@ -276,9 +296,8 @@ def _version1_crop(model: str) -> str:
     return spec.version1_crop.key if spec else "unrecorded"
 
 
-def load(path: Path, model: str, crop: str | None = None) -> Gallery:
-    """Read and validate the database; refuse one made with another model, and, when `crop` is
-    given (to match faces against it), one holding embeddings made from another face crop."""
+def read(path: Path) -> Gallery:
+    """Read and validate the database, whichever model made it."""
     path = Path(path)
     raw = _read_database(path)
     if raw[:1] == b"\x80":
@@ -287,7 +306,14 @@ def load(path: Path, model: str, crop: str | None = None) -> Gallery:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise DatabaseError(f"{path}: not UTF-8 JSON; {_reenroll_hint(path)}") from None
-    gallery = parse(text, path)
+    return parse(text, path)
+
+
+def load(path: Path, model: str, crop: str | None = None) -> Gallery:
+    """Read and validate the database; refuse one made with another model, and, when `crop` is
+    given (to match faces against it), one holding embeddings made from another face crop."""
+    path = Path(path)
+    gallery = read(path)
     if gallery.model != model:
         raise DatabaseError(f"{path}: made with model {gallery.model}, not {model}; use --model {gallery.model}, "
                             f"or {_reenroll_hint(path)} --model {model}")

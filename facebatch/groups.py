@@ -7,6 +7,7 @@ with the ids of ignored groups.  Face keys are (image path as in the report, fac
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -143,8 +144,13 @@ def name_group(manifest: RunState, where: Path, db_path: Path, spec: ModelSpec, 
         raise UsageProblem(f"{where}: the groups were made by an older facebatch, which cut faces out differently; "
                            "run facebatch annotate once, then see: facebatch unknowns")
     with gallery_db.locked(db_path):
-        gallery = gallery_db.load_or_new(db_path, spec.name, spec.embedding_size)
+        # The run's own database, never a new one: a --db left out (or mistyped) would put the
+        # faces in a file annotate does not read, and the group would be gone from the run.
+        gallery = gallery_db.load(db_path, spec.name)
         entries = gallery.people.get(name, [])
+        # One key for the faces named together: they get a centroid of their own (Gallery.matrix)
+        appearance = hashlib.sha256("\0".join(sorted(f"{image}#{index}" for image, index in group.keys))
+                                    .encode()).hexdigest()[:16]
         for (image, index), embedding in zip(group.keys, group.embeddings):
             record = manifest.get(image)
             if record is None or index >= len(record.result.faces):
@@ -153,7 +159,7 @@ def name_group(manifest: RunState, where: Path, db_path: Path, spec: ModelSpec, 
             source = f"{image}#{index}"
             entries = [e for e in entries if e.source != source]  # naming twice never duplicates
             entries.append(gallery_db.Enrollment(source, record.result.sha256, np.asarray(embedding, np.float32),
-                                                 spec.crop.key, face.box))
+                                                 spec.crop.key, face.box, group=appearance))
         gallery.people[name] = entries
         gallery_db.save(db_path, gallery)
     save(manifest, replace(groups, clusters=cluster.without_groups(groups.clusters, [group_id])))

@@ -61,23 +61,33 @@ def person_centroids(known: np.ndarray, person_starts: np.ndarray) -> np.ndarray
 class KnownPeople:
     """The enrolled people as annotate matches against them: built once per run, in the parent,
     and sent to each worker once.  Centroids are float64, so that a face's distances do not
-    depend on how many other faces share its matrix product."""
+    depend on how many other faces share its matrix product.
 
-    names: tuple[str, ...]
-    centroids: np.ndarray = field(compare=False)  # (P, D) float64, unit length
+    A person may have several centroids (Gallery.matrix: their enrolled photos, and each group
+    of faces named as them); a face's distance to the person is to the nearest of them."""
+
+    names: tuple[str, ...]  # one per person, in order
+    centroids: np.ndarray = field(compare=False)  # (C, D) float64, unit length, each person's consecutive
+    first_centroid: np.ndarray = field(compare=False, default=None)  # (P,) index of each person's first
 
     @classmethod
-    def from_matrix(cls, names: list[str], known: np.ndarray, person_starts: np.ndarray) -> "KnownPeople":
-        """From Gallery.matrix(): names, embeddings grouped by person, start row of each person."""
-        return cls(tuple(names), person_centroids(known, person_starts).astype(np.float64))
+    def from_matrix(cls, names: list[str], known: np.ndarray, starts: np.ndarray) -> "KnownPeople":
+        """From Gallery.matrix(): the name of each appearance (a person's are consecutive), the
+        embeddings grouped by appearance, and the start row of each appearance."""
+        centroids = person_centroids(known, starts).astype(np.float64)
+        firsts = [i for i, name in enumerate(names) if i == 0 or names[i - 1] != name]
+        return cls(tuple(names[i] for i in firsts), centroids, np.asarray(firsts, np.int64))
 
 
 def person_distances(faces: np.ndarray, people: KnownPeople) -> np.ndarray:
-    """(F, P) distance from each face to each person's centroid, float64."""
+    """(F, P) distance from each face to each person's nearest centroid, float64."""
     if len(faces) == 0 or len(people.names) == 0:
         return np.zeros((len(faces), len(people.names)), np.float64)
     similarity = np.asarray(faces, np.float64) @ people.centroids.T
-    return np.sqrt(np.maximum(2.0 - 2.0 * similarity, 0.0))
+    distances = np.sqrt(np.maximum(2.0 - 2.0 * similarity, 0.0))
+    if len(people.centroids) == len(people.names):
+        return distances  # one centroid each, the usual case
+    return np.minimum.reduceat(distances, people.first_centroid, axis=1)
 
 
 def name_photo(faces: np.ndarray, people: KnownPeople, threshold: float) -> list[tuple[str, float]]:

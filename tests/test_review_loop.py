@@ -170,3 +170,23 @@ def test_naming_a_group_with_other_capitals_than_an_enrolled_person_says_so(loop
     assert named.exit_code == 0, named.output
     assert (f"note: elton_john is enrolled too, spelled with other capitals; if it is the same person, run "
             f"facebatch people remove ELTON_JOHN --db {db_copy}") in named.output
+
+
+def test_a_group_named_as_an_enrolled_person_is_named_so_on_the_next_run(loop, models_root, tmp_path):
+    """The group is unknown because it is far from the person's enrolled photos; averaged into
+    them it would stay far.  It is matched by a centroid of its own."""
+    _, images, db, out = loop
+    db_copy, out_copy = tmp_path / "db.json", tmp_path / "out"
+    shutil.copy(db, db_copy)
+    shutil.copytree(out, out_copy)
+    group = next(g for g in unknown_groups(out_copy) if g["faces"][0]["image"] == "group.jpg")
+    assert run("people", "name", group["id"], "elton_john", "--db", db_copy, "--out", out_copy).exit_code == 0
+    again = run("annotate", images, "--db", db_copy, "--out", out_copy, "--model-dir", models_root, "-q")
+    assert again.exit_code == 0, again.output
+    by_face = {(r["image"], r["face"]): r for r in report_rows(out_copy / "report.csv")}
+    for face in group["faces"]:
+        row = by_face[(face["image"], str(face["face"]))]
+        assert row["name"] == "elton_john" and float(row["distance"]) < 0.5, row
+    assert all(r["name"] == "elton_john" for (image, face), r in by_face.items()
+               if image.startswith("http") and face == "0"), "the enrolled photos' own centroid still names his photos"
+    assert json.loads(db_copy.read_text())["people"]["elton_john"][-1]["group"]
