@@ -9,6 +9,7 @@ SIGTERM (work saved).
 from __future__ import annotations
 
 import math
+import os
 import shlex
 import signal
 import sys
@@ -17,7 +18,7 @@ from pathlib import Path
 import click
 
 from .errors import EXIT_FATAL, EXIT_OK, EXIT_SOME_FAILED
-from .pathtext import one_line
+from .pathtext import from_text, one_line
 
 DEFAULT_DB = "DataBase/DataBase.json"
 DEFAULT_MIN_FACE_SIZE = 28  # = detect.DetectorSettings.min_face_size, kept here so --help imports no numpy
@@ -39,6 +40,10 @@ class FacebatchGroup(click.Group):
         kwargs["standalone_mode"] = False
         try:
             code = super().main(*args, **kwargs)
+        except click.exceptions.NoArgsIsHelpError as exc:
+            # `facebatch` or `facebatch people` alone asks what there is: the help, as --help gives it
+            click.echo(exc.ctx.get_help() if exc.ctx else exc.format_message())
+            sys.exit(EXIT_OK)
         except click.UsageError as exc:
             # one line, as every other error (click's own show() adds the usage and a hint line)
             # named as users type it, whatever the program was started as (python -m, a test runner)
@@ -642,12 +647,19 @@ def people_remove(name, db_path, model):
                                                               and gallery.canonical_name(n) == wanted)]
             if not matches:
                 _fail(f"{db_path}: nobody called {name!r} is enrolled; see: facebatch people list")
-            count = sum(len(db.people.pop(n)) for n in matches)
+            removed = [entry for n in matches for entry in db.people.pop(n)]
             gallery.save(db_path, db)
-            return count
+            return removed
 
-    count = _run(remove)
-    _console().print(f"removed {name} ({count} embeddings) from {db_path}", markup=False)
+    removed = _run(remove)
+    console = _console()
+    console.print(f"removed {name} ({len(removed)} embeddings) from {db_path}", markup=False)
+    # enroll would add back the photos still in a people folder: "for good" needs them moved too
+    folders = sorted({e.folder for e in removed if e.folder is not None
+                      and os.path.lexists(os.path.join(from_text(e.folder), from_text(e.source)))})
+    if folders:
+        console.print(f"note: photos of {name} are still in {', '.join(folders)}; the next facebatch enroll of "
+                      "that folder adds them back, so move them out of it too", markup=False)
 
 
 def main() -> None:

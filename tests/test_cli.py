@@ -184,7 +184,9 @@ def test_people_remove_deletes_for_good(workspace, models_root, tmp_path):
     db = tmp_path / "db.json"
     shutil.copy(workspace / "DataBase" / "DataBase.json", db)
     result = run("people", "remove", "madonna", "--db", db)
-    assert result.exit_code == 0 and result.output.strip() == f"removed madonna (18 embeddings) from {db}"
+    lines = result.output.splitlines()
+    assert result.exit_code == 0 and lines[0] == f"removed madonna (18 embeddings) from {db}"
+    assert lines[1].startswith("note: photos of madonna are still in ")  # the workspace's People/ holds them
     assert "madonna" not in db.read_text()
     again = run("people", "remove", "madonna", "--db", db)
     assert again.exit_code == 1
@@ -486,6 +488,9 @@ def test_enrolling_a_second_folder_keeps_the_first_folders_photos_and_a_moved_fo
         return json.loads(db.read_text())["people"]["madonna"]
 
     assert "1 added, 0 replaced" in enroll(people)
+    removed = run("people", "remove", "madonna", "--db", db)  # "for good" needs the photo moved too
+    assert f"note: photos of madonna are still in {people.resolve()}; the next facebatch enroll" in removed.output
+    assert "1 added, 0 replaced" in enroll(people)
     assert "1 added, 0 replaced" in enroll(new_hires)  # before: "0 added, 1 replaced", People's photo lost
     assert sorted(e["folder"] for e in entries()) == sorted([str(people.resolve()), str(new_hires.resolve())])
     assert "no photo in" not in enroll(people)  # the other folder's photo is not an orphan of this one
@@ -568,3 +573,10 @@ def test_a_person_folder_without_photos_is_named(tmp_path):
     empty = sorted(w for w in warnings if "no photos in this folder" in w)
     assert empty == [f"{people / name}: no photos in this folder; put the person's photos there (.jpg, .png and the "
                      "other image suffixes)" for name in ("ada", "notes")]  # UNKNOWN has its own warning
+
+
+def test_facebatch_alone_shows_the_help():
+    for args in ([], ["people"]):
+        result = run(*args)
+        assert result.exit_code == 0 and result.output.startswith("Usage: ")
+        assert "\nCommands:\n" in result.output
