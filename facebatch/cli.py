@@ -624,6 +624,8 @@ def people_list(db_path, model):
     from . import gallery
 
     db = _run(lambda: gallery.load(db_path, model))
+    if not db.people:
+        click.echo(f"{db_path}: nobody is enrolled; add people with: facebatch enroll People/", err=True)
     for name in sorted(db.people):
         click.echo(f"{name}\t{len(db.people[name])}")
 

@@ -12,7 +12,7 @@ from . import gallery as gallery_db
 from . import weights
 from .atomicio import atomic_writer, describe_os_error
 from .config import IMAGES_PER_CHUNK, Settings
-from .errors import ImageError, OutputError, UsageProblem, with_hint
+from .errors import ImageError, OutputError, UsageProblem, folder_refused, with_hint
 from .hooks import RunHooks
 from .images import is_image_name, read_file
 from .match import face_distance
@@ -116,6 +116,8 @@ def _names_a_photo(cell: str, base: Path | None) -> bool:
 
 def verify_pairs(pairs_csv: Path, root: Path | None, settings: Settings,
                  hooks: RunHooks = RunHooks()) -> list[PairResult]:
+    if root is not None and not Path(root).is_dir():
+        raise folder_refused(root, "pass the folder the pairs' paths are relative to with --root")
     base = Path(root) if root is not None else Path(pairs_csv).parent
     pairs = read_pairs(pairs_csv, base)
     paths = {p: str(base / p) for pair in pairs for p in pair}

@@ -299,6 +299,8 @@ def test_pairs_csv_header_empty_cells_and_no_pairs(tmp_path):
     assert read_pairs(pairs, tmp_path) == [("a.jfif", "b.jpg"), ("c.jpg", "d.jpg")]
     pairs.write_text("first,second\nc.jpg,d.jpg\n")
     assert read_pairs(pairs, tmp_path) == [("c.jpg", "d.jpg")]
+    missing_root = run("verify", "--pairs", pairs, "--root", tmp_path / "nowhere")
+    assert missing_root.exit_code == 1 and "nowhere: no such folder; pass the folder the pairs' paths" in missing_root.output
     (tmp_path / " spaced.jpg").write_bytes(b"")  # a name with a space in it keeps it; padding goes
     pairs.write_text(" spaced.jpg, c.jpg\n")
     assert read_pairs(pairs, tmp_path) == [(" spaced.jpg", "c.jpg")]
@@ -351,7 +353,8 @@ def test_enroll_stores_one_person_for_names_that_differ_only_in_unicode_form_or_
     assert len(listing) == 1 and listing[0].startswith("Ard\u00e9rn\t"), listing
     removed = run("people", "remove", "Arde\u0301rn", "--db", db)  # typed in the other form
     assert removed.exit_code == 0 and f"({listing[0].split()[-1]} embeddings)" in removed.output
-    assert run("people", "list", "--db", db).output == ""
+    emptied = run("people", "list", "--db", db)
+    assert emptied.stdout == "" and emptied.stderr == f"{db}: nobody is enrolled; add people with: facebatch enroll People/\n"
 
 
 def test_enroll_says_which_links_it_skips_and_when_it_found_no_photo(tmp_path, celebrity, models_root):
