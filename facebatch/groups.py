@@ -50,6 +50,14 @@ def load(manifest: RunState, embedding_size: int, warn: Callable[[str], None] | 
         return Groups()
     try:
         document = json.loads(text)
+        stored_size = document.get("embedding_size")
+        if stored_size is not None and stored_size != embedding_size:
+            # not damaged: made with another model, whose groups this one cannot extend or name
+            if warn is not None:
+                warn(f"{manifest.path}: the groups of unknown faces stored there were made with another model "
+                     f"(embeddings of {stored_size} values, this one makes {embedding_size}); pass the --model "
+                     "annotate used")
+            return Groups()
         return Groups(cluster.from_document(document["clusters"], embedding_size),
                       frozenset(str(g) for g in document.get("ignored", [])), str(document.get("crop", _UNRECORDED)))
     except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
@@ -61,7 +69,8 @@ def load(manifest: RunState, embedding_size: int, warn: Callable[[str], None] | 
 
 def save(manifest: RunState, groups: Groups) -> None:
     document = {"clusters": cluster.to_document(groups.clusters), "ignored": sorted(groups.ignored),
-                "crop": groups.crop}
+                "crop": groups.crop,
+                "embedding_size": next((g.embeddings.shape[1] for g in groups.clusters.groups), None)}
     manifest.put_meta(_KEY, json.dumps(document))
 
 

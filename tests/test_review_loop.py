@@ -190,3 +190,11 @@ def test_a_group_named_as_an_enrolled_person_is_named_so_on_the_next_run(loop, m
     assert all(r["name"] == "elton_john" for (image, face), r in by_face.items()
                if image.startswith("http") and face == "0"), "the enrolled photos' own centroid still names his photos"
     assert json.loads(db_copy.read_text())["people"]["elton_john"][-1]["group"]
+
+
+def test_unknowns_with_another_model_says_so_instead_of_calling_the_groups_damaged(loop):
+    _, _, _, out = loop
+    result = run("unknowns", "--out", out, "--model", "facenet-casia512")
+    assert "were made with another model (embeddings of 128 values, this one makes 512)" in result.output
+    assert "damaged" not in result.output
+    assert unknown_groups(out), "the groups are still there for the model that made them"
