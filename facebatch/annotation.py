@@ -326,11 +326,18 @@ def _detect(todo, input_dir, output_dir, settings, known, state, detect_key, lab
     problems = 0
     for chunk_results in run_stoppable(annotate_chunk, chunked(todo, IMAGES_PER_CHUNK), settings.execution,
                                        hooks.should_stop, input_dir, output_dir, settings, known, shared=[known]):
-        state.put_many(ImageRecord(r, detect_key, _stored_labels_key(r, label_key)) for r in chunk_results)
-        problems += _output_problems(chunk_results, input_dir, hooks)
-        problems += _clean_up_failures(chunk_results, cleaners, input_dir, hooks)
-        for result in chunk_results:
-            hooks.on_result(result)
+        problems += _finish_chunk(chunk_results, lambda _: detect_key, label_key, state, cleaners, input_dir, hooks)
+    return problems
+
+
+def _finish_chunk(results: list[ImageResult], detection_key_of, label_key: str, state: RunState, cleaners: list,
+                  input_dir: Path, hooks: RunHooks) -> int:
+    """Save a chunk's results in one transaction, then warn about and clean up after its failures;
+    how many outputs could not be written or cleaned."""
+    state.put_many(ImageRecord(r, detection_key_of(r), _stored_labels_key(r, label_key)) for r in results)
+    problems = _output_problems(results, input_dir, hooks) + _clean_up_failures(results, cleaners, input_dir, hooks)
+    for result in results:
+        hooks.on_result(result)
     return problems
 
 
@@ -397,12 +404,8 @@ def _relabel(paths: list[str], input_dir, output_dir, settings, known, state, la
         state.mark_outputs_unsure(to_text(result.image) for result, _ in work)
         for chunk_results in run_stoppable(relabel_chunk, chunked(work, IMAGES_PER_CHUNK * 4), settings.execution,
                                            hooks.should_stop, input_dir, output_dir, settings):
-            state.put_many(ImageRecord(r, keys[to_text(r.image)], _stored_labels_key(r, label_key))
-                           for r in chunk_results)
-            problems += _output_problems(chunk_results, input_dir, hooks)
-            problems += _clean_up_failures(chunk_results, cleaners, input_dir, hooks)
-            for result in chunk_results:
-                hooks.on_result(result)
+            problems += _finish_chunk(chunk_results, lambda r: keys[to_text(r.image)], label_key, state, cleaners,
+                                      input_dir, hooks)
         if hooks.should_stop():
             raise Interrupted(hooks.should_stop())
     return problems

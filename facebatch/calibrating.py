@@ -78,7 +78,7 @@ def calibrate(labelled_dir: Path, db_path: Path, settings: Settings, hooks: RunH
     if os.path.lexists(db_path):
         # --write needs this model's database; a report alone does not (another model's thresholds do not apply)
         gallery = gallery_db.load(db_path, spec.name) if write else gallery_db.read(db_path)
-        stored = gallery.calibrated(spec.crop.key) if gallery.model == spec.name else {}
+        stored = gallery.calibrated(spec.crop.key, spec.name)
     current_annotate = stored.get("annotate", spec.default_threshold)
     current_verify = stored.get("verify", spec.verify_threshold)
     pairs, warnings, refused = person_photos(labelled_dir)

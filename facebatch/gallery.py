@@ -74,9 +74,12 @@ class Gallery:
     thresholds: dict[str, float] = field(default_factory=dict)
     thresholds_crop: str | None = None  # the face crop of the embeddings they were measured on
 
-    def calibrated(self, crop: str) -> dict[str, float]:
+    def calibrated(self, crop: str, model: str | None = None) -> dict[str, float]:
         """The stored thresholds, when they were measured on faces cut out as `crop` cuts them
-        (distances of another crop mean something else); otherwise none."""
+        (distances of another crop mean something else) and, when `model` is given, with that
+        model; otherwise none."""
+        if model is not None and model != self.model:
+            return {}
         return dict(self.thresholds) if self.thresholds and self.thresholds_crop == crop else {}
 
     def matrix(self) -> tuple[list[str], np.ndarray, np.ndarray]:

@@ -84,6 +84,7 @@ def _naming(path: Path):
 
 def _read(path: Path) -> tuple[bytes | None, int | None]:
     """(content, permission bits) of an existing sidecar, or (None, None)."""
+    name = to_text(path.name)
     try:
         info = os.lstat(path)
     except FileNotFoundError:
@@ -91,37 +92,38 @@ def _read(path: Path) -> tuple[bytes | None, int | None]:
     except OSError as exc:
         if exc.errno == errno.ENAMETOOLONG:
             return None, None  # no file can have this name: there is none (writing one will say why)
-        raise SidecarError(f"cannot inspect {to_text(path.name)} ({exc.strerror or exc}); "
+        raise SidecarError(f"cannot inspect {name} ({exc.strerror or exc}); "
                            f"{write_failure_hint(exc, 'the photo folder')}") from None
     if stat.S_ISLNK(info.st_mode):
-        raise SidecarError(f"{to_text(path.name)} is a symbolic link; facebatch does not write through links "
+        raise SidecarError(f"{name} is a symbolic link; facebatch does not write through links "
                            "(replace it with a regular file to let facebatch merge into it)")
     if not stat.S_ISREG(info.st_mode):
-        raise SidecarError(f"{to_text(path.name)} is not a regular file; move it away")
+        raise SidecarError(f"{name} is not a regular file; move it away")
     if info.st_size > xmp.MAX_SIDECAR_BYTES:
-        raise SidecarError(f"{to_text(path.name)} is {info.st_size} bytes, over facebatch's limit of "
+        raise SidecarError(f"{name} is {info.st_size} bytes, over facebatch's limit of "
                            f"{xmp.MAX_SIDECAR_BYTES}; move it away if it is not a real sidecar")
     try:
         with open(path, "rb") as handle:
             data = handle.read(xmp.MAX_SIDECAR_BYTES + 1)
     except PermissionError:
-        raise SidecarError(f"cannot read {to_text(path.name)}: permission denied; make it readable") from None
+        raise SidecarError(f"cannot read {name}: permission denied; make it readable") from None
     except OSError as exc:
-        raise SidecarError(f"cannot read {to_text(path.name)} ({exc.strerror or exc})") from None
+        raise SidecarError(f"cannot read {name} ({exc.strerror or exc})") from None
     return data, stat.S_IMODE(info.st_mode)
 
 
 def _apply(path: Path, existing: bytes | None, mode: int | None, new: bytes | None) -> Path | None:
     if new == existing:
         return path if existing is not None else None
+    name = to_text(path.name)
     if mode is not None and not mode & 0o222:
         # Replacing a file by rename needs only the folder's write permission (and root needs
         # none), but a sidecar made read-only was made so to protect it.
-        raise SidecarError(f"{to_text(path.name)} is read-only, so facebatch leaves it as it is; make it writable "
+        raise SidecarError(f"{name} is read-only, so facebatch leaves it as it is; make it writable "
                            "(chmod u+w) to let facebatch merge its faces into it")
     # Another program (a photo manager) may have saved the sidecar since we read it: do not overwrite its change.
     if _read(path)[0] != existing:
-        raise SidecarError(f"{to_text(path.name)} changed while facebatch was merging into it; run again")
+        raise SidecarError(f"{name} changed while facebatch was merging into it; run again")
     if new is None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
@@ -129,10 +131,10 @@ def _apply(path: Path, existing: bytes | None, mode: int | None, new: bytes | No
     try:
         write_bytes_atomic(path, new, permissions=mode if mode is not None else public_mode())
     except PermissionError:
-        raise SidecarError(f"cannot write {to_text(path.name)}: permission denied; make the photo's folder writable "
+        raise SidecarError(f"cannot write {name}: permission denied; make the photo's folder writable "
                            "or leave out --xmp") from None
     except OSError as exc:
-        raise SidecarError(f"cannot write {to_text(path.name)} ({exc.strerror or exc}); "
+        raise SidecarError(f"cannot write {name} ({exc.strerror or exc}); "
                            f"{write_failure_hint(exc, 'the photo folder')}") from None
     return path
 

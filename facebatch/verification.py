@@ -76,9 +76,7 @@ def with_threshold(settings: Settings, db_path: Path) -> Settings:
     if settings.labels.threshold is None and os.path.lexists(db_path):
         # Thresholds measured with another model or on another face crop do not apply (enroll
         # removes the latter, with a warning); comparing two photos needs no enrolled faces.
-        gallery = gallery_db.read(db_path)
-        if gallery.model == spec.name:
-            calibrated = gallery.calibrated(spec.crop.key).get("verify")
+        calibrated = gallery_db.read(db_path).calibrated(spec.crop.key, spec.name).get("verify")
     return replace(settings, labels=settings.labels.resolved(calibrated, spec.verify_threshold))
 
 

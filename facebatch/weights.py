@@ -156,16 +156,22 @@ def install_from_archive(spec: ModelSpec, archive: Path, models_root: Path) -> P
             raise WeightsError(f"{target / name}: a folder where the model's {name} goes; remove it and run "
                                "facebatch download-weights again")
     try:
-        # Remove the manifest first: until the new one is written the model counts as not installed.
-        (target / MANIFEST_FILE).unlink(missing_ok=True)
-        buffer = io.BytesIO()
-        np.savez(buffer, **arrays)
-        # Weights are not personal data: world-readable, so a shared Model/ serves every worker.
-        with atomic_writer(target / WEIGHTS_FILE, permissions=0o644) as handle:
-            handle.write(buffer.getvalue())
+        _write_model(spec, arrays, target)
     except OSError as exc:
         raise WeightsError(f"{target}: cannot write the model there ({exc.strerror or exc}); "
                            f"{write_failure_hint(exc, 'the model folder')}") from None
+    return target
+
+
+def _write_model(spec: ModelSpec, arrays: dict[str, np.ndarray], target: Path) -> None:
+    """The weights, then the manifest that declares them installed."""
+    # Remove the manifest first: until the new one is written the model counts as not installed.
+    (target / MANIFEST_FILE).unlink(missing_ok=True)
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    # Weights are not personal data: world-readable, so a shared Model/ serves every worker.
+    with atomic_writer(target / WEIGHTS_FILE, permissions=0o644) as handle:
+        handle.write(buffer.getvalue())
     manifest = {
         "format": MANIFEST_FORMAT,
         "version": MANIFEST_VERSION,
@@ -183,12 +189,7 @@ def install_from_archive(spec: ModelSpec, archive: Path, models_root: Path) -> P
         "parameters": int(sum(a.size for a in arrays.values())),
         "batch_norm": "folded into the preceding layer",
     }
-    try:
-        write_text_atomic(target / MANIFEST_FILE, json.dumps(manifest, indent=2) + "\n", permissions=0o644)
-    except OSError as exc:
-        raise WeightsError(f"{target}: cannot write the model there ({exc.strerror or exc}); "
-                           f"{write_failure_hint(exc, 'the model folder')}") from None
-    return target
+    write_text_atomic(target / MANIFEST_FILE, json.dumps(manifest, indent=2) + "\n", permissions=0o644)
 
 
 def download_and_install(spec: ModelSpec, models_root: Path) -> Path:

@@ -488,12 +488,10 @@ def _foreign_face_areas(descriptions: list[ET.Element]) -> list[tuple[float, flo
                     area = _struct(area_prop)
                     if (_field(area, _q("stArea", "unit")) or "normalized") != "normalized":
                         continue
-                    try:
-                        values = tuple(float(_field(area, _q("stArea", key)) or "nan") for key in "xywh")
-                    except ValueError:
+                    try:  # a field missing (None) or not a number: no area
+                        areas.append(tuple(float(_field(area, _q("stArea", key))) for key in "xywh"))
+                    except (TypeError, ValueError):
                         continue
-                    if all(value == value for value in values):  # a field missing or not a number: no area
-                        areas.append(values)
     return areas
 
 
