@@ -24,6 +24,10 @@ DEFAULT_DB = "DataBase/DataBase.json"
 DEFAULT_MIN_FACE_SIZE = 28  # = detect.DetectorSettings.min_face_size, kept here so --help imports no numpy
 DEFAULT_OUT = "Infered_image"
 
+# SIGINT/SIGTERM that arrived too late to stop a job before it finished (while the report was being
+# written, say): the command ends normally and then exits 128 + the signal.
+_SIGNALS_AFTER_THE_WORK: list[int] = []
+
 
 class FacebatchClickError(click.ClickException):
     """One of our errors on its way out: printed as one line, with the error's own exit code."""
@@ -61,6 +65,10 @@ class FacebatchGroup(click.Group):
                 sys.exit(128 + signal.SIGINT)
             click.echo("Aborted!", err=True)
             sys.exit(EXIT_FATAL)
+        if _SIGNALS_AFTER_THE_WORK:
+            # the command finished its work, but was asked to stop: say so in the exit code, as a
+            # supervisor (cron's timeout, systemd, a shutdown) expects of a process it signalled
+            sys.exit(128 + _SIGNALS_AFTER_THE_WORK[0])
         sys.exit(code if isinstance(code, int) else EXIT_OK)
 
 
@@ -200,10 +208,15 @@ class _Feedback:
 
         try:
             with stop_requested_by_signals() as should_stop:
-                return _run(lambda: action(self.hooks(should_stop)))
+                outcome = _run(lambda: action(self.hooks(should_stop)))
+                late_signal = should_stop()
         finally:
             if self.progress is not None:
                 self.progress.stop()
+        if late_signal:
+            _SIGNALS_AFTER_THE_WORK.append(late_signal)
+            self.warn(f"signal {late_signal} arrived as the work was ending; it is finished and saved")
+        return outcome
 
 
 @click.group(cls=FacebatchGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -190,6 +190,29 @@ def test_sigterm_stops_cleanly_and_the_rerun_finishes(tmp_path, many_photos, peo
     assert f"({50 - saved} processed, 0 relabelled, {saved} unchanged)" in resumed.output
 
 
+def test_sigterm_while_the_report_is_written_finishes_the_run_and_exits_143(tmp_path, photos, people_db, models_root):
+    # fault injection: the signal lands after the last chunk, while the CSV report is being written
+    out = tmp_path / "out"
+    code = ("import os, signal, sys\n"
+            "from facebatch import writers\n"
+            "from facebatch.cli import main\n"
+            "write = writers.CsvReportWriter.write\n"
+            "def signalled(self, results):\n"
+            "    os.kill(os.getpid(), signal.SIGTERM)\n"
+            "    return write(self, results)\n"
+            "writers.CsvReportWriter.write = signalled\n"
+            f"sys.argv = ['facebatch', 'annotate', {str(photos)!r}, '--db', {str(people_db)!r}, '--out', {str(out)!r},"
+            f" '--model-dir', {str(models_root)!r}, '-q']\n"
+            "main()\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 143, done.stderr
+    assert "warning: signal 15 arrived as the work was ending; it is finished and saved" in done.stderr
+    assert "images 25, " in done.stderr  # the summary is still printed
+    assert "Traceback" not in done.stderr
+    rerun = annotate(photos, people_db, out, models_root)
+    assert rerun.exit_code == 0 and "(0 processed, 0 relabelled, 25 unchanged)" in rerun.output, rerun.output
+
+
 def test_a_second_ctrl_c_stops_at_once_with_exit_130_and_the_rerun_finishes(tmp_path, many_photos, people_db,
                                                                              models_root):
     out = tmp_path / "out"
