@@ -51,7 +51,8 @@ class FacebatchGroup(click.Group):
         except click.UsageError as exc:
             # one line, as every other error (click's own show() adds the usage and a hint line)
             # named as users type it, whatever the program was started as (python -m, a test runner)
-            help_command = " ".join(["facebatch", *(exc.ctx.command_path.split()[1:] if exc.ctx else []), "--help"])
+            words = exc.ctx.command_path.split()[1:] if exc.ctx else self._command_words(args, kwargs)
+            help_command = " ".join(["facebatch", *words, "--help"])
             message = " ".join(exc.format_message().split())
             click.echo(f"Error: {message} (see {help_command})", err=True)
             sys.exit(EXIT_FATAL)
@@ -70,6 +71,18 @@ class FacebatchGroup(click.Group):
             # supervisor (cron's timeout, systemd, a shutdown) expects of a process it signalled
             sys.exit(128 + _SIGNALS_AFTER_THE_WORK[0])
         sys.exit(code if isinstance(code, int) else EXIT_OK)
+
+    def _command_words(self, args, kwargs) -> list[str]:
+        """The (sub)command words of the command line, for an error click raised before it made the
+        command's context (an option missing its value): `annotate`, or `people name`."""
+        given = kwargs.get("args", args[0] if args else None)
+        words, command = [], self
+        for arg in sys.argv[1:] if given is None else given:
+            if not isinstance(command, click.Group) or arg not in command.commands:
+                break
+            words.append(arg)
+            command = command.commands[arg]
+        return words
 
 
 def _console(quiet: bool = False):

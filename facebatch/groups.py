@@ -128,6 +128,12 @@ def refresh(manifest: RunState, redetected: Iterable[str], embedding_size: int, 
 def _group(groups: Groups, group_id: str, where: Path) -> cluster.Group:
     group = groups.clusters.group(group_id)
     if group is None:
+        number = re.fullmatch(r"g(\d+)", group_id)
+        if number and int(number.group(1)) < groups.clusters.next_number:
+            # an id that was given out: named already (the usual case: a command run twice), or
+            # its faces are named by the database now, or their photos left the folder
+            raise UsageProblem(f"{where}: group {group_id!r} is gone: it was named, or its faces are no longer "
+                               "unknown, or their photos left the folder; see: facebatch unknowns")
         raise UsageProblem(f"{where}: there is no group {group_id!r} of unknown faces; see: facebatch unknowns")
     return group
 

@@ -52,6 +52,16 @@ def test_usage_errors_are_one_line_naming_the_help_to_read(args):
     assert result.output.rstrip().endswith(f"(see facebatch{' ' + command if command else ''} --help)"), result.output
 
 
+@pytest.mark.parametrize("args, command", [(("annotate", "images", "--db"), "annotate"),
+                                           (("people", "name", "g0001", "Ada", "--db"), "people name"),
+                                           (("verify", "--threshold"), "verify")])
+def test_an_option_missing_its_value_points_at_its_commands_help(args, command):
+    # click raises this one before it makes the command's context, so it names no command itself
+    result = run(*args)
+    assert result.exit_code == 1
+    assert result.output == f"Error: Option '{args[-1]}' requires an argument. (see facebatch {command} --help)\n"
+
+
 def test_unknown_model(tmp_path):
     result = run("download-weights", "--model", "nope", "--model-dir", tmp_path)
     assert result.exit_code == 1

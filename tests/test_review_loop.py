@@ -103,6 +103,9 @@ def test_naming_a_group_names_its_faces_on_the_next_run_without_detecting(loop, 
     missing = run("people", "name", "g9999", "Nobody", "--db", db, "--out", out)
     assert missing.exit_code == 1
     assert "there is no group 'g9999' of unknown faces; see: facebatch unknowns" in missing.output
+    twice = run("people", "name", madonna["id"], "Madonna", "--db", db, "--out", out)
+    assert twice.exit_code == 1
+    assert f"group '{madonna['id']}' is gone: it was named, or its faces are no longer unknown" in twice.output
 
 
 def test_an_ignored_group_drops_off_the_list(loop):
