@@ -108,17 +108,37 @@ class _Plan:
     def __init__(self):
         self.detect: list[str] = []  # relative paths, as Python holds them
         self.relabel: list[str] = []  # manifest keys (pathtext); records are read back in batches
-        self.redraw: set[str] = set()  # of those, the ones whose outputs went missing: drawn again
+        self.redraw: set[str] = set()  # of those, the ones whose outputs went missing or changed: drawn again
+        # copies of records stored without their stat (a schema-2 manifest): recorded as found
+        self.copy_stats_found: dict[str, tuple[int, int]] = {}
 
 
-def _outputs_missing(result, output_dir: Path) -> bool:
-    """An annotated copy or a face thumbnail of the stored result is not on disk (deleted by hand,
-    or lost with a disk): one stat each, so a rerun with nothing changed stays fast."""
-    if result.annotated and not os.path.lexists(output_dir / result.annotated):
-        return True
+def copy_stat(output_dir: Path, annotated: Path | str) -> tuple[int, int] | None:
+    """(size, mtime_ns) of an annotated copy, None when there is none: what tells a copy left as
+    annotate wrote it from one damaged, edited or replaced since."""
+    try:
+        stat = os.lstat(output_dir / annotated)
+    except (OSError, ValueError):
+        return None
+    return stat.st_size, stat.st_mtime_ns
+
+
+def _outputs_differ(record: ImageRecord, output_dir: Path, plan: _Plan) -> bool:
+    """The annotated copy of the stored result is missing or not as annotate left it (deleted by
+    hand, lost with a disk, junk written into it), or a face thumbnail is missing: one stat each,
+    so a rerun with nothing changed stays fast."""
+    result = record.result
+    if result.annotated:
+        found = copy_stat(output_dir, result.annotated)
+        if found is None:
+            return True
+        if record.copy_stat is None:
+            plan.copy_stats_found[record.path] = found
+        elif found != record.copy_stat:
+            return True
     image = to_text(result.image)
-    return any(not os.path.lexists(output_dir / review.thumb_path(image, f.face.box, result.sha256))
-               for f in result.faces)
+    return result.status == STATUS_OK and any(
+        not os.path.lexists(output_dir / review.thumb_path(image, f.face.box, result.sha256)) for f in result.faces)
 
 
 def _plan(relatives: list[str], input_dir: Path, state: RunState, detect_key: str, label_key: str,
@@ -145,13 +165,13 @@ def _plan(relatives: list[str], input_dir: Path, state: RunState, detect_key: st
                 plan.detect.append(relative)
                 continue
             state.update_stat(to_text(relative), stat.st_size, stat.st_mtime_ns)
-        if record.labels_key != label_key:
+        outputs_differ = _outputs_differ(record, output_dir, plan)
+        if record.labels_key != label_key or outputs_differ:
             plan.relabel.append(record.path)
-            if record.labels_key == OUTPUTS_UNSURE:
+            if record.labels_key == OUTPUTS_UNSURE or outputs_differ:
                 plan.redraw.add(record.path)
-        elif record.result.status == STATUS_OK and _outputs_missing(record.result, output_dir):
-            plan.relabel.append(record.path)
-            plan.redraw.add(record.path)
+    if plan.copy_stats_found:
+        state.update_copy_stats(plan.copy_stats_found)
     return plan
 
 
@@ -326,15 +346,18 @@ def _detect(todo, input_dir, output_dir, settings, known, state, detect_key, lab
     problems = 0
     for chunk_results in run_stoppable(annotate_chunk, chunked(todo, IMAGES_PER_CHUNK), settings.execution,
                                        hooks.should_stop, input_dir, output_dir, settings, known, shared=[known]):
-        problems += _finish_chunk(chunk_results, lambda _: detect_key, label_key, state, cleaners, input_dir, hooks)
+        problems += _finish_chunk(chunk_results, lambda _: detect_key, label_key, state, cleaners, input_dir,
+                                  output_dir, hooks)
     return problems
 
 
 def _finish_chunk(results: list[ImageResult], detection_key_of, label_key: str, state: RunState, cleaners: list,
-                  input_dir: Path, hooks: RunHooks) -> int:
+                  input_dir: Path, output_dir: Path, hooks: RunHooks) -> int:
     """Save a chunk's results in one transaction, then warn about and clean up after its failures;
-    how many outputs could not be written or cleaned."""
-    state.put_many(ImageRecord(r, detection_key_of(r), _stored_labels_key(r, label_key)) for r in results)
+    how many outputs could not be written or cleaned.  Each copy's stat is taken now, as the
+    worker left it (this run holds the output folder's lock; `_plan` checked kept copies)."""
+    state.put_many(ImageRecord(r, detection_key_of(r), _stored_labels_key(r, label_key),
+                               copy_stat(output_dir, r.annotated) if r.annotated else None) for r in results)
     problems = _output_problems(results, input_dir, hooks) + _clean_up_failures(results, cleaners, input_dir, hooks)
     for result in results:
         hooks.on_result(result)
@@ -396,7 +419,7 @@ def _relabel(paths: list[str], input_dir, output_dir, settings, known, state, la
             if redraw or settings.labels.xmp:
                 work.append((new, redraw))
             else:
-                unchanged.append(ImageRecord(new, record.detection_key, label_key))
+                unchanged.append(ImageRecord(new, record.detection_key, label_key, record.copy_stat))
         state.put_many(unchanged)
         for record in unchanged:
             hooks.on_result(record.result)
@@ -405,7 +428,7 @@ def _relabel(paths: list[str], input_dir, output_dir, settings, known, state, la
         for chunk_results in run_stoppable(relabel_chunk, chunked(work, IMAGES_PER_CHUNK * 4), settings.execution,
                                            hooks.should_stop, input_dir, output_dir, settings):
             problems += _finish_chunk(chunk_results, lambda r: keys[to_text(r.image)], label_key, state, cleaners,
-                                      input_dir, hooks)
+                                      input_dir, output_dir, hooks)
         if hooks.should_stop():
             raise Interrupted(hooks.should_stop())
     return problems

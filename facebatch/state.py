@@ -30,10 +30,12 @@ from .images import annotated_name
 from .pathtext import from_text, to_text
 from .results import STATUS_ERROR, STATUS_NO_FACE, STATUS_OK, ImageResult, LabelledFace
 
-SCHEMA_VERSION = 2  # 1 kept finished CSV rows; 2 keeps every face as data.  Older manifests are rebuilt.
+# 1 kept finished CSV rows; 2 keeps every face as data; 3 adds the annotated copy's size and mtime.
+# Version 1 is rebuilt; version 2 gains the column in place (`_migrate_from_2`).
+SCHEMA_VERSION = 3
 PRIVATE = 0o600  # faces, embeddings and names: biometric data, owner only
 _COLUMNS = ("path", "size", "mtime_ns", "sha256", "status", "error", "width", "height", "orientation", "faces",
-            "detection_key", "labels", "labels_key", "annotated")
+            "detection_key", "labels", "labels_key", "annotated", "copy_stat")
 _STATUSES = (STATUS_OK, STATUS_NO_FACE, STATUS_ERROR)
 # The labels key of a record whose outputs (copy, sidecar, thumbnails) a stopped run may have
 # rewritten from other results: no real key (config.part_key gives hex digests) equals it.
@@ -56,6 +58,9 @@ class ImageRecord:
     result: ImageResult
     detection_key: str
     labels_key: str
+    # (size, mtime_ns) of the annotated copy as this run's worker left it, or None when not known
+    # (a manifest of schema 2): a copy that differs later was damaged or edited, and is redrawn.
+    copy_stat: tuple[int, int] | None = None
 
     @property
     def path(self) -> str:
@@ -97,6 +102,9 @@ class RunState:
             raise sqlite3.DatabaseError("integrity check failed")
         self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
         version = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+        if version is not None and version[0] == "2":
+            self._migrate_from_2()
+            version = (str(SCHEMA_VERSION),)
         if version is not None and version[0] != str(SCHEMA_VERSION):
             # An older layout: rebuild, it is only a cache (the images are worked on again).
             self._db.execute("DROP TABLE IF EXISTS images")
@@ -109,6 +117,13 @@ class RunState:
             raise sqlite3.DatabaseError(f"unexpected columns {columns}")
         if version is None:
             self._db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+
+    def _migrate_from_2(self) -> None:
+        """Add the copies' stat column, unknown for every record: the faces stay, nothing is detected
+        again, and the next run records each copy's stat as it finds it (`update_copy_stats`)."""
+        with self._transaction():
+            self._db.execute("ALTER TABLE images ADD COLUMN copy_stat TEXT NOT NULL DEFAULT ''")
+            self._db.execute("UPDATE meta SET value=? WHERE key='schema'", (str(SCHEMA_VERSION),))
 
     def close(self) -> None:
         self._db.close()
@@ -165,6 +180,12 @@ class RunState:
     def update_stat(self, path: str, size: int, mtime_ns: int) -> None:
         with self._writes("write"):
             self._db.execute("UPDATE images SET size=?, mtime_ns=? WHERE path=?", (size, mtime_ns, path))
+
+    def update_copy_stats(self, stats: dict[str, tuple[int, int]]) -> None:
+        """Record the annotated copies' (size, mtime_ns) by image path, in one transaction."""
+        with self._writes("write"), self._transaction():
+            self._db.executemany("UPDATE images SET copy_stat=? WHERE path=?",
+                                 [(_encode_copy_stat(stat), path) for path, stat in stats.items()])
 
     def remove(self, paths: Iterable[str]) -> None:
         with self._writes("write"), self._transaction():
@@ -223,6 +244,19 @@ def _encode_embedding(vector: np.ndarray) -> str:
     return base64.b64encode(np.ascontiguousarray(vector, "<f4").tobytes()).decode("ascii")
 
 
+def _encode_copy_stat(stat: tuple[int, int] | None) -> str:
+    return "" if stat is None else f"{stat[0]}:{stat[1]}"
+
+
+def _decode_copy_stat(text) -> tuple[int, int] | None:
+    """The stored copy stat; anything else than what we write is "not known" (recorded afresh)."""
+    try:
+        size, mtime_ns = text.split(":")
+        return int(size), int(mtime_ns)
+    except (AttributeError, ValueError):
+        return None
+
+
 def _row(record: ImageRecord) -> tuple:
     r = record.result
     embeddings = r.embeddings if r.embeddings is not None else np.zeros((0, 0), np.float32)
@@ -232,14 +266,14 @@ def _row(record: ImageRecord) -> tuple:
     labels = [[f.name, None if math.isinf(f.distance) else f.distance] for f in r.faces]
     return (to_text(r.image), r.size, r.mtime_ns, r.sha256, r.status, r.error, r.width, r.height, r.orientation,
             json.dumps(faces), record.detection_key, json.dumps(labels, ensure_ascii=False), record.labels_key,
-            to_text(r.annotated))
+            to_text(r.annotated), _encode_copy_stat(record.copy_stat))
 
 
 def _record(row) -> ImageRecord | None:
     """A record from a row, or None when a cell is not what we wrote (the image is then redone)."""
     try:
         (path, size, mtime_ns, sha256, status, error, width, height, orientation, faces_json, detection_key,
-         labels_json, labels_key, annotated) = row
+         labels_json, labels_key, annotated, copy_stat) = row
         if not all(isinstance(v, str) for v in (path, sha256, status, error, faces_json, detection_key, labels_json,
                                                 labels_key, annotated)):
             return None
@@ -264,4 +298,4 @@ def _record(row) -> ImageRecord | None:
         return None  # not the name annotate gives this image's copy: never carried into the report
     result = ImageResult(from_text(path), status, tuple(labelled), error, from_text(annotated), size, mtime_ns, sha256,
                          width, height, orientation, embeddings)
-    return ImageRecord(result, detection_key, labels_key)
+    return ImageRecord(result, detection_key, labels_key, _decode_copy_stat(copy_stat))

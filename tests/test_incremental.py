@@ -268,6 +268,41 @@ def test_sigterm_stops_enroll_cleanly_and_keeps_what_was_embedded(tmp_path, cele
     assert sum(len(v) for v in json.loads(db.read_text())["people"].values()) == 90
 
 
+def test_a_rerun_redraws_an_annotated_copy_damaged_in_place(tmp_path, photos, people_db, models_root):
+    out = tmp_path / "out"
+    assert annotate(photos, people_db, out, models_root).exit_code == 0
+    copies = sorted(p for p in out.rglob("*.jpg") if "review" not in p.relative_to(out).parts)
+    damaged, kept = copies[0], copies[1]
+    original, kept_bytes = damaged.read_bytes(), kept.read_bytes()
+    damaged.write_bytes(b"\0" * len(original))  # junk of the same size, written in place
+    again = annotate(photos, people_db, out, models_root)
+    assert again.exit_code == 0, again.output
+    assert "(0 processed, 1 relabelled, 24 unchanged)" in again.output, again.output
+    assert damaged.read_bytes() == original and kept.read_bytes() == kept_bytes
+    # drawn once: the copy as redrawn is what the next run expects
+    assert "(0 processed, 0 relabelled, 25 unchanged)" in annotate(photos, people_db, out, models_root).output
+
+
+def test_a_manifest_of_schema_2_is_migrated_without_detecting_again(tmp_path, photos, people_db, models_root):
+    out = tmp_path / "out"
+    assert annotate(photos, people_db, out, models_root).exit_code == 0
+    report = (out / "report.csv").read_bytes()
+    with sqlite3.connect(out / "report.state.sqlite") as db:  # as facebatch before the copies' stat left it
+        db.execute("ALTER TABLE images DROP COLUMN copy_stat")
+        db.execute("UPDATE meta SET value='2' WHERE key='schema'")
+    copy = next(p for p in out.rglob("*.jpg") if "review" not in p.relative_to(out).parts)
+    migrated = annotate(photos, people_db, out, models_root)
+    assert "(0 processed, 0 relabelled, 25 unchanged)" in migrated.output, migrated.output
+    assert (out / "report.csv").read_bytes() == report
+    with sqlite3.connect(out / "report.state.sqlite") as db:
+        assert db.execute("SELECT value FROM meta WHERE key='schema'").fetchone() == ("3",)
+        assert db.execute("SELECT COUNT(*) FROM images WHERE copy_stat=''").fetchone() == (0,)
+    original = copy.read_bytes()
+    copy.write_bytes(original[:100])  # the stats found on migration now guard the copies
+    assert "(0 processed, 1 relabelled, 24 unchanged)" in annotate(photos, people_db, out, models_root).output
+    assert copy.read_bytes() == original
+
+
 def test_a_rerun_puts_back_annotated_copies_and_thumbnails_that_were_deleted(tmp_path, photos, people_db, models_root):
     out = tmp_path / "out"
     assert annotate(photos, people_db, out, models_root).exit_code == 0
