@@ -21,11 +21,12 @@ from .pathtext import to_text
 
 
 def sidecar_path_for(image_path: Path) -> Path:
-    """`photo.jpg.xmp` if it exists, else an existing `photo.xmp` (darktable/Lightroom style), else `photo.jpg.xmp`.
+    """`photo.jpg.xmp` if it exists, else an existing `photo.xmp`, else `photo.jpg.xmp`.
 
-    `photo.jpg.xmp` is the name digiKam and darktable read.  `photo.xmp` is used only when no
-    other image shares the stem: with `photo.jpg` and `photo.png` side by side it would belong
-    to both, and each run would overwrite the other's faces in it.
+    `photo.jpg.xmp` is the name digiKam and darktable read.  `photo.xmp` (Lightroom's name for a
+    raw file's sidecar, and digiKam's with "compatible file names") is used only when no other
+    image shares the stem: with `photo.jpg` and `photo.png` side by side it would belong to both,
+    and each run would overwrite the other's faces in it; beside `photo.cr2` it is the raw file's.
     """
     image_path = Path(image_path)
     long_name = image_path.with_name(image_path.name + ".xmp")
@@ -37,10 +38,19 @@ def sidecar_path_for(image_path: Path) -> Path:
     return long_name
 
 
+# Camera raw files, which facebatch does not read but whose `IMG_0001.xmp` (Lightroom's and
+# Capture One's name for a raw file's sidecar) must not take a JPEG's faces.
+RAW_SUFFIXES = frozenset({".3fr", ".ari", ".arw", ".bay", ".cr2", ".cr3", ".crw", ".dcr", ".dng", ".erf", ".fff",
+                          ".iiq", ".k25", ".kdc", ".mef", ".mos", ".mrw", ".nef", ".nrw", ".orf", ".pef", ".raf",
+                          ".raw", ".rw2", ".rwl", ".sr2", ".srf", ".srw", ".x3f"})
+
+
 def _shares_its_stem(image_path: Path) -> bool:
-    """Another image in the folder with the same name before the suffix (photo.png beside photo.jpg)."""
+    """Another image in the folder with the same name before the suffix (photo.png beside photo.jpg,
+    or the raw file IMG_0001.CR2 beside IMG_0001.JPG)."""
     siblings = image_path.parent.glob(glob.escape(image_path.stem) + ".*")
-    return any(p.name != image_path.name and p.stem == image_path.stem and is_image_name(p.name) for p in siblings)
+    return any(p.name != image_path.name and p.stem == image_path.stem
+               and (is_image_name(p.name) or p.suffix.lower() in RAW_SUFFIXES) for p in siblings)
 
 
 def write_sidecar(image_path: Path, size: tuple[int, int], faces: Iterable[xmp.FaceRegion],

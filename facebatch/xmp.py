@@ -204,6 +204,9 @@ def _parse(data: bytes) -> tuple[ET.Element, dict[str, str]]:
                            "move the file away or fix it") from None
     except ET.ParseError as exc:
         raise SidecarError(f"the existing XMP sidecar is not well-formed XML ({exc}); fix it or move it away") from None
+    except (LookupError, ValueError) as exc:  # an encoding expat does not know, or multi-byte (shift_jis, utf-32)
+        raise SidecarError(f"the existing XMP sidecar is in an encoding facebatch cannot read ({exc}); save it as "
+                           "UTF-8 or move it away") from None
     if root is None:  # pragma: no cover - expat reports an empty document as a ParseError
         raise SidecarError("the existing XMP sidecar is empty; delete it or move it away")
     return root, prefixes

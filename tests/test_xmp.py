@@ -277,6 +277,8 @@ HOSTILE = {
     "xmpmeta without RDF": b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><nothing/></x:xmpmeta>',
     "deep nesting": b"<a>" * 5000 + b"</a>" * 5000,
     "huge": b"<x:xmpmeta xmlns:x='adobe:ns:meta/'>" + b" " * xmp.MAX_SIDECAR_BYTES + b"</x:xmpmeta>",
+    "unknown encoding": b'<?xml version="1.0" encoding="bogus-enc"?>' + FOREIGN.split(b"?>", 1)[-1],
+    "multi-byte encoding": b'<?xml version="1.0" encoding="shift_jis"?>' + FOREIGN.split(b"?>", 1)[-1],
 }
 
 
@@ -318,6 +320,15 @@ def test_a_short_sidecar_name_two_photos_share_is_never_used(tmp_path):
     (tmp_path / "photo.txt").write_text("not an image")  # only images share a sidecar
     png.unlink()
     assert sidecar.sidecar_path_for(jpg) == tmp_path / "photo.xmp"
+
+
+@pytest.mark.parametrize("raw", ["IMG_0001.CR2", "IMG_0001.nef", "IMG_0001.dng", "IMG_0001.ARW"])
+def test_a_raw_files_sidecar_never_takes_the_jpegs_faces(tmp_path, raw):
+    # RAW+JPEG from a camera: IMG_0001.xmp is the raw file's (Lightroom's develop settings)
+    jpg = _photo(tmp_path, "IMG_0001.JPG")
+    (tmp_path / raw).write_bytes(b"raw data")
+    (tmp_path / "IMG_0001.xmp").write_bytes(FOREIGN)
+    assert sidecar.sidecar_path_for(jpg) == tmp_path / "IMG_0001.JPG.xmp"
 
 
 def test_a_read_only_sidecar_is_left_byte_for_byte(tmp_path):
