@@ -64,7 +64,7 @@ def write_sidecar(image_path: Path, size: tuple[int, int], faces: Iterable[xmp.F
     path = sidecar_path_for(image_path)
     existing, mode = _read(path)
     with _naming(path):
-        new = xmp.update_sidecar(existing, size, faces, orientation)
+        new = xmp.update_sidecar(existing, size, faces, orientation, _embedded_if_needed(image_path, existing))
     return _apply(path, existing, mode, new)
 
 
@@ -79,8 +79,33 @@ def remove_our_regions(image_path: Path) -> Path | None:
     if existing is None:
         return None
     with _naming(path):
-        new = xmp.remove_our_data(existing)
+        new = xmp.remove_our_data(existing, _embedded_if_needed(image_path, existing))
     return _apply(path, existing, mode, new)
+
+
+def _embedded_if_needed(image_path: Path, existing: bytes | None) -> bytes | None:
+    """The photo's own XMP packet when the merge needs it: to start a new sidecar, or to tell
+    whether one facebatch created holds anything but its data and that packet.  A sidecar that
+    someone else made is never compared with it, so its photo is not opened."""
+    if existing is not None and xmp.OUR_NS.encode() not in existing:
+        return None
+    return embedded_xmp(image_path)
+
+
+def embedded_xmp(image_path: Path) -> bytes | None:
+    """The XMP packet inside the photo (JPEG APP1, PNG iTXt, WebP, TIFF), read from its header
+    by Pillow without decoding pixels; None when it has none or cannot be opened (the photo's
+    own problems are reported where it is read for its faces)."""
+    from PIL import Image
+
+    try:
+        with Image.open(image_path) as image:
+            packet = image.info.get("xmp") or image.info.get("XML:com.adobe.xmp")
+    except Exception:  # noqa: BLE001 - any failure to open means: no packet to copy
+        return None
+    if isinstance(packet, str):
+        packet = packet.encode("utf-8")
+    return packet if isinstance(packet, bytes) and packet else None
 
 
 @contextlib.contextmanager

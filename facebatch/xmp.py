@@ -44,7 +44,8 @@ Recognising what facebatch wrote, so a rerun replaces only that:
     already present (the user's own entry) is not added again and not listed, so removing ours
     never removes the user's; a person deleted from the database disappears on the next write.
   * facebatch:Created="True" marks a sidecar that facebatch created; such a file is deleted (the
-    caller is told by a None result) once it holds nothing but facebatch's data.
+    caller is told by a None result) once it holds nothing but facebatch's data and a copy of
+    the photo's own XMP packet, which a new sidecar starts from (`update_sidecar`'s `embedded`).
   Every other property, every region without our marker, and every foreign namespace stays.
   A face that already has a region without our marker (the user's, or ours renamed in a photo
   manager that dropped the marker) gets no second region from us (`same_face`).
@@ -307,15 +308,21 @@ def _number(value: float) -> str:
 # --------------------------------------------------------------------------- the merge
 
 def update_sidecar(existing: bytes | None, size: tuple[int, int], faces: Iterable[FaceRegion],
-                   orientation: int = 1) -> bytes | None:
+                   orientation: int = 1, embedded: bytes | None = None) -> bytes | None:
     """New sidecar content with facebatch's regions replaced by `faces`; None if the file should not exist.
 
     `existing` is the current sidecar's content, or None when there is none.  `size` is the image's
     upright (width, height) and the faces' boxes are in upright pixels; `orientation` is the
     original file's EXIF orientation (1-8), used to store regions in the frame MWG prescribes.
+    `embedded` is the XMP packet inside the photo itself, if any: a new sidecar starts as a copy
+    of it, because digiKam reads a photo's sidecar *instead of* its embedded XMP, and a sidecar
+    holding only our regions would hide the user's keywords, rating and named faces (and put a
+    second region on a face already named there).  exiftool builds sidecars the same way.
     Faces named UNKNOWN (or unnamed) are left out.  None means: no sidecar is needed (there was
-    none and no face is named), or the sidecar facebatch created now holds nothing else.
-    Raises SidecarError when `existing` is not a usable XMP packet.
+    none and no face is named), or the sidecar facebatch created now holds nothing but its own
+    data and the photo's embedded XMP.
+    Raises SidecarError when `existing` is not a usable XMP packet; an unusable `embedded` packet
+    is not copied.
     """
     if orientation not in ORIENTATIONS:
         orientation = 1  # an out-of-range tag is ignored by Pillow's exif_transpose as well
@@ -323,13 +330,17 @@ def update_sidecar(existing: bytes | None, size: tuple[int, int], faces: Iterabl
     width, height = size
     if named and (width <= 0 or height <= 0):
         raise ValueError(f"image size must be positive, got {size!r}")
+    seed = _embedded_document(embedded)
     if existing is None:
         if not named:
             return None
-        meta = ET.Element(X_XMPMETA)
-        rdf = ET.SubElement(meta, RDF_RDF)
-        ET.SubElement(rdf, RDF_DESC, {RDF_ABOUT: ""})
-        file_prefixes: dict[str, str] = {}
+        if seed is None:
+            meta = ET.Element(X_XMPMETA)
+            ET.SubElement(ET.SubElement(meta, RDF_RDF), RDF_DESC, {RDF_ABOUT: ""})
+            file_prefixes: dict[str, str] = {}
+        else:
+            meta, file_prefixes = seed
+        rdf = meta.find(RDF_RDF)
         created = True
     else:
         root, file_prefixes = _parse(existing)
@@ -344,16 +355,55 @@ def update_sidecar(existing: bytes | None, size: tuple[int, int], faces: Iterabl
         _add(descriptions, named, size, orientation)
     _drop_empty(descriptions)
 
-    if created and len(rdf) == len(descriptions) and not any(_has_fields(desc) for desc in descriptions):
-        return None  # ours, and nothing but our data was in it
     if created:
+        if len(rdf) == len(descriptions) and not any(_has_fields(desc) for desc in descriptions):
+            return None  # ours, and nothing but our data was in it
+        if seed is not None and _content(meta) == _content(_embedded_document(embedded)[0]):
+            return None  # ours, and nothing but our data and a copy of the photo's own XMP
         descriptions[0].append(_simple(OUR_CREATED, "True"))
     return _serialize(meta, file_prefixes)
 
 
-def remove_our_data(existing: bytes) -> bytes | None:
-    """The sidecar without anything facebatch wrote; None if facebatch created it and nothing else is left."""
-    return update_sidecar(existing, (0, 0), [])
+def _content(element: ET.Element) -> tuple:
+    """What an XMP tree says, for comparing two: its properties and values, without the layout.
+
+    RDF writes the same data several ways, and photo managers and facebatch each choose their
+    own: a property as an attribute or as an element, a struct as rdf:parseType="Resource" or as
+    a nested rdf:Description, the top-level properties in one rdf:Description or in several.
+    These all give the same tuple, and so do another indentation, other namespace prefixes, and
+    another order of properties or of unordered (Bag) items.  Seq and Alt keep their order."""
+    items = [(name, "", value.strip(), ()) for name, value in element.attrib.items()
+             if name not in (RDF_PARSETYPE, RDF_ABOUT)]
+    for child in element:
+        if child.tag == RDF_DESC:  # a struct's or the packet's properties belong to the parent
+            items.extend(_content(child)[3])
+        else:
+            items.append(_content(child))
+    if element.tag not in (RDF_SEQ, RDF_ALT):
+        items.sort()
+    return element.tag, "", (element.text or "").strip(), tuple(items)
+
+
+def _embedded_document(embedded: bytes | None) -> tuple[ET.Element, dict[str, str]] | None:
+    """(x:xmpmeta, prefixes) of the photo's own XMP packet, as a new sidecar would start; None
+    when there is none or it is not usable XMP (the sidecar then starts empty, as before)."""
+    if not embedded:
+        return None
+    try:
+        root, prefixes = _parse(embedded)
+        meta, rdf = _packet(root)
+    except SidecarError:
+        return None
+    descriptions = rdf.findall(RDF_DESC) or [ET.SubElement(rdf, RDF_DESC, {RDF_ABOUT: ""})]
+    _remove_ours(descriptions)  # a photo whose XMP was copied from one of our sidecars
+    _drop_empty(descriptions)
+    return meta, prefixes
+
+
+def remove_our_data(existing: bytes, embedded: bytes | None = None) -> bytes | None:
+    """The sidecar without anything facebatch wrote; None if facebatch created it and nothing else
+    is left (but a copy of the photo's `embedded` XMP)."""
+    return update_sidecar(existing, (0, 0), [], embedded=embedded)
 
 
 def _simple(tag: str, text: str) -> ET.Element:
@@ -413,13 +463,19 @@ def _add(descriptions: list[ET.Element], faces: list[FaceRegion], size: tuple[in
     bag = _container(region_list)
     if bag is None:
         bag = _sub(region_list, RDF_BAG)
-    others = _foreign_face_areas(descriptions)
-    unmarked: list[FaceRegion] = []  # faces no foreign region already marks: ours to name
+    others = _foreign_faces(descriptions)
+    listed: list[FaceRegion] = []  # faces whose name belongs in PersonInImage
     for face in faces:
         area = normalised_area(face, size, orientation)
-        if area is not None and any(same_face(area, other) for other in others):
+        covering = [name for other, name in others if area is not None and same_face(area, other)]
+        if covering:
+            # a photo manager's region names this face: a second box would be a duplicate.  If it
+            # gives our name (ours, rewritten by a manager that dropped our marker), the person
+            # is still in the photo: keep them listed, or the region and the list would disagree.
+            if _clean(face.name) in covering:
+                listed.append(face)
             continue
-        unmarked.append(face)
+        listed.append(face)  # no foreign region marks it: ours to name
         if area is None:
             continue
         item = _sub(bag, RDF_LI, resource=True)
@@ -438,7 +494,7 @@ def _add(descriptions: list[ET.Element], faces: list[FaceRegion], size: tuple[in
             present.extend(_item_value(item) for item in (bag.findall(RDF_LI) if bag is not None else ()))
     person_prop = next((prop for desc in descriptions for prop in desc.findall(PERSON_IN_IMAGE)), None)
     added: list[str] = []
-    for name in dict.fromkeys(_clean(face.name) for face in unmarked):
+    for name in dict.fromkeys(_clean(face.name) for face in listed):
         if name in present or name in added:
             continue
         if person_prop is None:
@@ -468,8 +524,9 @@ def same_face(area: tuple[float, float, float, float], other: tuple[float, float
     return holds(area, other[:2]) and holds(other, area[:2])
 
 
-def _foreign_face_areas(descriptions: list[ET.Element]) -> list[tuple[float, float, float, float]]:
-    """The (x, y, w, h) of every face region facebatch did not write (a photo manager's or the user's).
+def _foreign_faces(descriptions: list[ET.Element]) -> list[tuple[tuple[float, float, float, float], str]]:
+    """The (x, y, w, h) and name ("" if none) of every face region facebatch did not write (a photo
+    manager's or the user's).
 
     A face that already has such a region gets no region of ours: the user may have renamed our
     region in a photo manager that dropped our marker, or named the face there first.  Either way
@@ -492,9 +549,10 @@ def _foreign_face_areas(descriptions: list[ET.Element]) -> list[tuple[float, flo
                     if (_field(area, _q("stArea", "unit")) or "normalized") != "normalized":
                         continue
                     try:  # a field missing (None) or not a number: no area
-                        areas.append(tuple(float(_field(area, _q("stArea", key))) for key in "xywh"))
+                        box = tuple(float(_field(area, _q("stArea", key))) for key in "xywh")
                     except (TypeError, ValueError):
                         continue
+                    areas.append((box, (_field(region, _q("mwg-rs", "Name")) or "").strip()))
     return areas
 
 

@@ -175,6 +175,22 @@ def test_removing_ours_leaves_the_users_entries_of_the_same_name():
     assert bag(cleaned, f"{{{NS['dc']}}}subject") == ["holiday", "beach"]
 
 
+def test_a_new_sidecar_starts_from_the_photos_embedded_xmp_and_goes_when_only_that_is_left():
+    data = xmp.update_sidecar(None, SIZE, [ALICE, BOB], embedded=FOREIGN)
+    assert bag(data, f"{{{NS['dc']}}}subject") == ["holiday", "beach"]  # the photo's keywords, which digiKam
+    assert names(data, ours=False) == ["Alice", "Carol"]                # would no longer read in the photo
+    assert names(data, ours=True) == ["Alice", "Bob"]
+    assert bag(data, xmp.OUR_PERSONS) == ["Bob"]
+    assert xmp.update_sidecar(data, SIZE, [ALICE, BOB], embedded=FOREIGN) == data
+    assert xmp.remove_our_data(data, FOREIGN) is None  # nothing but a copy of the photo's own XMP
+    assert xmp.remove_our_data(data) is not None  # without it, the copy is somebody's data: kept
+    edited = data.replace(b"<rdf:li>beach</rdf:li>", b"<rdf:li>beach</rdf:li><rdf:li>sunset</rdf:li>")
+    assert b"sunset" in xmp.remove_our_data(edited, FOREIGN)  # edited in a photo manager since: kept
+    assert xmp.update_sidecar(None, SIZE, [], embedded=FOREIGN) is None  # no named face: no sidecar
+    for unusable in (b"", b"not xml", HOSTILE["external entity"]):  # the sidecar starts empty, as without
+        assert bag(xmp.update_sidecar(None, SIZE, [ALICE], embedded=unusable), xmp.PERSON_IN_IMAGE) == ["Alice"]
+
+
 def test_a_sidecar_we_created_disappears_when_our_faces_do():
     ours = xmp.update_sidecar(None, SIZE, [ALICE])
     assert xmp.remove_our_data(ours) is None
@@ -195,6 +211,18 @@ def test_a_face_that_already_has_a_foreign_region_gets_none_of_ours():
     assert names(data, ours=True) == ["Erin"]
     assert bag(data, xmp.PERSON_IN_IMAGE) == ["Alice", "Carol", "Erin"]  # no name for a face we did not mark
     assert bag(data, xmp.OUR_PERSONS) == ["Erin"]
+
+
+def test_our_region_rewritten_without_our_marker_keeps_its_person_listed():
+    # digiKam rewrites every region when it saves face tags, dropping fields it does not know: our
+    # region comes back as a foreign one with our name.  PersonInImage must still list the person.
+    ours = xmp.update_sidecar(None, SIZE, [ALICE])
+    stripped = ours.replace(b"<facebatch:Generated>True</facebatch:Generated>", b"")
+    assert names(stripped, ours=False) == ["Alice"]
+    again = xmp.update_sidecar(stripped, SIZE, [ALICE])
+    assert names(again, ours=True) == [] and names(again, ours=False) == ["Alice"]  # no second box
+    assert bag(again, xmp.PERSON_IN_IMAGE) == ["Alice"]
+    assert xmp.update_sidecar(again, SIZE, [ALICE]) == again
 
 
 def test_same_face_needs_each_centre_inside_the_other():

@@ -188,3 +188,46 @@ def test_a_read_only_sidecar_that_would_keep_a_removed_persons_name_is_warned_ab
     run("annotate", images, "--db", db, "--out", out, "--model-dir", models_root, "-q", "--xmp",
         "--summary-json", summary)
     assert json.loads(summary.read_text())["output_failures"] == 0  # warned once, when it was forgotten
+
+
+def test_a_new_sidecar_starts_as_a_copy_of_the_photos_own_xmp(tmp_path, celebrity, db, models_root):
+    """digiKam reads a photo's sidecar instead of its embedded XMP: a sidecar holding only our regions
+    would hide the user's keywords, rating and named faces, and double a face named in the photo."""
+    images = tmp_path / "images"
+    images.mkdir()
+    shutil.copy(sorted((celebrity / "val" / "elton_john").glob("*.jpg"))[0], images / "elton.jpg")
+    shutil.copy(sorted((celebrity / "val" / "mindy_kaling").glob("*.jpg"))[0], images / "mindy.jpg")
+    boxes = tmp_path / "boxes"  # where the faces are, to name Elton's inside his photo
+    assert run("annotate", images, "--db", db, "--out", boxes, "--model-dir", models_root, "-q").exit_code == 0
+    [elton] = [r for r in report_rows(boxes / "report.csv") if r["image"] == "elton.jpg"]
+    with Image.open(images / "elton.jpg") as image:
+        size = image.size
+    x, y, w, h = xmp.normalised_area(xmp.FaceRegion("x", *(int(elton[k]) for k in ("left", "top", "right", "bottom"))),
+                                     size)
+    region = (f"{{AppliedToDimensions={{W={size[0]},H={size[1]},Unit=pixel}},RegionList=[{{Name=Sir Elton,"
+              f"Type=Face,Area={{X={x},Y={y},W={w * 1.2},H={h * 1.2},Unit=normalized}}}}]}}")
+    subprocess.run(["exiftool", "-q", "-overwrite_original", "-XMP-dc:Subject=holiday", "-XMP-xmp:Rating=5",
+                    str(images / "mindy.jpg")], check=True, timeout=60)
+    subprocess.run(["exiftool", "-q", "-overwrite_original", "-XMP-dc:Subject=holiday", "-XMP-xmp:Rating=5",
+                    f"-RegionInfo={region}", str(images / "elton.jpg")], check=True, timeout=60)
+    originals = {p.name: p.read_bytes() for p in images.iterdir()}
+
+    out = tmp_path / "out"
+    result = run("annotate", images, "--db", db, "--out", out, "--model-dir", models_root, "-q", "--xmp")
+    assert result.exit_code == 0, result.output
+    info = exiftool(images / "mindy.jpg.xmp")
+    assert info["Subject"] in ("holiday", ["holiday"])
+    assert info["Rating"] == 5
+    assert [r["Name"] for r in regions(info)] == ["mindy_kaling"]
+    # Elton's face is named in his photo already: the sidecar would hold nothing the photo does not
+    assert not (images / "elton.jpg.xmp").exists()
+    assert {p.name: p.read_bytes() for p in images.iterdir() if p.suffix == ".jpg"} == originals
+
+    # Mindy leaves the database: the sidecar holds nothing but a copy of the photo's XMP and goes
+    layout = json.loads(db.read_text())
+    smaller = tmp_path / "smaller.json"
+    del layout["people"]["mindy_kaling"]
+    smaller.write_text(json.dumps(layout))
+    again = run("annotate", images, "--db", smaller, "--out", out, "--model-dir", models_root, "-q", "--xmp")
+    assert again.exit_code == 0, again.output
+    assert not (images / "mindy.jpg.xmp").exists()
