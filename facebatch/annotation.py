@@ -270,6 +270,7 @@ def annotate(input_dir: Path, db_path: Path, output_dir: Path, report_path: Path
                        "skipped); check the folder")
         current = {to_text(r) for r in relatives}
         with open_state(state_path_for(report_path), hooks.warn) as state:
+            groups.record_run_source(state, db_path, spec.name)
             gone = _gone(current, unreadable, state)
             if not confirm_purge:
                 _guard_purge(input_dir, len(relatives), len(gone), sum(1 for _ in state.paths()))

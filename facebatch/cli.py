@@ -509,6 +509,19 @@ def _where_options(db_path: Path, out_dir: Path, report_path: Path | None) -> tu
     return tuple(options)
 
 
+def run_source_options(func):
+    """--model for the commands that work on an annotate run's groups: the run's, recorded in its manifest."""
+    return click.option("--model", default=None, envvar="FACEBATCH_MODEL",
+                        help="The embedding model. [default: the one the annotate run used]")(func)
+
+
+def _run_model(state, where, model: str | None):
+    from . import groups as groups_mod
+    from .weights import DEFAULT_MODEL, get_spec
+
+    return _run(lambda: get_spec(groups_mod.model_for(groups_mod.run_source(state), model, where, DEFAULT_MODEL)))
+
+
 def output_options(func):
     """Where an annotate run wrote: the commands that read its manifest take the same options."""
     func = click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
@@ -551,9 +564,9 @@ def _open_manifest(out_dir: Path, report_path: Path | None):
 
 @cli.command()
 @output_options
-@click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_DB,
-              show_default=True, help="The face database (for its model).")
-@click.option("--model", default="facenet", show_default=True, envvar="FACEBATCH_MODEL")
+# accepted so that older scripts keep working; the groups are the run's, whatever database is named
+@click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path), default=None, hidden=True)
+@run_source_options
 @click.option("--min-faces", type=click.IntRange(min=1), default=1, show_default=True,
               help="List only groups with at least this many faces.")
 @click.option("--json", "as_json", is_flag=True, help="Print the groups as JSON.")
@@ -563,10 +576,9 @@ def unknowns(out_dir, report_path, db_path, model, min_faces, as_json):
 
     from . import groups as groups_mod
     from .cluster import representative
-    from .weights import get_spec
 
-    spec = _run(lambda: get_spec(model))
-    with _open_manifest(out_dir, report_path) as (state, _):
+    with _open_manifest(out_dir, report_path) as (state, where):
+        spec = _run_model(state, where, model)
         found = groups_mod.load(state, spec.embedding_size,
                                 lambda text: click.echo(f"warning: {one_line(text)}", err=True))  # stdout: --json
         listing = []
@@ -603,17 +615,17 @@ def people():
 @people.command("name")
 @click.argument("group")
 @click.argument("name")
-@click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_DB,
-              show_default=True)
-@click.option("--model", default="facenet", show_default=True, envvar="FACEBATCH_MODEL")
+@click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help=f"The database to enroll into: the annotate run's. [default: the one it used, else {DEFAULT_DB}]")
+@run_source_options
 @output_options
 def people_name(group, name, db_path, model, out_dir, report_path):
     """Enroll every face of the unknown GROUP as NAME (new or existing); the next annotate names them."""
     from . import groups as groups_mod
-    from .weights import get_spec
 
-    spec = _run(lambda: get_spec(model))
     with _open_manifest(out_dir, report_path) as (state, where):
+        spec = _run_model(state, where, model)
+        db_path = _run(lambda: groups_mod.database_for(groups_mod.run_source(state), db_path, where, Path(DEFAULT_DB)))
         named = _run(lambda: groups_mod.name_group(state, where, db_path, spec, group, name))
     console = _console()
     console.print(f"named {group} as {named.name}: {named.faces} faces enrolled in {db_path}; the next facebatch "
@@ -627,15 +639,14 @@ def people_name(group, name, db_path, model, out_dir, report_path):
 
 @people.command("ignore")
 @click.argument("group")
-@click.option("--model", default="facenet", show_default=True, envvar="FACEBATCH_MODEL")
+@run_source_options
 @output_options
 def people_ignore(group, model, out_dir, report_path):
     """Hide the unknown GROUP (bystanders) from the lists and the review page."""
     from . import groups as groups_mod
-    from .weights import get_spec
 
-    spec = _run(lambda: get_spec(model))
     with _open_manifest(out_dir, report_path) as (state, where):
+        spec = _run_model(state, where, model)
         count = _run(lambda: groups_mod.ignore_group(state, where, spec.embedding_size, group))
     _console().print(f"ignored {group} ({count} faces); it stays out of facebatch unknowns and the review page",
                      markup=False)

@@ -20,11 +20,13 @@ import numpy as np
 from . import cluster
 from . import gallery as gallery_db
 from .errors import UsageProblem
+from .pathtext import from_text, to_text
 from .results import STATUS_OK, UNKNOWN
 from .state import RunState
 from .weights import ModelSpec
 
 _KEY = "groups"
+_RUN_KEY = "run"
 _UNRECORDED = "unrecorded"  # groups stored before the crop was recorded
 
 
@@ -72,6 +74,51 @@ def save(manifest: RunState, groups: Groups) -> None:
                 "crop": groups.crop,
                 "embedding_size": next((g.embeddings.shape[1] for g in groups.clusters.groups), None)}
     manifest.put_meta(_KEY, json.dumps(document))
+
+
+@dataclass(frozen=True)
+class RunSource:
+    """The database and model of the annotate run whose groups these are: `people name` must
+    enroll into that database (the next annotate names nobody from another one) with that model."""
+
+    database: str  # the database's resolved path, as pathtext
+    model: str
+
+
+def record_run_source(manifest: RunState, db_path: Path, model: str) -> None:
+    manifest.put_meta(_RUN_KEY, json.dumps({"database": to_text(str(Path(db_path).resolve())), "model": model},
+                                           ensure_ascii=False))
+
+
+def run_source(manifest: RunState) -> RunSource | None:
+    """What the last annotate recorded; None for a manifest written before this was recorded."""
+    try:
+        document = json.loads(manifest.get_meta(_RUN_KEY) or "null")
+        return RunSource(str(document["database"]), str(document["model"]))
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def model_for(source: RunSource | None, given: str | None, where: Path, default: str) -> str:
+    """The model of the group commands: the run's, and never another (its groups' embeddings
+    cannot be compared with another model's faces)."""
+    if given is None:
+        return source.model if source is not None else default
+    if source is not None and given != source.model:
+        raise UsageProblem(f"{where}: the annotate run there used the model {source.model}, not {given}; "
+                           f"leave out --model (or pass --model {source.model})")
+    return given
+
+
+def database_for(source: RunSource | None, given: Path | None, where: Path, default: Path) -> Path:
+    """The database `people name` enrolls into: the one the annotate run read.  Another one,
+    given by mistake, would take the faces where the next annotate never looks."""
+    if given is None:
+        return Path(from_text(source.database)) if source is not None else default
+    if source is not None and to_text(str(Path(given).resolve())) != source.database:
+        raise UsageProblem(f"{where}: the annotate run there used the database {source.database}, not {given}; "
+                           "leave out --db to name into that one (or run facebatch annotate with this --db first)")
+    return given
 
 
 _GROUP_PAGE = re.compile(r"group-g(\d+)-[0-9a-f]{8}-\d+\.html")

@@ -163,11 +163,31 @@ def test_a_rebuilt_manifest_never_gives_an_id_the_user_has_seen_to_another_face(
     assert min(int(i[1:]) for i in fresh) > max(int(i[1:]) for i in seen)
 
 
-def test_naming_a_group_with_other_capitals_than_an_enrolled_person_says_so(loop, tmp_path):
-    _, _, db, out = loop
+def copy_of_the_run(loop, tmp_path, models_root) -> tuple[Path, Path]:
+    """A copy of the loop's database and output folder, the copy's run reading the copied database
+    (naming into a database the run did not read is refused)."""
+    _, images, db, out = loop
     db_copy, out_copy = tmp_path / "db.json", tmp_path / "out"
     shutil.copy(db, db_copy)
     shutil.copytree(out, out_copy)
+    assert run("annotate", images, "--db", db_copy, "--out", out_copy, "--model-dir", models_root, "-q").exit_code == 0
+    return db_copy, out_copy
+
+
+def test_naming_into_another_database_than_the_runs_is_refused(loop, tmp_path):
+    _, _, db, out = loop
+    other = tmp_path / "other.json"
+    shutil.copy(db, other)
+    group = unknown_groups(out)[-1]["id"]
+    refused = run("people", "name", group, "Someone", "--db", other, "--out", out)
+    assert refused.exit_code == 1
+    assert f"the annotate run there used the database {db.resolve()}, not {other}; leave out --db" in refused.output
+    assert "Someone" not in json.loads(other.read_text())["people"]
+    assert group in {g["id"] for g in unknown_groups(out)}
+
+
+def test_naming_a_group_with_other_capitals_than_an_enrolled_person_says_so(loop, tmp_path, models_root):
+    db_copy, out_copy = copy_of_the_run(loop, tmp_path, models_root)
     group = unknown_groups(out_copy)[-1]["id"]
     named = run("people", "name", group, "ELTON_JOHN", "--db", db_copy, "--out", out_copy)
     assert named.exit_code == 0, named.output
@@ -178,12 +198,11 @@ def test_naming_a_group_with_other_capitals_than_an_enrolled_person_says_so(loop
 def test_a_group_named_as_an_enrolled_person_is_named_so_on_the_next_run(loop, models_root, tmp_path):
     """The group is unknown because it is far from the person's enrolled photos; averaged into
     them it would stay far.  It is matched by a centroid of its own."""
-    _, images, db, out = loop
-    db_copy, out_copy = tmp_path / "db.json", tmp_path / "out"
-    shutil.copy(db, db_copy)
-    shutil.copytree(out, out_copy)
+    images = loop[1]
+    db_copy, out_copy = copy_of_the_run(loop, tmp_path, models_root)
     group = next(g for g in unknown_groups(out_copy) if g["faces"][0]["image"] == "group.jpg")
-    assert run("people", "name", group["id"], "elton_john", "--db", db_copy, "--out", out_copy).exit_code == 0
+    # without --db: the database the run read
+    assert run("people", "name", group["id"], "elton_john", "--out", out_copy).exit_code == 0
     again = run("annotate", images, "--db", db_copy, "--out", out_copy, "--model-dir", models_root, "-q")
     assert again.exit_code == 0, again.output
     by_face = {(r["image"], r["face"]): r for r in report_rows(out_copy / "report.csv")}
@@ -195,9 +214,11 @@ def test_a_group_named_as_an_enrolled_person_is_named_so_on_the_next_run(loop, m
     assert json.loads(db_copy.read_text())["people"]["elton_john"][-1]["group"]
 
 
-def test_unknowns_with_another_model_says_so_instead_of_calling_the_groups_damaged(loop):
+def test_the_group_commands_with_another_model_than_the_runs_say_so(loop):
     _, _, _, out = loop
-    result = run("unknowns", "--out", out, "--model", "facenet-casia512")
-    assert "were made with another model (embeddings of 128 values, this one makes 512)" in result.output
-    assert "damaged" not in result.output
+    for command in (["unknowns"], ["people", "ignore", "g0001"], ["people", "name", "g0001", "Someone"]):
+        result = run(*command, "--out", out, "--model", "facenet-casia512")
+        assert result.exit_code == 1
+        assert ("the annotate run there used the model facenet, not facenet-casia512; leave out --model"
+                in result.output), result.output
     assert unknown_groups(out), "the groups are still there for the model that made them"
