@@ -235,6 +235,9 @@ def annotate(input_dir: Path, db_path: Path, output_dir: Path, report_path: Path
     # Readers take no lock: every database write is an atomic rename (gallery.py), so this is a
     # consistent snapshot even while an enroll writes, and a read-only database works.
     gallery = gallery_db.load(db_path, spec.name, spec.crop.key)
+    if not gallery.people:
+        hooks.warn(f"{db_path}: nobody is enrolled, so every face is UNKNOWN; add people with facebatch enroll "
+                   "(or name the groups of unknown faces afterwards: facebatch unknowns)")
     settings = replace(settings, labels=settings.labels.resolved(gallery.calibrated(spec.crop.key).get("annotate"),
                                                                   spec.default_threshold))
     check_output_places(input_dir, output_dir)

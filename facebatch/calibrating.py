@@ -19,7 +19,7 @@ from . import gallery as gallery_db
 from . import weights
 from .config import IMAGES_PER_CHUNK, Settings
 from .enrollment import person_photos
-from .errors import UsageProblem, folder_refused, with_hint
+from .errors import DatabaseError, UsageProblem, folder_refused, with_hint
 from .hooks import RunHooks
 from .pathtext import to_text
 from .packages import sha256_of_file
@@ -75,6 +75,11 @@ def calibrate(labelled_dir: Path, db_path: Path, settings: Settings, hooks: RunH
         raise folder_refused(labelled_dir, "pass a folder with one folder of photos per person")
     spec = weights.get_spec(settings.detection.model)
     stored = {}
+    if write and not os.path.lexists(db_path):
+        # thresholds alone in a new file: a mistyped --db, which annotate would then read as a
+        # database with nobody in it (every face UNKNOWN)
+        raise DatabaseError(f"{db_path}: no database to store the thresholds in; pass the --db that enroll "
+                            "made, or run facebatch enroll first")
     if os.path.lexists(db_path):
         # --write needs this model's database; a report alone does not (another model's thresholds do not apply)
         gallery = gallery_db.load(db_path, spec.name) if write else gallery_db.read(db_path)

@@ -10,7 +10,14 @@ from PIL import Image
 
 from cli_helpers import report_rows, run
 
-from facebatch import weights
+from facebatch import gallery, weights
+
+
+def empty_database(path):
+    """A database with nobody enrolled yet, as calibrate --write needs one to store into."""
+    spec = weights.get_spec(weights.DEFAULT_MODEL)
+    gallery.save(path, gallery.Gallery(spec.name, spec.embedding_size))
+    return path
 
 
 def recommended(output: str) -> tuple[float, float]:
@@ -30,6 +37,10 @@ def test_calibrate_reports_on_a_few_photos_and_does_not_loosen_the_defaults(tmp_
     assert re.search(r"verify at the current 1\.\d\d\d: accuracy [\d.]+, \d+ false SAME, \d+ false DIFFERENT", out)
     assert re.search(r"annotate at the current 1\.\d\d\d, 1 photo per person enrolled .* faces named right", out)
     assert "run again with --write" in out and not db.exists()
+    refused = run("calibrate", labelled, "--db", db, "--model-dir", models_root, "-q", "--write")
+    assert refused.exit_code == 1 and not db.exists()  # a mistyped --db is not made into a database of nobody
+    assert f"{db}: no database to store the thresholds in; pass the --db that enroll made" in refused.output
+    empty_database(db)
 
     # 25 photos (250 different-people pairs) cannot show that looser thresholds than the defaults
     # are safe: the recommendation stays at or below them, says why where it stays, and --write
@@ -42,7 +53,7 @@ def test_calibrate_reports_on_a_few_photos_and_does_not_loosen_the_defaults(tmp_
     kept = {"annotate": annotate_t == spec.default_threshold, "verify": verify_t == spec.verify_threshold}
     for what in kept:
         assert (f"{what}: kept at the current threshold" in written.output) == kept[what], written.output
-    stored = json.loads(db.read_text())["thresholds"] if db.exists() else {}
+    stored = json.loads(db.read_text())["thresholds"]
     assert set(stored) == {what for what in kept if not kept[what]}
     assert all(abs(stored[what] - t) < 1e-3 for what, t in (("annotate", annotate_t), ("verify", verify_t))
                if what in stored)
@@ -55,7 +66,7 @@ def test_calibrate_writes_thresholds_that_annotate_and_verify_then_use(tmp_path,
         for photo in (celebrity / part).glob("*/*.jpg"):
             (labelled / photo.parent.name).mkdir(parents=True, exist_ok=True)
             shutil.copy(photo, labelled / photo.parent.name / f"{part}-{photo.name}")
-    db = tmp_path / "db.json"
+    db = empty_database(tmp_path / "db.json")
     written = run("calibrate", labelled, "--db", db, "--model-dir", models_root, "-q", "--write")
     assert written.exit_code == 0, written.output
     assert "kept at the current threshold" not in written.output
@@ -118,7 +129,8 @@ def test_calibrate_on_bad_labels_and_bad_files_warns_stores_nothing_and_exits_3(
     shutil.copy(madonna[0], labelled / "ben_afflek" / "copy.jpg")  # one file under two people
     Image.open(madonna[1]).convert("RGB").save(labelled / "elton_john" / "re-encoded.jpg", quality=80)
     (labelled / "mindy_kaling" / "broken.jpg").write_bytes(b"not a photo")
-    db = tmp_path / "db.json"
+    db = empty_database(tmp_path / "db.json")
+    before = db.read_bytes()
     result = run("calibrate", labelled, "--db", db, "--model-dir", models_root, "-q", "--write")
     assert result.exit_code == 3, result.output
     lines = result.output.splitlines()
@@ -129,7 +141,7 @@ def test_calibrate_on_bad_labels_and_bad_files_warns_stores_nothing_and_exits_3(
     assert any(line.startswith("warning: ") and "broken.jpg: skipped" in line for line in lines), result.output
     assert "not stored: 1 pair of photos of different people too near to be two people" in result.output
     assert "calibrated on 25 photos of 5 people" in result.output  # the copies and the broken file left out
-    assert not db.exists()
+    assert db.read_bytes() == before
     # whatever the labels, a threshold is never outside what a database can hold
     annotate_t, verify_t = recommended(result.output)
     assert 0 < annotate_t < 2 and 0 < verify_t < 2

@@ -593,3 +593,19 @@ def test_facebatch_alone_shows_the_help():
         result = run(*args)
         assert result.exit_code == 0 and result.output.startswith("Usage: ")
         assert "\nCommands:\n" in result.output
+
+
+def test_annotate_with_nobody_enrolled_says_so(tmp_path, celebrity, models_root):
+    # calibrate --write or people remove can leave a database of nobody: every face is UNKNOWN
+    from facebatch import gallery
+
+    db = tmp_path / "db.json"
+    gallery.save(db, gallery.Gallery("facenet", 128))
+    images = tmp_path / "images"
+    images.mkdir()
+    shutil.copy(sorted((celebrity / "val" / "madonna").glob("*.jpg"))[0], images / "a.jpg")
+    result = run("annotate", images, "--db", db, "--out", tmp_path / "out", "--model-dir", models_root, "-q")
+    assert result.exit_code == 0, result.output
+    assert (f"warning: {db}: nobody is enrolled, so every face is UNKNOWN; add people with facebatch enroll"
+            in result.output)
+    assert [r["name"] for r in report_rows(tmp_path / "out" / "report.csv")] == ["UNKNOWN"]
