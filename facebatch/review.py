@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import posixpath
 import re
 import shlex
@@ -31,6 +32,8 @@ import unicodedata
 from dataclasses import dataclass
 from html import escape
 from urllib.parse import quote
+
+from .pathtext import from_text
 
 INDEX = "review.html"
 FOLDER = "review"
@@ -218,9 +221,11 @@ def _text(value: object) -> str:
 
 
 def _url(from_page: str, target: str) -> str:
-    """`target` (relative to the output folder) as a percent-encoded URL relative to `from_page`, HTML-escaped."""
+    """`target` (relative to the output folder, as pathtext) as a percent-encoded URL relative to
+    `from_page`, HTML-escaped.  The URL encodes the file name's bytes, not its printable text: a
+    backslash or a byte that is not UTF-8 (shown as `\\` and `\xe9`) must reach the file itself."""
     relative = posixpath.relpath(target, posixpath.dirname(from_page) or ".")
-    return escape(quote(relative, safe="/"), quote=True)
+    return escape(quote(os.fsencode(from_text(relative)), safe="/"), quote=True)
 
 
 def _count(n: int, singular: str, plural: str = "") -> str:

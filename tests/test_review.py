@@ -7,7 +7,7 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
-from urllib.parse import unquote
+from urllib.parse import unquote, unquote_to_bytes
 
 import pytest
 from PIL import Image
@@ -43,6 +43,13 @@ def test_user_strings_are_escaped_and_paths_percent_encoded():
     index = review.render(data)[review.INDEX]
     assert 'src="review/thumbs/x%20y%23.jpg"' in index
     assert 'href="out%20dir/odd%20%22dir%22/%3Cb%3E%231%20100%25.jpg"' in index
+    # a file name with a backslash or a byte that is not UTF-8 is held as pathtext ("\\", "\xe9"):
+    # its URL encodes the real bytes, so the link reaches the file
+    data = ReviewData(people=(Person("Ada", (FaceThumb("x", 0, (0, 0, 9, 9), "review/thumbs/t.jpg", 0.3,
+                                                       annotated="lat\\xe9n/back\\\\slash.jpg"),)),))
+    index = review.render(data)[review.INDEX]
+    assert 'href="lat%E9n/back%5Cslash.jpg"' in index
+    assert unquote_to_bytes("lat%E9n/back%5Cslash.jpg") == b"lat\xe9n/back\\slash.jpg"  # the file's name
 
 
 def test_pages_are_self_contained_and_every_link_resolves():
