@@ -285,13 +285,14 @@ def annotate(input_dir: Path, db_path: Path, output_dir: Path, report_path: Path
             sidecar_failures += _detect(plan.detect, input_dir, output_dir, settings, known, state, detect_key,
                                         label_key, hooks)
             found = groups.refresh(state, [to_text(p) for p in plan.detect], spec.embedding_size,
-                                   spec.crop.key, groups.highest_number_shown(output_dir / review.FOLDER),
+                                   spec.crop.key, groups.highest_number_issued(output_dir / review.FOLDER),
                                    hooks.warn)
             if not (output_dir / OUTPUT_MARKER).exists():
                 # Deleted under us: the copies made so far went with it, and a report written now
                 # would point at them (the manifest, open on a deleted file, is lost too).
                 raise OutputError(f"{output_dir}: the output folder was removed during the run; run the same "
                                   "command again to redo it")
+            groups.record_numbers_issued(output_dir / review.FOLDER, found)
             # One read of the manifest feeds both run writers: the report streams, the pages collect.
             pages = ReviewWriter(output_dir, settings.labels.threshold, found, review_options)
             summary = CsvReportWriter(report_path).write(pages.collecting(r.result for r in state.records()))

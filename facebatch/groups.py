@@ -19,7 +19,8 @@ import numpy as np
 
 from . import cluster
 from . import gallery as gallery_db
-from .errors import UsageProblem
+from .atomicio import describe_os_error, write_bytes_atomic
+from .errors import OutputError, UsageProblem
 from .pathtext import from_text, to_text
 from .results import STATUS_OK, UNKNOWN
 from .state import RunState
@@ -124,15 +125,44 @@ def database_for(source: RunSource | None, given: Path | None, where: Path, defa
 _GROUP_PAGE = re.compile(r"group-g(\d+)-[0-9a-f]{8}-\d+\.html")
 
 
-def highest_number_shown(review_folder: Path) -> int:
-    """The highest group number on a review page in `review_folder` (0 if none).  A manifest that
-    was damaged and rebuilt has lost its counter; numbering after the pages keeps an id the user
-    has seen from coming back on another face, where a stale `people name` would enroll it."""
+# Beside the review pages: the highest group number given out.  Pages alone do not say it: a
+# named or ignored group has none.
+_ISSUED = ".group-numbers-issued"
+
+
+def highest_number_issued(review_folder: Path) -> int:
+    """The highest group number given out for this output folder (0 if none): from the record
+    `record_numbers_issued` keeps, and from the review pages (older runs kept no record).  A
+    manifest that was damaged and rebuilt has lost its counter; numbering after this keeps an id
+    the user has seen from coming back on another face, where a stale `people name` would
+    enroll it."""
     try:
         names = os.listdir(review_folder)
     except OSError:
         return 0
-    return max((int(m.group(1)) for m in map(_GROUP_PAGE.fullmatch, names) if m), default=0)
+    shown = max((int(m.group(1)) for m in map(_GROUP_PAGE.fullmatch, names) if m), default=0)
+    return max(shown, _recorded_issued(review_folder))
+
+
+def _recorded_issued(review_folder: Path) -> int:
+    try:
+        text = (review_folder / _ISSUED).read_text(encoding="ascii").strip()
+    except (OSError, ValueError):
+        return 0
+    return int(text) if text.isascii() and text.isdigit() else 0
+
+
+def record_numbers_issued(review_folder: Path, groups: Groups) -> None:
+    """Keep the highest group number given out beside the review pages (written only when it grew)."""
+    highest = groups.clusters.next_number - 1
+    if highest <= _recorded_issued(review_folder):
+        return
+    try:
+        review_folder.mkdir(exist_ok=True)
+        write_bytes_atomic(review_folder / _ISSUED, f"{highest}\n".encode("ascii"))
+    except OSError as exc:
+        raise OutputError(f"{review_folder / _ISSUED}: cannot write the record of group ids given out "
+                          f"({describe_os_error(exc)}); free some space and run again") from None
 
 
 def refresh(manifest: RunState, redetected: Iterable[str], embedding_size: int, crop: str,

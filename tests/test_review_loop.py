@@ -154,6 +154,11 @@ def test_a_rebuilt_manifest_never_gives_an_id_the_user_has_seen_to_another_face(
     copy = tmp_path / "out"
     shutil.copytree(out, copy)
     seen = {g["id"] for g in unknown_groups(copy)}
+    # the groups with the highest ids are ignored: their pages go with the next run, so the pages
+    # alone no longer show that those ids were given out
+    for group in sorted(seen, key=lambda i: int(i[1:]))[-2:]:
+        assert run("people", "ignore", group, "--out", copy).exit_code == 0
+    assert run("annotate", images, "--db", db, "--out", copy, "--model-dir", models_root, "-q").exit_code == 0
     (copy / "report.state.sqlite").write_bytes(b"garbage, as a crash or a full disk leaves it")
     rebuilt = run("annotate", images, "--db", db, "--out", copy, "--model-dir", models_root, "-q")
     assert rebuilt.exit_code == 0, rebuilt.output
