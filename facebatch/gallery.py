@@ -202,7 +202,7 @@ def name_problem(name: str) -> str | None:
         return "the name holds a path separator"
     if any(unicodedata.category(ch).startswith("C") for ch in name):
         return "the name holds control characters"
-    if name.strip().upper() == UNKNOWN:
+    if looks_alike(name).strip() == looks_alike(UNKNOWN):  # unknown, Ｕnknown: read as UNKNOWN in a report
         return f"{UNKNOWN} is reserved for faces that match nobody"
     return None
 

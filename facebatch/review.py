@@ -220,6 +220,22 @@ def _text(value: object) -> str:
     return escape(str(value), quote=True)
 
 
+# Characters that reorder the text around them: in a file name, U+202E shows "gpj.exe" as
+# "exe.jpg".  Person names cannot hold them (gallery.name_problem refuses format characters);
+# paths are shown with them spelled out.
+_BIDI_CONTROLS = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _visible(path: str) -> str:
+    """A photo's path with its direction controls written out as \\uXXXX."""
+    return _BIDI_CONTROLS.sub(lambda m: f"\\u{ord(m.group()):04x}", path)
+
+
+def _path(value: str) -> str:
+    """A photo's path for display, HTML-escaped."""
+    return _text(_visible(value))
+
+
 def _url(from_page: str, target: str) -> str:
     """`target` (relative to the output folder, as pathtext) as a percent-encoded URL relative to
     `from_page`, HTML-escaped.  The URL encodes the file name's bytes, not its printable text: a
@@ -274,16 +290,16 @@ class _Renderer:
 
     def thumb(self, face: FaceThumb, from_page: str, caption: str = "") -> str:
         left, top, right, bottom = face.box
-        title = f"{face.image} face {face.face} ({left},{top})-({right},{bottom})"
+        title = f"{_visible(face.image)} face {face.face} ({left},{top})-({right},{bottom})"
         if not math.isinf(face.distance):
             title += f" distance {face.distance:.3f}"
         img = (f'<img src="{_url(from_page, face.thumb)}" width="96" height="96" loading="lazy" '
-               f'alt="{_text(face.image)} face {face.face}">')
+               f'alt="{_path(face.image)} face {face.face}">')
         if face.annotated:
             img = f'<a href="{_url(from_page, face.annotated)}">{img}</a>'
         text = caption or _distance(face.distance)
         return (f'<figure class="face" title="{_text(title)}">{img}<figcaption>'
-                f'<span class="what">{_text(text)}</span><span class="path">{_text(face.image)}</span></figcaption></figure>')
+                f'<span class="what">{_text(text)}</span><span class="path">{_path(face.image)}</span></figcaption></figure>')
 
     def thumbs(self, faces, from_page: str) -> str:
         return '<div class="faces">' + "".join(self.thumb(f, from_page) for f in faces) + "</div>"
@@ -318,7 +334,7 @@ class _Renderer:
         return self.thumb(face, from_page, caption=f"{name}? {_distance(face.distance)}")
 
     def error_entry(self, problem: Problem, from_page: str) -> str:
-        return f'<li><span class="path">{_text(problem.image)}</span>: {_text(problem.error)}</li>'
+        return f'<li><span class="path">{_path(problem.image)}</span>: {_text(problem.error)}</li>'
 
 
 _CSS = """
@@ -340,6 +356,8 @@ main{padding:0 20px 40px}a{color:var(--accent)}
 .face figcaption span{display:block;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
 .what{color:var(--fg)}
 .entries.errors .path{word-break:break-all}
+h1,h3,.what,.entries li{overflow-wrap:anywhere;min-width:0}
+h1,h3 a,.what,.path{unicode-bidi:isolate}
 .commands{display:flex;flex-direction:column;gap:4px;margin:4px 0 8px}
 .cmd{font:13px ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;background:var(--bg);border:1px solid var(--line);
 border-radius:4px;padding:3px 6px;user-select:all;width:max-content;max-width:100%;overflow-x:auto}

@@ -116,6 +116,8 @@ def test_corrupt_database_is_reported_and_left_untouched(tmp_path, content):
 
 @pytest.mark.parametrize("name,problem", [("", "empty"), ("  ", "empty"), ("a/b", "path separator"),
                                           ("a\\b", "path separator"), ("ad\na", "control"), ("unknown", "reserved"),
+                                          ("\uff35\uff2e\uff2b\uff2e\uff2f\uff37\uff2e", "reserved"),
+                                          (" Unknown ", "reserved"),
                                           ("x" * 201, "longer than 200")])
 def test_bad_person_names(name, problem):
     assert problem in gallery.name_problem(name)

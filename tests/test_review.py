@@ -52,6 +52,14 @@ def test_user_strings_are_escaped_and_paths_percent_encoded():
     assert unquote_to_bytes("lat%E9n/back%5Cslash.jpg") == b"lat\xe9n/back\\slash.jpg"  # the file's name
 
 
+def test_direction_controls_in_a_path_are_shown_and_long_names_wrap():
+    # U+202E in a file name would show "gpj.exe" as "exe.jpg"; the page spells it out
+    data = ReviewData(people=(Person("Ada", (face("x/\u202egpj.exe"),)),))
+    index = review.render(data)[review.INDEX]
+    assert "\u202e" not in index and "x/\\u202egpj.exe" in index
+    assert "overflow-wrap:anywhere" in index and "unicode-bidi:isolate" in index
+
+
 def test_pages_are_self_contained_and_every_link_resolves():
     people = tuple(Person(f"P{i}", tuple(face(f"p{i}/{k}.jpg", 0, 0.4) for k in range(i * 70))) for i in range(4))
     groups = tuple(UnknownGroup(f"g{i:04d}", (face(f"u/{i}.jpg", 1, math.inf),) * (1 + i % 3)) for i in range(230))
@@ -230,3 +238,16 @@ def test_the_ignore_command_shown_takes_only_the_options_people_ignore_has():
     options = ("--db", "my db.json", "--out", "out", "--report", "r.csv")
     assert review.name_command("g1", options) == "facebatch people name g1 NAME --db 'my db.json' --out out --report r.csv"
     assert review.ignore_command("g1", options) == "facebatch people ignore g1 --out out --report r.csv"
+
+
+def test_the_longest_name_and_path_do_not_widen_the_page_in_chromium(tmp_path):
+    # a 200-character name (the longest allowed) with no space, and a long file name
+    data = ReviewData(people=(Person("N" * 200, (face("p/" + "x" * 150 + ".jpg"),)),),
+                      groups=(UnknownGroup("g0001", (face("q/" + "y" * 150 + ".jpg", distance=math.inf),)),))
+    html = review.render(data)[review.INDEX]
+    measure = ('<script>document.body.dataset.widths = document.documentElement.scrollWidth + "/" + '
+               'window.innerWidth</script></body>')
+    (tmp_path / review.INDEX).write_text(html.replace("</body>", measure), encoding="utf-8")
+    dom = chromium(tmp_path / review.INDEX, "--dump-dom", "--window-size=1000,800")
+    page, window = map(int, re.search(r'data-widths="(\d+)/(\d+)"', dom.stdout).groups())
+    assert page <= window, (page, window)
