@@ -91,6 +91,10 @@ def _console(quiet: bool = False):
     return Console(stderr=True, quiet=quiet, highlight=False, soft_wrap=True)
 
 
+def _count(n: int, singular: str) -> str:
+    return f"{n} {singular}" + ("" if n == 1 else "s")
+
+
 def _fail(message: str) -> None:
     raise click.ClickException(message)
 
@@ -603,8 +607,8 @@ def unknowns(out_dir, report_path, db_path, model, min_faces, as_json):
         click.echo("no groups of unknown faces" + (f" with at least {min_faces} faces" if min_faces > 1 else ""))
     for entry in listing:
         rep = entry["representative"]
-        click.echo(f"{entry['id']}\t{len(entry['faces'])} faces\t{entry['photos']} photos\t"
-                   f"{rep['image']} face {rep['face']}")
+        click.echo(f"{entry['id']}\t{_count(len(entry['faces']), 'face')}\t{_count(entry['photos'], 'photo')}\t"
+                   f"{one_line(rep['image'])} face {rep['face']}")  # one line a group, whatever the file name
 
 
 @cli.group()
@@ -628,7 +632,7 @@ def people_name(group, name, db_path, model, out_dir, report_path):
         db_path = _run(lambda: groups_mod.database_for(groups_mod.run_source(state), db_path, where, Path(DEFAULT_DB)))
         named = _run(lambda: groups_mod.name_group(state, where, db_path, spec, group, name))
     console = _console()
-    console.print(f"named {group} as {named.name}: {named.faces} faces enrolled in {db_path}; the next facebatch "
+    console.print(f"named {group} as {named.name}: {_count(named.faces, 'face')} enrolled in {db_path}; the next facebatch "
                   "annotate names them (without detecting again)", markup=False)
     if named.alike:  # Ben_Afflek beside ben_afflek is two people to facebatch; most likely a typo
         console.print(f"note: {', '.join(named.alike)} is enrolled too, spelled with other capitals; if it is the "
@@ -648,8 +652,8 @@ def people_ignore(group, model, out_dir, report_path):
     with _open_manifest(out_dir, report_path) as (state, where):
         spec = _run_model(state, where, model)
         count = _run(lambda: groups_mod.ignore_group(state, where, spec.embedding_size, group))
-    _console().print(f"ignored {group} ({count} faces); it stays out of facebatch unknowns and the review page",
-                     markup=False)
+    _console().print(f"ignored {group} ({_count(count, 'face')}); it stays out of facebatch unknowns, and out of the "
+                     "review page from the next annotate on", markup=False)
 
 
 @people.command("list")

@@ -14,6 +14,7 @@ import shlex
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -106,6 +107,20 @@ def test_naming_a_group_names_its_faces_on_the_next_run_without_detecting(loop, 
     twice = run("people", "name", madonna["id"], "Madonna", "--db", db, "--out", out)
     assert twice.exit_code == 1
     assert f"group '{madonna['id']}' is gone: it was named, or its faces are no longer unknown" in twice.output
+
+
+def test_unknowns_prints_one_line_a_group_whatever_the_file_names(tmp_path):
+    from facebatch import cluster, groups as groups_mod
+    from facebatch.state import RunState
+
+    out = tmp_path / "out"
+    out.mkdir()
+    with RunState(out / "report.state.sqlite") as state:
+        group = cluster.Group("g0001", (("new\nline.jpg", 0),), np.zeros((1, 128), np.float32))
+        groups_mod.save(state, groups_mod.Groups(cluster.ClusterState((group,), 2)))
+    listed = run("unknowns", "--out", out)
+    assert listed.exit_code == 0, listed.output
+    assert len(listed.output.splitlines()) == 1 and listed.output.endswith("\tnew\\nline.jpg face 0\n"), listed.output
 
 
 def test_an_ignored_group_drops_off_the_list(loop):
