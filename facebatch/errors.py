@@ -52,6 +52,10 @@ class PurgeRefused(FacebatchError):
     exit_code = EXIT_PURGE_REFUSED
 
 
+class WorkerDied(FacebatchError):
+    """A worker process of the pool was killed (the OOM killer, kill -9): the run stops, finished work is saved."""
+
+
 class Interrupted(FacebatchError):
     """SIGINT or SIGTERM: the run stopped cleanly; finished work is saved."""
 

@@ -8,7 +8,7 @@ import time
 import warnings
 from typing import Callable, Iterable, Iterator, TypeVar
 
-from .errors import Interrupted, UsageProblem
+from .errors import Interrupted, UsageProblem, WorkerDied
 
 T = TypeVar("T")
 DASK_HINT = "install the dask extra: pip install 'facebatch[dask]'"
@@ -109,6 +109,11 @@ def _watch_run(run_pid: int) -> None:
     threading.Thread(target=watch, name="facebatch-run-watch", daemon=True).start()
 
 
+# How a pool reports a worker that died under it (loky, concurrent.futures, Dask), by class name:
+# the modules that define them are imported only with their backend.
+_WORKER_DEATHS = frozenset({"TerminatedWorkerError", "BrokenProcessPool", "KilledWorker"})
+
+
 def run_stoppable(work: Callable[..., T], chunks: list[list], execution, should_stop: Callable[[], int], *args,
                   shared: Iterable = ()) -> Iterator[T]:
     """`run_ordered` with the run's execution settings, stopping cleanly when asked.
@@ -126,10 +131,14 @@ def run_stoppable(work: Callable[..., T], chunks: list[list], execution, should_
                 raise Interrupted(should_stop())
     except Interrupted:
         raise
-    except Exception:
+    except Exception as exc:
         # Workers die with the terminal's Ctrl-C too; that is an interruption, not a failure.
         if should_stop():
             raise Interrupted(should_stop()) from None
+        if type(exc).__name__ in _WORKER_DEATHS:
+            raise WorkerDied(f"a worker process died ({type(exc).__name__}: killed, or out of memory?); finished "
+                             "work is saved; run the same command again, with fewer --jobs if memory is short") \
+                from None
         raise
     finally:
         close = getattr(results, "close", None)

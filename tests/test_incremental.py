@@ -176,6 +176,37 @@ def test_sigkill_at_any_moment_then_rerun_gives_the_same_report(tmp_path, many_p
     assert not [p for p in out.rglob("*") if p.name.endswith(".facebatch-tmp")]
 
 
+def child_processes(pid: int) -> list[tuple[int, int]]:
+    """(pid, resident pages) of the processes whose parent is `pid`."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append((int(stat.parent.name), int(fields[21])))
+    return found
+
+
+def test_a_worker_process_killed_under_the_run_ends_it_in_one_line(tmp_path, many_photos, people_db, models_root):
+    # the OOM killer picks the largest process: a worker of --backend processes, holding the models
+    out = tmp_path / "out"
+    process = annotate_process(many_photos, people_db, out, models_root, "--backend", "processes", "-j", "2")
+    wait_for_saved(out, process, 8)
+    workers = sorted(child_processes(process.pid), key=lambda p: -p[1])
+    assert workers, "no worker processes"
+    os.kill(workers[0][0], signal.SIGKILL)
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 1, stderr
+    assert "Traceback" not in stderr
+    assert stderr.strip().splitlines()[-1].startswith("Error: a worker process died"), stderr
+    assert "finished work is saved; run the same command again, with fewer --jobs if memory is short" in stderr
+    saved = saved_rows(out)
+    resumed = annotate(many_photos, people_db, out, models_root)
+    assert resumed.exit_code == 0 and f"({50 - saved} processed, 0 relabelled, {saved} unchanged)" in resumed.output
+
+
 def test_sigterm_stops_cleanly_and_the_rerun_finishes(tmp_path, many_photos, people_db, models_root):
     out = tmp_path / "out"
     process = annotate_process(many_photos, people_db, out, models_root)
@@ -211,6 +242,39 @@ def test_sigterm_while_the_report_is_written_finishes_the_run_and_exits_143(tmp_
     assert "Traceback" not in done.stderr
     rerun = annotate(photos, people_db, out, models_root)
     assert rerun.exit_code == 0 and "(0 processed, 0 relabelled, 25 unchanged)" in rerun.output, rerun.output
+
+
+def test_sigterm_waits_for_the_chunks_worker_threads_are_in(tmp_path, many_photos, people_db, models_root):
+    # fault injection: each copy takes a second to write, so the other thread is mid-write when
+    # the first chunk is saved and the signal is seen; the process must not exit under it (joblib's
+    # threads finish the chunk they are in before the process ends; this keeps it so)
+    out, marks = tmp_path / "out", tmp_path / "marks"
+    marks.mkdir()
+    code = ("import sys, time\nfrom pathlib import Path\n"
+            "from facebatch import writers\nfrom facebatch.cli import main\n"
+            "write = writers.AnnotatedCopyWriter.write\n"
+            f"marks = Path({str(marks)!r})\n"
+            "def slow(self, output):\n"
+            "    name = output.relative.replace('/', '_')\n"
+            "    (marks / ('started-' + name)).touch()\n"
+            "    time.sleep(1)\n"
+            "    done = write(self, output)\n"
+            "    (marks / ('done-' + name)).touch()\n"
+            "    return done\n"
+            "writers.AnnotatedCopyWriter.write = slow\n"
+            f"sys.argv = ['facebatch', 'annotate', {str(many_photos)!r}, '--db', {str(people_db)!r}, '--out', "
+            f"{str(out)!r}, '--model-dir', {str(models_root)!r}, '-q', '-j', '2']\n"
+            "main()\n")
+    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    wait_for_saved(out, process, 8)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 143, stderr
+    started = {p.name[len("started-"):] for p in marks.glob("started-*")}
+    done = {p.name[len("done-"):] for p in marks.glob("done-*")}
+    assert started == done, started - done
+    assert not [p for p in out.rglob("*") if p.name.endswith(".facebatch-tmp")]
 
 
 def test_a_second_ctrl_c_stops_at_once_with_exit_130_and_the_rerun_finishes(tmp_path, many_photos, people_db,
