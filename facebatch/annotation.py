@@ -280,32 +280,51 @@ def annotate(input_dir: Path, db_path: Path, output_dir: Path, report_path: Path
             cleanup_failures = _forget(gone, input_dir, output_dir, state, settings, hooks)
             plan = _plan(relatives, input_dir, state, detect_key, label_key, force, output_dir)
             hooks.on_start(len(plan.detect) + len(plan.relabel))
-            sidecar_failures = _relabel(plan.relabel, input_dir, output_dir, settings, known, state, label_key, hooks,
-                                        plan.redraw)
-            sidecar_failures += _detect(plan.detect, input_dir, output_dir, settings, known, state, detect_key,
-                                        label_key, hooks)
+            try:
+                sidecar_failures = _relabel(plan.relabel, input_dir, output_dir, settings, known, state, label_key,
+                                            hooks, plan.redraw)
+                sidecar_failures += _detect(plan.detect, input_dir, output_dir, settings, known, state, detect_key,
+                                            label_key, hooks)
+            except Interrupted:
+                # A clean stop (a cron timeout's SIGTERM, every night, say) must not leave the last
+                # run's report listing the copies this one removed or redrew: write what is saved.
+                _check_output_folder(output_dir)
+                _write_report_and_pages(state, output_dir, report_path, settings, review_options, hooks,
+                                        groups.load(state, spec.embedding_size))
+                raise
             found = groups.refresh(state, [to_text(p) for p in plan.detect], spec.embedding_size,
                                    spec.crop.key, groups.highest_number_issued(output_dir / review.FOLDER),
                                    hooks.warn)
-            if not (output_dir / OUTPUT_MARKER).exists():
-                # Deleted under us: the copies made so far went with it, and a report written now
-                # would point at them (the manifest, open on a deleted file, is lost too).
-                raise OutputError(f"{output_dir}: the output folder was removed during the run; run the same "
-                                  "command again to redo it")
+            _check_output_folder(output_dir)
             groups.record_numbers_issued(output_dir / review.FOLDER, found)
-            # One read of the manifest feeds both run writers: the report streams, the pages collect.
-            pages = ReviewWriter(output_dir, settings.labels.threshold, found, review_options)
-            summary = CsvReportWriter(report_path).write(pages.collecting(r.result for r in state.records()))
-            try:
-                pages.finish()
-            except OutputError as exc:  # the report is written: a missing review page is not worth stopping for
-                hooks.warn(str(exc))
-                summary.output_failures += 1
+            summary = _write_report_and_pages(state, output_dir, report_path, settings, review_options, hooks, found)
     summary.output_failures += sidecar_failures + cleanup_failures
     summary.processed = len(plan.detect)
     summary.relabelled = len(plan.relabel)
     summary.carried_over = summary.images - len(plan.detect) - len(plan.relabel)
     summary.seconds = time.monotonic() - started
+    return summary
+
+
+def _check_output_folder(output_dir: Path) -> None:
+    if not (output_dir / OUTPUT_MARKER).exists():
+        # Deleted under us: the copies made so far went with it, and a report written now
+        # would point at them (the manifest, open on a deleted file, is lost too).
+        raise OutputError(f"{output_dir}: the output folder was removed during the run; run the same "
+                          "command again to redo it")
+
+
+def _write_report_and_pages(state: RunState, output_dir: Path, report_path: Path, settings: Settings,
+                            review_options: tuple[str, ...], hooks: RunHooks, found: groups.Groups) -> Summary:
+    """The CSV report and the review pages of every saved record.  One read of the manifest feeds
+    both: the report streams, the pages collect."""
+    pages = ReviewWriter(output_dir, settings.labels.threshold, found, review_options)
+    summary = CsvReportWriter(report_path).write(pages.collecting(r.result for r in state.records()))
+    try:
+        pages.finish()
+    except OutputError as exc:  # the report is written: a missing review page is not worth stopping for
+        hooks.warn(str(exc))
+        summary.output_failures += 1
     return summary
 
 

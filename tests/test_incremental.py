@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageOps
 
-from cli_helpers import run
+from cli_helpers import report_rows, run
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -275,6 +275,33 @@ def test_sigterm_waits_for_the_chunks_worker_threads_are_in(tmp_path, many_photo
     done = {p.name[len("done-"):] for p in marks.glob("done-*")}
     assert started == done, started - done
     assert not [p for p in out.rglob("*") if p.name.endswith(".facebatch-tmp")]
+
+
+def test_a_sigterm_mid_run_leaves_a_report_that_agrees_with_the_outputs(tmp_path, many_photos, people_db, models_root):
+    out = tmp_path / "out"
+    assert annotate(many_photos, people_db, out, models_root).exit_code == 0
+    gone = sorted((many_photos / "a" / "madonna").glob("*.jpg"))
+    shutil.rmtree(many_photos / "a" / "madonna")  # their copies are removed at the start of the next run
+    for photo in (many_photos / "b").rglob("*.jpg"):
+        photo.write_bytes(photo.read_bytes() + b"\0")  # changed: detected again, chunk by chunk
+    # fault injection: SIGTERM as the first chunk of detection starts (the cron timeout of a long night)
+    code = ("import os, signal, sys\n"
+            "from facebatch import annotation\nfrom facebatch.cli import main\n"
+            "chunk = annotation.annotate_chunk\n"
+            "def signalled(*args, **kwargs):\n"
+            "    os.kill(os.getpid(), signal.SIGTERM)\n"
+            "    return chunk(*args, **kwargs)\n"
+            "annotation.annotate_chunk = signalled\n"
+            f"sys.argv = ['facebatch', 'annotate', {str(many_photos)!r}, '--db', {str(people_db)!r}, '--out', "
+            f"{str(out)!r}, '--model-dir', {str(models_root)!r}, '-q', '-j', '1']\n"
+            "main()\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 143, done.stderr
+    rows = report_rows(out / "report.csv")
+    assert not [r for r in rows if r["image"].startswith("a/madonna/")], "the report lists photos removed"
+    assert len({r["image"] for r in rows}) == 50 - len(gone)
+    for row in rows:
+        assert row["annotated"] and (out / row["annotated"]).is_file(), row
 
 
 def test_a_second_ctrl_c_stops_at_once_with_exit_130_and_the_rerun_finishes(tmp_path, many_photos, people_db,
