@@ -8,6 +8,7 @@ SIGTERM (work saved).
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import shlex
@@ -359,20 +360,34 @@ def annotate(images_dir, db_path, out_dir, report_path, threshold, force, try_ro
 
     _run(lambda: check_annotate_outputs(images_dir, out_dir, db_path, report_path, summary_json, HEADER,
                                         (review.INDEX, review.FOLDER)))
+    from .writers import SummaryJsonWriter
+
     feedback = _Feedback(console, quiet, "annotating", line_for)
     review_options = _where_options(db_path, out_dir, report_path)
-    summary = feedback.run(lambda hooks: run_annotate(images_dir, db_path, out_dir, report_path, settings, hooks,
-                                                      force, confirm_purge, review_options))
-    console.print(f"images {summary.images}, faces {summary.faces}, known {summary.known}, unknown {summary.unknown}, "
-                  f"no face {summary.no_face}, errors {summary.errors} ({summary.processed} processed, "
-                  f"{summary.relabelled} relabelled, {summary.carried_over} unchanged), time {summary.seconds:.1f}s; report: {report_path}",
-                  markup=False)
-    if summary_json is not None:
-        from .writers import SummaryJsonWriter
 
-        _run(lambda: SummaryJsonWriter(summary_json, report_path).write(summary))
-    if summary.errors or summary.output_failures:
-        sys.exit(EXIT_SOME_FAILED)
+    def annotate_and_summarise(hooks):
+        summary = run_annotate(images_dir, db_path, out_dir, report_path, settings, hooks, force, confirm_purge,
+                               review_options)
+        console.print(f"images {summary.images}, faces {summary.faces}, known {summary.known}, unknown "
+                      f"{summary.unknown}, no face {summary.no_face}, errors {summary.errors} ({summary.processed} "
+                      f"processed, {summary.relabelled} relabelled, {summary.carried_over} unchanged), time "
+                      f"{summary.seconds:.1f}s; report: {report_path}", markup=False)
+        exit_code = EXIT_SOME_FAILED if summary.errors or summary.output_failures else EXIT_OK
+        if summary_json is not None:  # still under the signal handlers: a SIGTERM now waits for it
+            SummaryJsonWriter(summary_json, report_path).write(summary, exit_code)
+        return exit_code
+
+    try:
+        exit_code = feedback.run(annotate_and_summarise)
+    except FacebatchClickError as exc:
+        if summary_json is not None:  # tonight's failure, not last night's success, for the monitor
+            from .errors import OutputError
+
+            with contextlib.suppress(OutputError):
+                SummaryJsonWriter(summary_json, report_path).write_failure(exc.exit_code, exc.message)
+        raise
+    if exit_code:
+        sys.exit(exit_code)
 
 
 @cli.command()
@@ -538,8 +553,6 @@ def output_options(func):
 def _open_manifest(out_dir: Path, report_path: Path | None):
     """The manifest of an annotate run, for the group commands, locked against a running annotate
     (whose groups are half made until it ends).  A context manager yielding (RunState, where)."""
-    import contextlib
-
     from .annotation import run_locks
     from .state import ManifestDamaged, RunState, state_path_for
 

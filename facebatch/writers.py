@@ -9,6 +9,8 @@ Adding an output is adding a writer; the runner, the manifest and the planning s
 from __future__ import annotations
 
 import contextlib
+import datetime
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Protocol
@@ -176,17 +178,26 @@ class CsvReportWriter:
 
 
 class SummaryJsonWriter:
-    """The run's counts as JSON, for monitoring (--summary-json)."""
+    """The run's counts as JSON, for monitoring (--summary-json), with how it ended: written after
+    every run that got as far as its folders, failed and stopped ones included (their counts are
+    null), so a monitor never reads last night's success as tonight's."""
 
     def __init__(self, path: Path, report_path: Path):
         self.path, self.report_path = Path(path), Path(report_path)
 
-    def write(self, summary: Summary) -> None:
-        import json
+    def write(self, summary: Summary, exit_code: int) -> None:
+        self._write({**summary.as_dict(), **self._ending(exit_code, "")})
 
+    def write_failure(self, exit_code: int, error: str) -> None:
+        self._write({**{key: None for key in Summary().as_dict()}, **self._ending(exit_code, error)})
+
+    def _ending(self, exit_code: int, error: str) -> dict:
+        finished = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+        return {"exit_code": exit_code, "error": error, "finished_at": finished, "report": str(self.report_path)}
+
+    def _write(self, document: dict) -> None:
         try:
-            write_bytes_atomic(self.path, (json.dumps({**summary.as_dict(), "report": str(self.report_path)},
-                                                      indent=2) + "\n").encode("utf-8"))
+            write_bytes_atomic(self.path, (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
         except OSError as exc:
             raise OutputError(f"{self.path}: cannot write the summary ({describe_os_error(exc)}); the report is "
                               "written, choose another --summary-json") from None

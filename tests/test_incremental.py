@@ -112,7 +112,28 @@ def test_summary_json(tmp_path, photos, people_db, models_root):
     assert {k: summary[k] for k in ("images", "errors", "processed", "carried_over")} == \
         {"images": 25, "errors": 0, "processed": 25, "carried_over": 0}
     assert summary["faces"] == summary["known"] + summary["unknown"] >= 25
+    assert summary["exit_code"] == 0 and summary["error"] == "" and summary["finished_at"].endswith("+00:00")
     assert result.output.count("\n") == 1  # --quiet: the summary line only
+
+
+def test_summary_json_says_when_a_run_fails_or_stops(tmp_path, photos, people_db, models_root, many_photos):
+    # a monitor must not read last night's success as tonight's
+    out, summary_path = tmp_path / "out", tmp_path / "summary.json"
+    assert annotate(photos, people_db, out, models_root, "--summary-json", summary_path).exit_code == 0
+    for photo in photos.rglob("*.jpg"):
+        photo.unlink()  # a share not mounted: the purge guard refuses
+    refused = annotate(photos, people_db, out, models_root, "--summary-json", summary_path)
+    assert refused.exit_code == 5
+    summary = json.loads(summary_path.read_text())
+    assert summary["exit_code"] == 5 and "missing" in summary["error"] and summary["images"] is None
+
+    stopped_out = tmp_path / "stopped"
+    process = annotate_process(many_photos, people_db, stopped_out, models_root, "--summary-json", summary_path)
+    wait_for_saved(stopped_out, process, 8)
+    process.send_signal(signal.SIGTERM)
+    process.communicate(timeout=300)
+    summary = json.loads(summary_path.read_text())
+    assert process.returncode == 143 and summary["exit_code"] == 143 and "interrupted by signal 15" in summary["error"]
 
 
 def annotate_process(photos, db, out, models_root, *extra):
