@@ -45,6 +45,9 @@ def _import_tensorflow_quietly():
     finally:
         os.dup2(saved, 2)
         os.close(saved)
+    # and TensorFlow's Python warnings: with --jobs above 2, mtcnn's networks see batches of many
+    # shapes and TF warns of "tf.function retracing" in 600-character lines, in every cron mail
+    tf.get_logger().setLevel("ERROR")
     return tf
 
 

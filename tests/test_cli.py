@@ -29,6 +29,17 @@ def test_help_does_not_import_tensorflow():
     assert out.returncode == 0 and out.stdout.strip().endswith("light"), out.stderr
 
 
+def test_tensorflow_is_imported_without_its_warnings_reaching_stderr():
+    # cron mails what reaches stderr: TensorFlow's own "retracing" warnings must not
+    code = ("from facebatch import engines\n"
+            "tf = engines._import_tensorflow_quietly()\n"
+            "tf.get_logger().warning('5 out of the last 6 calls triggered tf.function retracing')\n"
+            "print('imported')\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip() == "imported", done.stderr
+    assert done.stderr == ""
+
+
 def test_every_command_has_help():
     for command in (["download-weights"], ["enroll"], ["annotate"], ["verify"], ["people", "list"], ["people", "remove"]):
         result = run(*command, "--help")
