@@ -74,9 +74,20 @@ class AnnotatedCopyWriter:
 
     def remove(self, relative: str, annotated: str) -> None:
         path = output_file(self.output_root, annotated)
-        if path is not None:
-            with contextlib.suppress(OSError):  # not there, a folder, a name too long to exist: nothing to remove
-                path.unlink()
+        if path is None:
+            return
+        with contextlib.suppress(OSError):  # not there, a folder, a name too long to exist: nothing to remove
+            path.unlink()
+        # Folders the copies leave empty go too: a photo folder `x.jpg/` replaced by a photo
+        # `x.jpg` would otherwise find an empty folder where its copy goes, every night.
+        root = self.output_root.resolve()
+        for folder in path.parents:
+            if folder.resolve() == root or not folder.resolve().is_relative_to(root):
+                break
+            try:
+                folder.rmdir()
+            except OSError:
+                break  # not empty (other copies), or not ours to remove
 
 
 class XmpSidecarWriter:

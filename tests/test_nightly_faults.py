@@ -655,3 +655,20 @@ def test_an_unreachable_scheduler_fails_within_seconds(tmp_path, small_db, model
     assert result.exit_code == 1
     assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in result.output
     assert time.monotonic() - started < 30  # a bound on a hang, not a speed measurement (20 s before)
+
+
+def test_a_photo_folder_replaced_by_a_photo_of_its_name_is_annotated(tmp_path, four_photos, small_db, models_root):
+    # x.jpg/ held photos; now x.jpg is a photo: the copies' folder out/x.jpg/ must not stay in its way
+    out = tmp_path / "out"
+    folder = four_photos / "x.jpg"
+    folder.mkdir()
+    first, *_ = sorted(four_photos.glob("madonna_*.jpg"))
+    shutil.copy(first, folder / "a.jpg")
+    assert annotate(four_photos, small_db, out, models_root).exit_code == 0
+    assert (out / "x.jpg" / "a.jpg").is_file()
+    shutil.rmtree(folder)
+    shutil.copy(first, four_photos / "x.jpg")
+    again = annotate(four_photos, small_db, out, models_root)
+    assert again.exit_code == 0, again.output
+    assert (out / "x.jpg").is_file()
+    assert "x.jpg" in {r["image"] for r in report_rows(out / "report.csv") if r["status"] == "ok"}
