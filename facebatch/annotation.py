@@ -42,8 +42,11 @@ PURGE_GUARD_MIN_IMAGES = 10
 
 @contextlib.contextmanager
 def run_locks(output_dir: Path, report_path: Path) -> Iterator[None]:
-    """One annotate per output folder and per report.  Lock files vanish with the run (locks.py)."""
-    paths = [output_dir / LOCK_NAME, report_path.with_name(report_path.name + ".lock")]
+    """One annotate per output folder, per report and per manifest (r.csv and r.txt share
+    r.state.sqlite).  Lock files vanish with the run (locks.py)."""
+    manifest = state_path_for(report_path)
+    paths = [output_dir / LOCK_NAME, report_path.with_name(report_path.name + ".lock"),
+             manifest.with_name(manifest.name + ".lock")]
     with contextlib.ExitStack() as stack:
         # Only the folder is resolved: the lock file itself is never followed if it is a link
         # (locks.py opens it with O_NOFOLLOW), or a planted link would have us empty its target.

@@ -479,6 +479,18 @@ def test_two_runs_on_one_report_with_different_outs_are_locked_out(tmp_path, sma
     assert sorted(p.name for p in report.parent.iterdir()) == ["report.csv", "report.state.sqlite"]
 
 
+def test_two_reports_that_share_a_manifest_are_locked_out(tmp_path, small_db, models_root):
+    # r.csv and r.txt both keep their faces in r.state.sqlite: one run at a time may write it
+    images = blank_photos(tmp_path / "images", 1)
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    with locks.held(shared / "r.state.sqlite.lock"):  # as a run with --report shared/r.csv holds it
+        result = annotate(images, small_db, tmp_path / "out2", models_root, "--report", shared / "r.txt")
+    assert result.exit_code == 4
+    assert_one_line_error(result.output, "another facebatch annotate", "is writing here")
+    assert not (shared / "r.state.sqlite").exists()
+
+
 def test_a_lock_file_planted_as_a_link_is_refused_and_its_target_left_alone(tmp_path, small_db, models_root):
     images = blank_photos(tmp_path / "images", 1)
     out = tmp_path / "out"
