@@ -72,6 +72,9 @@ def state_path_for(report_path: Path) -> Path:
     return report_path.with_name(report_path.stem + ".state.sqlite")
 
 
+_SIDE_FILES = "-wal and -shm files"  # SQLite's, beside it: a read-only -shm stops every run too
+
+
 def _companions(path: Path) -> list[Path]:
     return [path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")]
 
@@ -92,7 +95,7 @@ class RunState:
             self._db.close()
             if _is_write_failure(exc):
                 raise OutputError(f"{self.path}: cannot write the manifest ({exc}); free some space or fix the "
-                                  "permissions and run again") from None
+                                  f"permissions (of it and of its {_SIDE_FILES}) and run again") from None
             raise ManifestDamaged(str(exc)) from None
 
     def _open(self) -> None:
@@ -199,7 +202,8 @@ class RunState:
         except sqlite3.DatabaseError as exc:
             if _is_write_failure(exc):
                 raise OutputError(f"{self.path}: cannot {what} the manifest ({exc}); free some space or fix the "
-                                  "permissions and run again: finished work is kept") from None
+                                  f"permissions (of it and of its {_SIDE_FILES}) and run again: finished work is "
+                                  "kept") from None
             raise ManifestDamaged(f"{self.path}: {exc}") from None
 
     @contextlib.contextmanager

@@ -684,3 +684,16 @@ def test_a_photo_folder_replaced_by_a_photo_of_its_name_is_annotated(tmp_path, f
     assert again.exit_code == 0, again.output
     assert (out / "x.jpg").is_file()
     assert "x.jpg" in {r["image"] for r in report_rows(out / "report.csv") if r["status"] == "ok"}
+
+
+def test_a_read_only_manifest_is_one_line_naming_its_side_files(tmp_path, small_db, models_root):
+    # SQLite makes -shm with the manifest's mode: after a chmod back, a read-only -shm still stops runs
+    images = blank_photos(tmp_path / "images", 2)
+    out = tmp_path / "out"
+    assert annotate(images, small_db, out, models_root).exit_code == 0
+    (out / "report.state.sqlite").chmod(0o400)
+    result = run_process("annotate", images, "--db", small_db, "--out", out, "--model-dir", models_root, "-q",
+                         prefix=without_root_bypass())
+    assert result.returncode == 1
+    assert_one_line_error(result.stderr, f"{out / 'report.state.sqlite'}: cannot write the manifest",
+                          "fix the permissions (of it and of its -wal and -shm files)")
