@@ -178,3 +178,22 @@ def test_hidden_files_directories_and_bad_links_are_skipped(outcome):
     for skipped in (".hidden.jpg", "folder.jpg", "broken_link.jpg", "outside_link.jpg"):
         assert skipped not in listed
     assert not any(name.startswith("loop/") for name in listed)
+
+
+def test_a_link_out_of_the_folder_swapped_in_after_the_scan_is_not_read(tmp_path):
+    # the scan skips links out of the folder; one put in a photo's place during the run is refused
+    # when the photo is read, so a file outside the folder never reaches the output
+    from facebatch.errors import ImageError
+    from facebatch.pipeline import _read
+
+    folder, outside = tmp_path / "images", tmp_path / "private"
+    folder.mkdir()
+    outside.mkdir()
+    Image.new("RGB", (64, 48), "gray").save(outside / "secret.jpg")
+    Image.new("RGB", (64, 48), "gray").save(folder / "inside.jpg")
+    (folder / "photo.jpg").symlink_to(outside / "secret.jpg")
+    (folder / "alias.jpg").symlink_to(folder / "inside.jpg")
+    with pytest.raises(ImageError, match="a link out of the folder"):
+        _read(folder / "photo.jpg", 10_000_000, folder)
+    image, _, _ = _read(folder / "alias.jpg", 10_000_000, folder)  # a link inside the folder is read
+    assert image.size == (64, 48)
