@@ -80,13 +80,19 @@ def calibrate(labelled_dir: Path, db_path: Path, settings: Settings, hooks: RunH
         # database with nobody in it (every face UNKNOWN)
         raise DatabaseError(f"{db_path}: no database to store the thresholds in; pass the --db that enroll "
                             "made, or run facebatch enroll first")
+    other_model = None
     if os.path.lexists(db_path):
         # --write needs this model's database; a report alone does not (another model's thresholds do not apply)
         gallery = gallery_db.load(db_path, spec.name) if write else gallery_db.read(db_path)
         stored = gallery.calibrated(spec.crop.key, spec.name)
+        other_model = gallery.model if gallery.model != spec.name else None
     current_annotate = stored.get("annotate", spec.default_threshold)
     current_verify = stored.get("verify", spec.verify_threshold)
     pairs, warnings, refused = person_photos(labelled_dir)
+    if other_model:
+        warnings.insert(0, f"{db_path}: made with model {other_model}, so the current thresholds below are "
+                           f"{spec.name}'s defaults, not the database's; to measure and store thresholds for it, "
+                           f"calibrate with --model {other_model}")
     person_of = {str(labelled_dir / relative): person for person, relative in pairs}
     paths = sorted(person_of)
     hooks.on_start(len(paths))

@@ -333,6 +333,10 @@ class Recommendation:
     annotate_sample: int = 0
     verify_capped: bool = False
     annotate_capped: bool = False
+    # The same counts at the recommended thresholds, on the photos they were chosen on (so a little
+    # optimistic), for comparing with the current ones before --write.
+    verify_at_recommended: dict | None = None
+    annotate_at_recommended: dict | None = None
 
 
 def _capped(measured: float, current: float | None, sample: int, needed: int) -> tuple[float, bool]:
@@ -378,4 +382,7 @@ def recommend(embeddings: np.ndarray, labels, sources=None, rule: Rule = Rule("c
         verify_threshold=verify, annotate_threshold=annotate,
         verify_at_current=accuracy_at(distances, same, current_verify) if current_verify is not None else None,
         annotate_at_current=at_current, verify_sample=verify_sample, annotate_sample=annotate_sample,
-        verify_capped=verify_capped, annotate_capped=annotate_capped)
+        verify_capped=verify_capped, annotate_capped=annotate_capped,
+        verify_at_recommended=accuracy_at(distances, same, verify),
+        annotate_at_recommended={"one_photo": trial_sets[0].counts(annotate, rule),
+                                 "all_photos": trial_sets[1].counts(annotate, rule)})

@@ -482,17 +482,28 @@ def calibration_report(outcome, db_path: Path) -> str:
     lines = [f"calibrated on {outcome.photos} photos of {outcome.people} people",
              f"same person:      {spread(rec.same)}",
              f"different people: {spread(rec.different)}"]
+    def verify_line(which: str, threshold: float, v: dict) -> str:
+        return (f"verify at the {which} {threshold:.3f}: accuracy {v['accuracy']:.4f}, {v['false_same']} false SAME, "
+                f"{v['false_different']} false DIFFERENT of {v['pairs']} pairs")
+
+    def annotate_lines(which: str, threshold: float, counts: dict) -> list[str]:
+        # strangers are counted in tries: each person's photos are strangers once per draw of the gallery
+        return [f"annotate at the {which} {threshold:.3f}, {label} enrolled (each person in turn left out as a "
+                f"stranger): {c['named_right']} of {c['known']} faces named right, {c['strangers_named']} of "
+                f"{c['strangers']} stranger tries named"
+                for c, label in ((counts["one_photo"], "1 photo per person"), (counts["all_photos"], "all photos"))]
+
     if rec.verify_at_current:
-        v = rec.verify_at_current
-        lines.append(f"verify at the current {outcome.current_verify:.3f}: accuracy {v['accuracy']:.4f}, "
-                     f"{v['false_same']} false SAME, {v['false_different']} false DIFFERENT of {v['pairs']} pairs")
+        lines.append(verify_line("current", outcome.current_verify, rec.verify_at_current))
     if rec.annotate_at_current:
-        for shape, label in (("one_photo", "1 photo per person"), ("all_photos", "all photos")):
-            c = rec.annotate_at_current[shape]
-            lines.append(f"annotate at the current {outcome.current_annotate:.3f}, {label} enrolled (each person "
-                         f"in turn left out as a stranger): {c['named_right']} of {c['known']} faces named right, "
-                         f"{c['strangers_named']} of {c['strangers']} strangers named")
+        lines += annotate_lines("current", outcome.current_annotate, rec.annotate_at_current)
     lines.append(f"recommended: annotate {rec.annotate_threshold:.3f}, verify {rec.verify_threshold:.3f}")
+    if rec.verify_at_recommended and round(rec.verify_threshold, 3) != round(outcome.current_verify, 3):
+        lines.append("  " + verify_line("recommended", rec.verify_threshold, rec.verify_at_recommended)
+                     + " (on the photos it was chosen on: a little optimistic)")
+    if rec.annotate_at_recommended and round(rec.annotate_threshold, 3) != round(outcome.current_annotate, 3):
+        lines += ["  " + line for line in annotate_lines("recommended", rec.annotate_threshold,
+                                                         rec.annotate_at_recommended)]
     for capped, what, sample, needed in (
             (rec.annotate_capped, "annotate", f"{rec.annotate_sample} photos", calibration.ANNOTATE_STRANGERS_NEEDED),
             (rec.verify_capped, "verify", f"{rec.verify_sample} different-people pairs",

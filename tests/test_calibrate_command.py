@@ -70,6 +70,9 @@ def test_calibrate_writes_thresholds_that_annotate_and_verify_then_use(tmp_path,
     written = run("calibrate", labelled, "--db", db, "--model-dir", models_root, "-q", "--write")
     assert written.exit_code == 0, written.output
     assert "kept at the current threshold" not in written.output
+    assert re.search(r"\n  verify at the recommended 1\.\d{3}: accuracy [\d.]+, \d+ false SAME", written.output)
+    assert re.search(r"\n  annotate at the recommended 1\.\d{3}, 1 photo per person enrolled .* faces named right, "
+                     r"\d+ of \d+ stranger tries named", written.output), written.output
     annotate_t, verify_t = recommended(written.output)
     stored = json.loads(db.read_text())["thresholds"]
     assert abs(stored["annotate"] - annotate_t) < 1e-3 and abs(stored["verify"] - verify_t) < 1e-3
@@ -145,3 +148,20 @@ def test_calibrate_on_bad_labels_and_bad_files_warns_stores_nothing_and_exits_3(
     # whatever the labels, a threshold is never outside what a database can hold
     annotate_t, verify_t = recommended(result.output)
     assert 0 < annotate_t < 2 and 0 < verify_t < 2
+
+
+def test_calibrate_beside_another_models_database_says_whose_thresholds_it_compares(tmp_path, celebrity, models_root):
+    labelled = tmp_path / "labelled"
+    for person in ("madonna", "elton_john"):
+        shutil.copytree(celebrity / "val" / person, labelled / person)
+    db = tmp_path / "casia.json"
+    gallery.save(db, gallery.Gallery("facenet-casia512", 512, thresholds={"annotate": 0.9, "verify": 0.9},
+                                     thresholds_crop=weights.get_spec("facenet-casia512").crop.key))
+    before = db.read_bytes()
+    result = run("calibrate", labelled, "--db", db, "--model-dir", models_root, "-q")
+    assert result.exit_code == 0, result.output
+    assert (f"warning: {db}: made with model facenet-casia512, so the current thresholds below are facenet's "
+            "defaults, not the database's; to measure and store thresholds for it, calibrate with --model "
+            "facenet-casia512") in result.output
+    assert f"verify at the current {weights.get_spec('facenet').verify_threshold:.3f}" in result.output
+    assert db.read_bytes() == before
