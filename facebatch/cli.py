@@ -363,7 +363,7 @@ def annotate(images_dir, db_path, out_dir, report_path, threshold, force, try_ro
     from .writers import SummaryJsonWriter
 
     feedback = _Feedback(console, quiet, "annotating", line_for)
-    review_options = _where_options(db_path, out_dir, report_path)
+    review_options = _where_options(out_dir, report_path)
 
     def annotate_and_summarise(hooks):
         summary = run_annotate(images_dir, db_path, out_dir, report_path, settings, hooks, force, confirm_purge,
@@ -527,15 +527,13 @@ def calibration_report(outcome, db_path: Path) -> str:
     return "\n".join(lines)
 
 
-def _where_options(db_path: Path, out_dir: Path, report_path: Path | None) -> tuple[str, ...]:
-    """The options that point the review page's commands at this run's database and output."""
-    options: list[str] = []
-    if Path(db_path) != Path(DEFAULT_DB):
-        options += ["--db", str(db_path)]
-    if Path(out_dir) != Path(DEFAULT_OUT):
-        options += ["--out", str(out_dir)]
-    if report_path is not None and Path(report_path) != Path(out_dir) / "report.csv":
-        options += ["--report", str(report_path)]
+def _where_options(out_dir: Path, report_path: Path | None) -> tuple[str, ...]:
+    """The options that point the review page's commands at this run, as absolute paths: the page
+    is opened from anywhere, and its commands pasted into a terminal in any folder.  No --db: the
+    run's manifest records the database, and `people name` takes it from there."""
+    options = ["--out", str(Path(out_dir).absolute())]
+    if report_path is not None and Path(report_path).absolute() != Path(out_dir).absolute() / "report.csv":
+        options += ["--report", str(Path(report_path).absolute())]
     return tuple(options)
 
 

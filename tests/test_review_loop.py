@@ -74,7 +74,8 @@ def test_review_page_loads_in_chromium_with_the_runs_thumbnails(loop, tmp_path):
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert console_messages(dom.stderr) == []
     assert 'data-thumbs-broken="0"' in dom.stdout and dom.stdout.count("<img ") >= 6
-    assert "facebatch people name g0001 NAME --db " in dom.stdout
+    # absolute paths, to paste in any folder; no --db: people name takes the run's from its manifest
+    assert f"facebatch people name g0001 NAME --out {out.absolute()}" in dom.stdout
     shot = tmp_path / "shot.png"
     done = chromium(index, f"--screenshot={shot}", "--window-size=1200,900")
     assert done.returncode == 0 and shot.is_file()
