@@ -242,21 +242,30 @@ def test_sigterm_stops_cleanly_and_the_rerun_finishes(tmp_path, many_photos, peo
     assert f"({50 - saved} processed, 0 relabelled, {saved} unchanged)" in resumed.output
 
 
+def annotate_signalled_in(target: str, photos, db, out, models_root, *extra) -> subprocess.CompletedProcess:
+    """Fault injection: annotate in a child process that sends itself SIGTERM as `target`
+    ("module:attribute", or "module:Class.method") is called."""
+    module, _, name = target.partition(":")
+    owner, _, attribute = name.rpartition(".")
+    code = ("import importlib, os, signal, sys\n"
+            "from facebatch.cli import main\n"
+            f"owner = importlib.import_module('facebatch.{module}')\n"
+            + (f"owner = getattr(owner, {owner!r})\n" if owner else "")
+            + f"original = getattr(owner, {attribute!r})\n"
+            "def signalled(*args, **kwargs):\n"
+            "    os.kill(os.getpid(), signal.SIGTERM)\n"
+            "    return original(*args, **kwargs)\n"
+            f"setattr(owner, {attribute!r}, signalled)\n"
+            f"sys.argv = ['facebatch', 'annotate', {str(photos)!r}, '--db', {str(db)!r}, '--out', {str(out)!r}, "
+            f"'--model-dir', {str(models_root)!r}, '-q', *{[str(e) for e in extra]!r}]\n"
+            "main()\n")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+
+
 def test_sigterm_while_the_report_is_written_finishes_the_run_and_exits_143(tmp_path, photos, people_db, models_root):
     # fault injection: the signal lands after the last chunk, while the CSV report is being written
     out = tmp_path / "out"
-    code = ("import os, signal, sys\n"
-            "from facebatch import writers\n"
-            "from facebatch.cli import main\n"
-            "write = writers.CsvReportWriter.write\n"
-            "def signalled(self, results):\n"
-            "    os.kill(os.getpid(), signal.SIGTERM)\n"
-            "    return write(self, results)\n"
-            "writers.CsvReportWriter.write = signalled\n"
-            f"sys.argv = ['facebatch', 'annotate', {str(photos)!r}, '--db', {str(people_db)!r}, '--out', {str(out)!r},"
-            f" '--model-dir', {str(models_root)!r}, '-q']\n"
-            "main()\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    done = annotate_signalled_in("writers:CsvReportWriter.write", photos, people_db, out, models_root)
     assert done.returncode == 143, done.stderr
     assert "warning: signal 15 arrived as the work was ending; it is finished and saved" in done.stderr
     assert "images 25, " in done.stderr  # the summary is still printed
@@ -306,17 +315,7 @@ def test_a_sigterm_mid_run_leaves_a_report_that_agrees_with_the_outputs(tmp_path
     for photo in (many_photos / "b").rglob("*.jpg"):
         photo.write_bytes(photo.read_bytes() + b"\0")  # changed: detected again, chunk by chunk
     # fault injection: SIGTERM as the first chunk of detection starts (the cron timeout of a long night)
-    code = ("import os, signal, sys\n"
-            "from facebatch import annotation\nfrom facebatch.cli import main\n"
-            "chunk = annotation.annotate_chunk\n"
-            "def signalled(*args, **kwargs):\n"
-            "    os.kill(os.getpid(), signal.SIGTERM)\n"
-            "    return chunk(*args, **kwargs)\n"
-            "annotation.annotate_chunk = signalled\n"
-            f"sys.argv = ['facebatch', 'annotate', {str(many_photos)!r}, '--db', {str(people_db)!r}, '--out', "
-            f"{str(out)!r}, '--model-dir', {str(models_root)!r}, '-q', '-j', '1']\n"
-            "main()\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    done = annotate_signalled_in("annotation:annotate_chunk", many_photos, people_db, out, models_root, "-j", "1")
     assert done.returncode == 143, done.stderr
     rows = report_rows(out / "report.csv")
     assert not [r for r in rows if r["image"].startswith("a/madonna/")], "the report lists photos removed"
