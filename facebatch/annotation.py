@@ -30,7 +30,7 @@ from .pipeline import LABEL_RULE, annotate_chunk, label_image, relabel_chunk
 from .report import Summary
 from .results import STATUS_ERROR, STATUS_OK, ImageResult
 from .runner import chunked, run_stoppable
-from .state import OUTPUTS_UNSURE, ImageRecord, RunState, open_state, state_path_for
+from .state import OUTPUTS_UNSURE, SIDECAR_UNWRITTEN, ImageRecord, RunState, open_state, state_path_for
 from .writers import AnnotatedCopyWriter, CsvReportWriter, ReviewWriter, XmpSidecarWriter, image_writers, output_file
 
 LOCK_NAME = ".facebatch-annotate.lock"
@@ -404,10 +404,10 @@ def _clean_up_failures(results: list[ImageResult], cleaners: list, input_dir: Pa
 
 def _stored_labels_key(result: ImageResult, label_key: str) -> str:
     """The labels key a finished result is saved under: an error is relabelled next run (""), and
-    so is a result whose sidecar could not be written (OUTPUTS_UNSURE: written again then)."""
+    so is a result whose sidecar could not be written (SIDECAR_UNWRITTEN: written again then)."""
     if result.status == STATUS_ERROR:
         return ""
-    return OUTPUTS_UNSURE if result.output_problem else label_key
+    return SIDECAR_UNWRITTEN if result.output_problem else label_key
 
 
 def _output_problems(results: list[ImageResult], input_dir: Path, hooks: RunHooks) -> int:

@@ -40,6 +40,9 @@ _STATUSES = (STATUS_OK, STATUS_NO_FACE, STATUS_ERROR)
 # The labels key of a record whose outputs (copy, sidecar, thumbnails) a stopped run may have
 # rewritten from other results: no real key (config.part_key gives hex digests) equals it.
 OUTPUTS_UNSURE = "outputs-unsure"
+# ...and of a record whose sidecar could not be written, its copy being right: relabelled next run,
+# which writes the sidecar again, without decoding the photo to redraw the copy.
+SIDECAR_UNWRITTEN = "sidecar-unwritten"
 
 
 class ManifestDamaged(FacebatchError):

@@ -140,6 +140,7 @@ def test_a_sidecar_that_cannot_be_written_is_a_warning_and_the_faces_stand(tmp_p
     sidecar_path = images / "elton.jpg.xmp"
     original = sidecar_path.read_bytes()
     sidecar_path.chmod(0o444)  # the user protects it; a stricter threshold would take the name out
+    copies = []
     for _ in range(2):  # every run says so, and none detects the photo again
         result = run("annotate", images, "--db", db, "--out", out, "--model-dir", models_root, "-q", "--xmp",
                      "--threshold", "0.5")
@@ -149,6 +150,8 @@ def test_a_sidecar_that_cannot_be_written_is_a_warning_and_the_faces_stand(tmp_p
         [row] = report_rows(out / "report.csv")
         assert row["status"] == "ok" and row["name"] == "UNKNOWN" and (out / "elton.jpg").is_file()
         assert sidecar_path.read_bytes() == original
+        copies.append((out / "elton.jpg").stat().st_mtime_ns)
+    assert copies[0] == copies[1]  # the copy was right: only the sidecar is tried again, the photo not redrawn
     sidecar_path.chmod(0o644)
     fixed = run("annotate", images, "--db", db, "--out", out, "--model-dir", models_root, "-q", "--xmp",
                 "--threshold", "0.5")
