@@ -48,7 +48,9 @@ Recognising what facebatch wrote, so a rerun replaces only that:
     the photo's own XMP packet, which a new sidecar starts from (`update_sidecar`'s `embedded`).
   Every other property, every region without our marker, and every foreign namespace stays.
   A face that already has a region without our marker (the user's, or ours renamed in a photo
-  manager that dropped the marker) gets no second region from us (`same_face`).
+  manager that dropped the marker) gets no second region from us (`same_face`).  If no such region
+  names the face (another program found it and left it unnamed), the first is given our name
+  with facebatch:NamedRegion="True", and a rerun or a removal takes that name back out.
   AppliedToDimensions is set to the image's stored size whenever we write regions (normalised
   areas do not depend on it, so other regions stay valid).  The packet is re-indented on the
   first merge; whitespace between elements carries no meaning in RDF, and rdf:parseType="Literal"
@@ -109,6 +111,8 @@ REGION_INFO, REGION_LIST = _q("mwg-rs", "Regions"), _q("mwg-rs", "RegionList")  
 APPLIED_TO = _q("mwg-rs", "AppliedToDimensions")
 PERSON_IN_IMAGE = _q("Iptc4xmpExt", "PersonInImage")
 OUR_MARKER, OUR_PERSONS, OUR_CREATED = _q("facebatch", "Generated"), _q("facebatch", "PersonInImage"), _q("facebatch", "Created")
+OUR_NAMING = _q("facebatch", "NamedRegion")  # on another program's unnamed region that we gave a name
+REGION_NAME = _q("mwg-rs", "Name")
 
 
 class FaceRegion(NamedTuple):
@@ -428,8 +432,12 @@ def _remove_ours(descriptions: list[ET.Element]) -> None:
                 if bag is None:
                     continue
                 for item in bag.findall(RDF_LI):
-                    if _ours(_struct(item)):
+                    region = _struct(item)
+                    if _ours(region):
                         bag.remove(item)
+                    elif _field(region, OUR_NAMING) == "True":  # not ours, only its name: give that back
+                        _remove_property(region, REGION_NAME)
+                        _remove_property(region, OUR_NAMING)
     for name in our_names:  # one entry per name we added; a user's own entry of that name stays
         _remove_person(descriptions, name)
 
@@ -467,12 +475,21 @@ def _add(descriptions: list[ET.Element], faces: list[FaceRegion], size: tuple[in
     listed: list[FaceRegion] = []  # faces whose name belongs in PersonInImage
     for face in faces:
         area = normalised_area(face, size, orientation)
-        covering = [name for other, name in others if area is not None and same_face(area, other)]
+        covering = [(name, region) for other, name, region in others if area is not None and same_face(area, other)]
         if covering:
-            # a photo manager's region names this face: a second box would be a duplicate.  If it
+            # a photo manager's region marks this face: a second box would be a duplicate.  If it
             # gives our name (ours, rewritten by a manager that dropped our marker), the person
             # is still in the photo: keep them listed, or the region and the list would disagree.
-            if _clean(face.name) in covering:
+            # If no region names the face (another program found it and left it unnamed), the
+            # first gets our name, marked so that it is given back (`_remove_ours`).
+            names = [name for name, _ in covering]
+            if _clean(face.name) in names:
+                listed.append(face)
+            elif not any(names):
+                region = covering[0][1]
+                _remove_property(region, REGION_NAME)
+                _sub(region, REGION_NAME, _clean(face.name))
+                _sub(region, OUR_NAMING, "True")
                 listed.append(face)
             continue
         listed.append(face)  # no foreign region marks it: ours to name
@@ -524,9 +541,9 @@ def same_face(area: tuple[float, float, float, float], other: tuple[float, float
     return holds(area, other[:2]) and holds(other, area[:2])
 
 
-def _foreign_faces(descriptions: list[ET.Element]) -> list[tuple[tuple[float, float, float, float], str]]:
-    """The (x, y, w, h) and name ("" if none) of every face region facebatch did not write (a photo
-    manager's or the user's).
+def _foreign_faces(descriptions: list[ET.Element]) -> list[tuple[tuple[float, float, float, float], str, ET.Element]]:
+    """The (x, y, w, h), name ("" if none) and struct of every face region facebatch did not write
+    (a photo manager's or the user's).
 
     A face that already has such a region gets no region of ours: the user may have renamed our
     region in a photo manager that dropped our marker, or named the face there first.  Either way
@@ -552,7 +569,7 @@ def _foreign_faces(descriptions: list[ET.Element]) -> list[tuple[tuple[float, fl
                         box = tuple(float(_field(area, _q("stArea", key))) for key in "xywh")
                     except (TypeError, ValueError):
                         continue
-                    areas.append((box, (_field(region, _q("mwg-rs", "Name")) or "").strip()))
+                    areas.append((box, (_field(region, REGION_NAME) or "").strip(), region))
     return areas
 
 

@@ -225,6 +225,25 @@ def test_our_region_rewritten_without_our_marker_keeps_its_person_listed():
     assert xmp.update_sidecar(again, SIZE, [ALICE]) == again
 
 
+UNNAMED = FOREIGN.replace(b'<rdf:Description mwg-rs:Name="Carol" mwg-rs:Type="Face">',
+                          b'<rdf:Description mwg-rs:Type="Face">')  # found by another program, never named
+
+
+def test_a_face_another_program_found_but_left_unnamed_gets_our_name_and_gets_it_back():
+    assert sorted(r["name"] or "" for r in regions(UNNAMED)) == ["", "Alice"]
+    on_carols_face = FaceRegion("Dave", 170, 120, 235, 185)
+    data = xmp.update_sidecar(UNNAMED, SIZE, [on_carols_face])
+    assert names(data, ours=True) == []  # no second box on the face
+    assert names(data, ours=False) == ["Alice", "Dave"]  # the unnamed region carries the name
+    assert bag(data, xmp.PERSON_IN_IMAGE) == ["Alice", "Carol", "Dave"]
+    assert xmp.update_sidecar(data, SIZE, [on_carols_face]) == data
+    renamed = xmp.update_sidecar(data, SIZE, [on_carols_face._replace(name="Erin")])  # the database changed
+    assert names(renamed, ours=False) == ["Alice", "Erin"]
+    cleaned = xmp.remove_our_data(data)  # Dave left the database: the region is unnamed again, and stays
+    assert sorted(r["name"] or "" for r in regions(cleaned)) == ["", "Alice"]
+    assert bag(cleaned, xmp.PERSON_IN_IMAGE) == ["Alice", "Carol"] and xmp.OUR_NS.encode() not in cleaned
+
+
 def test_same_face_needs_each_centre_inside_the_other():
     assert xmp.same_face((0.5, 0.5, 0.1, 0.1), (0.52, 0.48, 0.2, 0.2))
     assert not xmp.same_face((0.5, 0.5, 0.1, 0.1), (0.58, 0.5, 0.2, 0.2))  # a big box's centre is outside the small one
