@@ -109,7 +109,11 @@ class Update:
 
 # The largest difference in any coordinate for a face found again to be the one stored: the same
 # pixels through the same network give the same embedding up to float rounding.
-_SAME_FACE_TOLERANCE = 1e-4
+# A face found again by another detection (another --min-face-size, say: MTCNN's box moves by up
+# to a sixth of its width) comes back up to about 0.5 from its first embedding.  Only faces of the
+# same photo are candidates, and two people in one photo are about 1.0 apart or more (the nearest
+# different-people pair of the calibration photos is 0.99): this near, it is the same person.
+FOLLOW_DISTANCE = 0.6
 
 
 def group_id(number: int) -> str:
@@ -277,20 +281,46 @@ def _keeping_members(state: ClusterState, keep_member) -> ClusterState:
 
 def without_changed_faces(state: ClusterState, images: Iterable[str],
                           current: dict[FaceKey, np.ndarray]) -> ClusterState:
-    """Drop the members of `images` (detected again) whose face is not the one that joined: no
-    face at that key any more, or another embedding (indices shift when a photo changes).  A face
-    found again unchanged, as `annotate --force` finds every face, stays in its group, so the
-    group keeps its id and an `ignore`."""
+    """Follow the members of `images` (detected again) to the face they are now, or drop them.
+
+    A member follows the face of its image nearest its embedding when that is within
+    FOLLOW_DISTANCE, taking that face's key (indices shift when a photo gains or loses a face)
+    and embedding; each face is taken once, nearest pairs first.  So a face found again, as
+    `annotate --force` finds every face, or found again a little differently, as after a change
+    of detection options, stays in its group, and the group keeps its id and an `ignore`.  A face
+    no longer there, or another face in its place (the photo was replaced), leaves the group.
+    """
     redone = set(images)
-
-    def same_face(group: Group, i: int) -> bool:
-        key = group.keys[i]
-        if key[0] not in redone:
-            return True
-        now = current.get(key)
-        return now is not None and float(np.max(np.abs(now - group.embeddings[i]))) <= _SAME_FACE_TOLERANCE
-
-    return _keeping_members(state, same_face)
+    by_image: dict[str, list[FaceKey]] = {}
+    for key in current:
+        by_image.setdefault(key[0], []).append(key)
+    members = [(g, i) for g, group in enumerate(state.groups) for i, key in enumerate(group.keys) if key[0] in redone]
+    pairs = []
+    for g, i in members:
+        member = state.groups[g]
+        for key in by_image.get(member.keys[i][0], ()):
+            distance = float(np.linalg.norm(current[key] - member.embeddings[i]))
+            if distance <= FOLLOW_DISTANCE:
+                pairs.append((distance, g, i, key))
+    followed: dict[tuple[int, int], FaceKey] = {}
+    taken: set[FaceKey] = set()
+    for _, g, i, key in sorted(pairs):
+        if (g, i) not in followed and key not in taken:
+            followed[(g, i)] = key
+            taken.add(key)
+    groups = []
+    for g, group in enumerate(state.groups):
+        keys, vectors = [], []
+        for i, key in enumerate(group.keys):
+            if key[0] not in redone:
+                keys.append(key)
+                vectors.append(group.embeddings[i])
+            elif (g, i) in followed:
+                keys.append(followed[(g, i)])
+                vectors.append(np.asarray(current[followed[(g, i)]], np.float32))
+        if keys:
+            groups.append(Group(group.id, tuple(keys), np.stack(vectors).astype(np.float32)))
+    return replace(state, groups=tuple(groups))
 
 
 def keeping_faces(state: ClusterState, keys: Iterable[FaceKey]) -> ClusterState:

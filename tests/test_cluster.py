@@ -135,6 +135,24 @@ def test_a_face_detected_again_unchanged_keeps_its_group_and_a_changed_one_leave
     assert [g.id for g in changed.groups] == [g.id for g in state.groups]
 
 
+def test_a_face_found_again_a_little_moved_follows_to_its_new_index():
+    # another detection: the photo gained a face on the left (indices shift) and the box moved
+    faces, _ = people_faces(2, 3, seed=6)
+    state = cluster.update(ClusterState(), faces).state
+    moved = faces[0].embedding + 0.4 / np.sqrt(128)  # 0.4 away, as a box a sixth of its width off
+    moved = (moved / np.linalg.norm(moved)).astype(np.float32)
+    image = faces[0].key[0]
+    stranger = faces[3].embedding  # another person, now at index 0 of the same photo
+    followed = cluster.without_changed_faces(state, {image}, {(image, 0): stranger, (image, 1): moved})
+    group = next(g for g in followed.groups if (image, 1) in g.keys)
+    assert group.id == next(g.id for g in state.groups if faces[0].key in g.keys)
+    assert (image, 0) not in {k for g in followed.groups for k in g.keys}
+    assert np.allclose(group.embeddings[group.keys.index((image, 1))], moved)
+    # a face farther than FOLLOW_DISTANCE from every face of the photo is not followed
+    far = cluster.without_changed_faces(state, {image}, {(image, 0): stranger})
+    assert image not in {k[0] for g in far.groups for k in g.keys}
+
+
 def test_representative_is_the_member_nearest_the_centre():
     e = np.eye(3, dtype=np.float32)
     mid = (e[0] + e[1]) / np.linalg.norm(e[0] + e[1])

@@ -165,6 +165,40 @@ def test_annotate_force_keeps_the_group_ids_and_what_was_ignored(loop, models_ro
     assert [(g["id"], len(g["faces"])) for g in after] == [(g["id"], len(g["faces"])) for g in before[1:]]
 
 
+def test_a_change_of_detection_options_keeps_the_group_ids_and_what_was_ignored(loop, models_root, tmp_path):
+    # another --min-face-size finds the faces again, their boxes moved by up to a sixth of their
+    # width: the groups follow their faces instead of starting over under new ids (and losing the
+    # ignores).  Faces found no more, or named now, leave their group, as they should.
+    _, images, db, out = loop
+    copy = tmp_path / "out"
+    shutil.copytree(out, copy)
+    before = unknown_groups(copy)
+    victim = before[0]
+    assert run("people", "ignore", victim["id"], "--out", copy).exit_code == 0
+    again = run("annotate", images, "--db", db, "--out", copy, "--model-dir", models_root, "-q",
+                "--min-face-size", "24")
+    assert again.exit_code == 0, again.output
+
+    def box(face):
+        return face["image"], (face["left"], face["top"], face["right"], face["bottom"])
+
+    def same_face(a, b) -> bool:  # the same photo, and boxes overlapping by half or more
+        (image_a, (l1, t1, r1, b1)), (image_b, (l2, t2, r2, b2)) = a, b
+        inter = max(0, min(r1, r2) - max(l1, l2)) * max(0, min(b1, b2) - max(t1, t2))
+        union = (r1 - l1) * (b1 - t1) + (r2 - l2) * (b2 - t2) - inter
+        return image_a == image_b and inter >= union / 2
+
+    was = {box(f): g["id"] for g in before for f in g["faces"]}
+    kept = 0
+    for group in unknown_groups(copy):
+        for face in group["faces"]:
+            earlier = [i for b, i in was.items() if same_face(b, box(face))]
+            assert earlier in ([], [group["id"]]), (face, group["id"], earlier)  # the id it had, if any
+            assert victim["id"] not in earlier  # still ignored, not back under a new id
+            kept += bool(earlier)
+    assert kept >= len(was) // 2, (kept, len(was))
+
+
 def test_a_rebuilt_manifest_never_gives_an_id_the_user_has_seen_to_another_face(loop, models_root, tmp_path):
     _, images, db, out = loop
     copy = tmp_path / "out"
