@@ -531,10 +531,21 @@ def _where_options(out_dir: Path, report_path: Path | None) -> tuple[str, ...]:
     """The options that point the review page's commands at this run, as absolute paths: the page
     is opened from anywhere, and its commands pasted into a terminal in any folder.  No --db: the
     run's manifest records the database, and `people name` takes it from there."""
-    options = ["--out", str(Path(out_dir).absolute())]
+    options = ["--out", _shown_path(out_dir)]
     if report_path is not None and Path(report_path).absolute() != Path(out_dir).absolute() / "report.csv":
-        options += ["--report", str(Path(report_path).absolute())]
+        options += ["--report", _shown_path(report_path)]
     return tuple(options)
+
+
+def _shown_path(path: Path) -> str:
+    """A path for a command on a web page: absolute, unless that is not valid UTF-8 (a page holds
+    text, a folder name may be Latin-1 bytes), then as given, else in its printable form."""
+    from .pathtext import is_clean, to_text
+
+    for candidate in (str(Path(path).absolute()), str(path)):
+        if is_clean(candidate):
+            return candidate
+    return to_text(str(Path(path).absolute()))
 
 
 def run_source_options(func):

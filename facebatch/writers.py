@@ -272,7 +272,9 @@ class ReviewWriter:
             for relative, html in pages.items():
                 path = self.output_root / relative
                 if not (path.is_file() and path.read_text(encoding="utf-8") == html):
-                    write_bytes_atomic(path, html.encode("utf-8"))
+                    # every path on a page is in its printable form; should one slip through
+                    # raw, it shows as \udcXX rather than ending the run
+                    write_bytes_atomic(path, html.encode("utf-8", errors="backslashreplace"))
         except OSError as exc:
             raise OutputError(f"{self.output_root / review.INDEX}: cannot write the review pages "
                               f"({describe_os_error(exc)}); free some space and run again") from None

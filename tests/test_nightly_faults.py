@@ -697,3 +697,15 @@ def test_a_read_only_manifest_is_one_line_naming_its_side_files(tmp_path, small_
     assert result.returncode == 1
     assert_one_line_error(result.stderr, f"{out / 'report.state.sqlite'}: cannot write the manifest",
                           "fix the permissions (of it and of its -wal and -shm files)")
+
+
+def test_a_run_from_a_folder_whose_name_is_not_utf8_writes_its_review_pages(tmp_path, four_photos, small_db,
+                                                                              models_root):
+    # the review page's commands name --out by its absolute path, which holds the folder's bytes
+    here = os.path.join(os.fsencode(tmp_path), b"d\xe9")
+    os.mkdir(here)
+    result = run_process("annotate", four_photos, "--db", small_db, "--out", "out", "--model-dir", models_root, "-q",
+                         cwd=here)
+    assert result.returncode == 0, result.stderr
+    page = (Path(os.fsdecode(here)) / "out" / "review.html").read_text(encoding="utf-8")
+    assert "people name" not in page or "--out out" in page  # the path as given: a page holds text
