@@ -21,7 +21,8 @@ from . import draw, groups, locks, match, review, weights
 from . import gallery as gallery_db
 from .atomicio import describe_os_error, remove_stale_temporaries, write_failure_hint
 from .config import IMAGES_PER_CHUNK, Settings, part_key
-from .errors import Interrupted, OutputError, PurgeRefused, RunLocked, SidecarError, UsageProblem, folder_refused
+from .errors import (FacebatchError, Interrupted, OutputError, PurgeRefused, RunLocked, SidecarError, UsageProblem,
+                     folder_refused)
 from .hooks import RunHooks
 from .images import OUTPUT_MARKER, annotated_name, find_images
 from .packages import sha256_of_file
@@ -288,25 +289,45 @@ def annotate(input_dir: Path, db_path: Path, output_dir: Path, report_path: Path
                                             hooks, plan.redraw)
                 sidecar_failures += _detect(plan.detect, input_dir, output_dir, settings, known, state, detect_key,
                                             label_key, hooks)
-            except Interrupted:
-                # A clean stop (a cron timeout's SIGTERM, every night, say) must not leave the last
-                # run's report listing the copies this one removed or redrew: write what is saved.
-                _check_output_folder(output_dir)
-                _write_report_and_pages(state, output_dir, report_path, settings, review_options, hooks,
-                                        groups.load(state, spec.embedding_size))
+            except FacebatchError:
+                # A run that stops part-way (a cron timeout's SIGTERM, every night, say; a worker
+                # killed; a full disk) must not leave the last run's report listing the copies this
+                # one removed or redrew, nor groups holding faces its photos no longer have: finish
+                # with what is saved, as far as that goes, and stop as asked.
+                with contextlib.suppress(FacebatchError):
+                    _finish(state, _detected_before_the_stop(plan.detect, state), spec, output_dir, report_path,
+                            settings, review_options, hooks)
                 raise
-            found = groups.refresh(state, [to_text(p) for p in plan.detect], spec.embedding_size,
-                                   spec.crop.key, groups.highest_number_issued(output_dir / review.FOLDER),
-                                   hooks.warn)
-            _check_output_folder(output_dir)
-            groups.record_numbers_issued(output_dir / review.FOLDER, found)
-            summary = _write_report_and_pages(state, output_dir, report_path, settings, review_options, hooks, found)
+            summary = _finish(state, [to_text(p) for p in plan.detect], spec, output_dir, report_path, settings,
+                              review_options, hooks)
     summary.output_failures += sidecar_failures + cleanup_failures
     summary.processed = len(plan.detect)
     summary.relabelled = len(plan.relabel)
     summary.carried_over = summary.images - len(plan.detect) - len(plan.relabel)
     summary.seconds = time.monotonic() - started
     return summary
+
+
+def _finish(state: RunState, redetected: list[str], spec, output_dir: Path, report_path: Path, settings: Settings,
+            review_options: tuple[str, ...], hooks: RunHooks) -> Summary:
+    """Bring the groups up to date with the images detected again (`redetected`), then write the
+    report and the review pages from every saved record."""
+    found = groups.refresh(state, redetected, spec.embedding_size, spec.crop.key,
+                           groups.highest_number_issued(output_dir / review.FOLDER), hooks.warn)
+    _check_output_folder(output_dir)
+    groups.record_numbers_issued(output_dir / review.FOLDER, found)
+    return _write_report_and_pages(state, output_dir, report_path, settings, review_options, hooks, found)
+
+
+def _detected_before_the_stop(planned: list[str], state: RunState) -> list[str]:
+    """Of the images planned for detection, those a stopped run finished: their records no longer
+    carry the mark `_detect` put on all of them before it started (new images have no record)."""
+    done = []
+    for relative in map(to_text, planned):
+        record = state.get(relative)
+        if record is not None and record.labels_key != OUTPUTS_UNSURE:
+            done.append(relative)
+    return done
 
 
 def _check_output_folder(output_dir: Path) -> None:

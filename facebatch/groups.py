@@ -245,8 +245,9 @@ def name_group(manifest: RunState, where: Path, db_path: Path, spec: ModelSpec, 
                                     .encode()).hexdigest()[:16]
         for (image, index), embedding in zip(group.keys, group.embeddings):
             record = manifest.get(image)
-            if record is None or index >= len(record.result.faces):
-                continue  # the photo changed since the grouping; its faces are grouped again next run
+            if record is None or index >= len(record.result.faces) or \
+                    np.linalg.norm(record.result.embeddings[index] - embedding) > cluster.FOLLOW_DISTANCE:
+                continue  # the photo changed since the grouping (another face there now): grouped again next run
             face = record.result.faces[index].face
             source = f"{image}#{index}"
             entries = [e for e in entries if e.source != source]  # naming twice never duplicates

@@ -277,3 +277,30 @@ def test_the_group_commands_with_another_model_than_the_runs_say_so(loop):
         assert ("the annotate run there used the model facenet, not facenet-casia512; leave out --model"
                 in result.output), result.output
     assert unknown_groups(out), "the groups are still there for the model that made them"
+
+
+def test_a_run_stopped_after_a_photo_changed_leaves_no_group_holding_its_old_face(loop, tmp_path, models_root,
+                                                                                    insightface_dir):
+    # a photo in a group is replaced by a photo of another unknown person, and the run is stopped
+    # (a cron timeout) after detecting it: the group must not keep the old face under the new
+    # photo's key, or `people name` would enroll one person's face as another's
+    from facebatch import cluster, groups as groups_mod
+    from facebatch.state import RunState
+    from test_incremental import annotate_signalled_in
+
+    db_copy, out_copy = copy_of_the_run(loop, tmp_path, models_root)
+    photos = tmp_path / "images"
+    shutil.copytree(loop[1], photos)
+    group = next(g for g in unknown_groups(out_copy) if g["faces"][0]["image"].startswith("madonna/"))
+    changed = group["faces"][0]["image"]
+    shutil.copy(insightface_dir / "Tom_Hanks_54745.png", photos / changed)
+    stopped = annotate_signalled_in("annotation:annotate_chunk", photos, db_copy, out_copy, models_root, "-j", "1")
+    assert stopped.returncode == 143, stopped.stderr
+    assert run("annotate", photos, "--db", db_copy, "--out", out_copy, "--model-dir", models_root,
+               "-q").exit_code == 0
+    with RunState(out_copy / "report.state.sqlite") as state:
+        for stored in groups_mod.load(state, 128).clusters.groups:
+            for (image, index), embedding in zip(stored.keys, stored.embeddings):
+                now = state.get(image).result
+                assert index < len(now.faces), (stored.id, image, index)
+                assert np.linalg.norm(now.embeddings[index] - embedding) <= cluster.FOLLOW_DISTANCE, (stored.id, image)
