@@ -291,8 +291,7 @@ def test_a_run_stopped_after_a_photo_changed_leaves_no_group_holding_its_old_fac
     db_copy, out_copy = copy_of_the_run(loop, tmp_path, models_root)
     photos = tmp_path / "images"
     shutil.copytree(loop[1], photos)
-    group = next(g for g in unknown_groups(out_copy) if g["faces"][0]["image"].startswith("madonna/"))
-    changed = group["faces"][0]["image"]
+    changed = unknown_groups(out_copy)[0]["faces"][0]["image"]
     shutil.copy(insightface_dir / "Tom_Hanks_54745.png", photos / changed)
     stopped = annotate_signalled_in("annotation:annotate_chunk", photos, db_copy, out_copy, models_root, "-j", "1")
     assert stopped.returncode == 143, stopped.stderr
