@@ -374,17 +374,25 @@ def annotate(images_dir, db_path, out_dir, report_path, threshold, force, try_ro
                       f"{summary.seconds:.1f}s; report: {report_path}", markup=False)
         exit_code = EXIT_SOME_FAILED if summary.errors or summary.output_failures else EXIT_OK
         if summary_json is not None:  # still under the signal handlers: a SIGTERM now waits for it
-            SummaryJsonWriter(summary_json, report_path).write(summary, exit_code)
+            # a signal that came as the work ended sets the exit code (FacebatchGroup.main): say that one
+            late_signal = hooks.should_stop()
+            SummaryJsonWriter(summary_json, report_path).write(summary, 128 + late_signal if late_signal else exit_code)
         return exit_code
 
     try:
         exit_code = feedback.run(annotate_and_summarise)
-    except FacebatchClickError as exc:
+    except SystemExit:
+        raise
+    except BaseException as exc:
         if summary_json is not None:  # tonight's failure, not last night's success, for the monitor
             from .errors import OutputError
 
+            code, message = ((exc.exit_code, exc.message) if isinstance(exc, FacebatchClickError) else
+                             (128 + signal.SIGINT, "interrupted at once by a second Ctrl-C")
+                             if isinstance(exc, KeyboardInterrupt) else
+                             (EXIT_FATAL, f"unexpected {type(exc).__name__}: {exc}"))
             with contextlib.suppress(OutputError):
-                SummaryJsonWriter(summary_json, report_path).write_failure(exc.exit_code, exc.message)
+                SummaryJsonWriter(summary_json, report_path).write_failure(code, one_line(message))
         raise
     if exit_code:
         sys.exit(exit_code)

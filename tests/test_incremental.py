@@ -265,8 +265,11 @@ def annotate_signalled_in(target: str, photos, db, out, models_root, *extra) -> 
 def test_sigterm_while_the_report_is_written_finishes_the_run_and_exits_143(tmp_path, photos, people_db, models_root):
     # fault injection: the signal lands after the last chunk, while the CSV report is being written
     out = tmp_path / "out"
-    done = annotate_signalled_in("writers:CsvReportWriter.write", photos, people_db, out, models_root)
+    summary = tmp_path / "summary.json"
+    done = annotate_signalled_in("writers:CsvReportWriter.write", photos, people_db, out, models_root,
+                                 "--summary-json", summary)
     assert done.returncode == 143, done.stderr
+    assert json.loads(summary.read_text())["exit_code"] == 143  # what the process says, the JSON says
     assert "warning: signal 15 arrived as the work was ending; it is finished and saved" in done.stderr
     assert "images 25, " in done.stderr  # the summary is still printed
     assert "Traceback" not in done.stderr
