@@ -120,6 +120,12 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+def inside_folder(path: Path, folder: Path) -> bool:
+    """Whether `path`, every link on the way followed, is still inside `folder`: the scan only
+    takes links that stay inside, but a file or folder may be swapped for a link after it."""
+    return Path(os.path.realpath(path)).is_relative_to(os.path.realpath(folder))
+
+
 def max_file_bytes(max_pixels: int) -> int:
     """The largest file that can hold an image within `max_pixels`: uncompressed 16-bit RGBA (8
     bytes a pixel) plus room for metadata and previews.  Anything larger is refused unread."""

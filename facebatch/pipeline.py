@@ -20,7 +20,7 @@ from .atomicio import describe_os_error, write_failure_hint
 from .config import LabelSettings, Settings
 from .detect import Face, largest, unrotate
 from .errors import FacebatchError, ImageError, with_hint
-from .images import load_image, load_upright, max_file_bytes, read_file
+from .images import inside_folder, load_image, load_upright, max_file_bytes, read_file
 from .memory import return_freed_memory
 from .results import STATUS_ERROR, STATUS_NO_FACE, STATUS_OK, ImageResult, LabelledFace
 from .writers import ImageOutput, image_writers
@@ -94,8 +94,9 @@ def _detect_with_turns(engine: "Engine", image: Image.Image, try_rotations: bool
 def _read(path: Path, max_pixels: int, input_root: Path) -> tuple[Image.Image, int, dict]:
     """Load one image upright, and note its size, mtime and hash as read (stat first: a later
     change shows next run)."""
-    if os.path.islink(path) and not Path(os.path.realpath(path)).is_relative_to(os.path.realpath(input_root)):
-        # the scan read it as a photo; a link out of the folder was put in its place since
+    if not inside_folder(path, input_root):
+        # the scan read it as a photo; a link out of the folder was put in its place (or in its
+        # folder's) since
         raise ImageError("a link out of the folder; links are not followed, copy or move the photo in")
     try:
         stat = os.stat(path)

@@ -19,8 +19,8 @@ from PIL import Image
 
 from . import draw, review, sidecar, thumbnails, xmp
 from .atomicio import atomic_writer, describe_os_error, write_bytes_atomic
-from .errors import OutputError
-from .images import annotated_name, save_image_atomic
+from .errors import OutputError, SidecarError
+from .images import annotated_name, inside_folder, save_image_atomic
 from .pathtext import from_text, to_text
 from .report import HEADER, CsvRows, Summary, rows_for
 from .results import STATUS_ERROR, STATUS_OK, UNKNOWN, ImageResult, LabelledFace
@@ -103,8 +103,10 @@ class XmpSidecarWriter:
 
     def write(self, output: ImageOutput) -> str:
         named = [xmp.FaceRegion.from_labelled(f) for f in output.faces if f.name != UNKNOWN]
-        sidecar.write_sidecar(self.input_root / output.relative, (output.width, output.height), named,
-                              output.orientation)
+        photo = self.input_root / output.relative
+        if not inside_folder(photo.parent, self.input_root):
+            raise SidecarError("the photo's folder is now a link out of the folder; no sidecar is written there")
+        sidecar.write_sidecar(photo, (output.width, output.height), named, output.orientation)
         return ""
 
     def remove(self, relative: str, annotated: str) -> None:

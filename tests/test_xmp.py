@@ -569,3 +569,19 @@ def test_merge_into_a_sidecar_written_by_exiftool(tmp_path):
     info = exiftool(path)
     assert [region["Name"] for region in info["RegionInfo"]["RegionList"]] == ["Zed"]
     assert info["PersonInImage"] == ["Zed"]
+
+
+def test_no_sidecar_is_written_through_a_folder_swapped_for_a_link_out_of_the_photos(tmp_path):
+    from facebatch.detect import Face
+    from facebatch.results import LabelledFace
+    from facebatch.writers import ImageOutput, XmpSidecarWriter
+
+    folder, outside = tmp_path / "images", tmp_path / "elsewhere"
+    (outside / "sub").mkdir(parents=True)
+    folder.mkdir()
+    _photo(outside / "sub")
+    (folder / "sub").symlink_to(outside / "sub")  # after the scan, during the run
+    face = LabelledFace(Face(40, 30, 120, 130, 0.99, {}), "Alice", 0.5)
+    with pytest.raises(SidecarError, match="a link out of the folder"):
+        XmpSidecarWriter(folder).write(ImageOutput("sub/photo.jpg", (face,), 40, 30, 1))
+    assert not list(outside.rglob("*.xmp"))
