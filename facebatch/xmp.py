@@ -438,8 +438,13 @@ def _remove_ours(descriptions: list[ET.Element]) -> None:
                     elif _field(region, OUR_NAMING) == "True":  # not ours, only its name: give that back
                         _remove_property(region, REGION_NAME)
                         _remove_property(region, OUR_NAMING)
-    for name in our_names:  # one entry per name we added; a user's own entry of that name stays
-        _remove_person(descriptions, name)
+    # One entry per name we added goes; a user's own entry of that name stays, and so does ours
+    # while a region we did not write names that person (ours, rewritten by a photo manager that
+    # dropped our marker, is now the manager's: the list must keep agreeing with it).
+    still_named = {name for _, name, _ in _foreign_faces(descriptions)}
+    for name in our_names:
+        if name not in still_named:
+            _remove_person(descriptions, name)
 
 
 def _remove_person(descriptions: list[ET.Element], name: str) -> None:

@@ -223,6 +223,8 @@ def test_our_region_rewritten_without_our_marker_keeps_its_person_listed():
     assert names(again, ours=True) == [] and names(again, ours=False) == ["Alice"]  # no second box
     assert bag(again, xmp.PERSON_IN_IMAGE) == ["Alice"]
     assert xmp.update_sidecar(again, SIZE, [ALICE]) == again
+    gone = xmp.update_sidecar(stripped, SIZE, [])  # Alice left the database; the manager's region stays
+    assert names(gone) == ["Alice"] and bag(gone, xmp.PERSON_IN_IMAGE) == ["Alice"]
 
 
 UNNAMED = FOREIGN.replace(b'<rdf:Description mwg-rs:Name="Carol" mwg-rs:Type="Face">',
