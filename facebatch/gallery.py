@@ -351,13 +351,14 @@ def _read_database(path: Path) -> bytes:
     except OSError as exc:
         raise DatabaseError(f"{path}: cannot read the database ({describe_os_error(exc)}); "
                             "check the path and its permissions") from None
+    info = os.fstat(fd)  # before os.fdopen, which refuses a folder with an error of its own
+    problem = ("is a directory; pass the database file with --db" if stat.S_ISDIR(info.st_mode) else
+               "not a facebatch database (not a regular file of sane size); pass the database file with --db"
+               if not stat.S_ISREG(info.st_mode) or info.st_size > _MAX_DATABASE_BYTES else "")
+    if problem:
+        os.close(fd)
+        raise DatabaseError(f"{path}: {problem}")
     with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(fd)
-        if stat.S_ISDIR(info.st_mode):
-            raise DatabaseError(f"{path}: is a directory; pass the database file with --db")
-        if not stat.S_ISREG(info.st_mode) or info.st_size > _MAX_DATABASE_BYTES:
-            raise DatabaseError(f"{path}: not a facebatch database (not a regular file of sane size); "
-                                "pass the database file with --db")
         return handle.read()
 
 

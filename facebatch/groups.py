@@ -115,7 +115,13 @@ def database_for(source: RunSource | None, given: Path | None, where: Path, defa
     """The database `people name` enrolls into: the one the annotate run read.  Another one,
     given by mistake, would take the faces where the next annotate never looks."""
     if given is None:
-        return Path(from_text(source.database)) if source is not None else default
+        if source is None:
+            return default
+        recorded = Path(from_text(source.database))
+        if not os.path.lexists(recorded):
+            raise UsageProblem(f"{where}: the annotate run there used the database {source.database}, which is not "
+                               "there any more; run facebatch annotate with the database's --db, then name the group")
+        return recorded
     if source is not None and to_text(str(Path(given).resolve())) != source.database:
         raise UsageProblem(f"{where}: the annotate run there used the database {source.database}, not {given}; "
                            "leave out --db to name into that one (or run facebatch annotate with this --db first)")

@@ -199,3 +199,8 @@ def test_older_spellings_of_one_name_load_as_one_person(tmp_path):
     path, _ = _hand_edited(tmp_path, lambda t: t.replace('"bob"', '"ada "'))
     loaded = gallery.load(path, "facenet")
     assert sorted(loaded.people) == ["ada"] and len(loaded.people["ada"]) == 3
+
+
+def test_a_folder_given_as_the_database_is_one_line(tmp_path):
+    with pytest.raises(DatabaseError, match="is a directory; pass the database file with --db"):
+        gallery.load(tmp_path, "facenet")

@@ -241,6 +241,16 @@ def test_naming_into_another_database_than_the_runs_is_refused(loop, tmp_path):
     assert group in {g["id"] for g in unknown_groups(out)}
 
 
+def test_naming_when_the_runs_database_was_moved_says_to_annotate_with_it(loop, tmp_path, models_root):
+    db_copy, out_copy = copy_of_the_run(loop, tmp_path, models_root)
+    db_copy.rename(tmp_path / "moved.json")
+    group = unknown_groups(out_copy)[0]["id"]
+    refused = run("people", "name", group, "Someone", "--out", out_copy)
+    assert refused.exit_code == 1
+    assert (f"the annotate run there used the database {db_copy}, which is not there any more; run facebatch "
+            "annotate with the database's --db") in refused.output
+
+
 def test_naming_a_group_with_other_capitals_than_an_enrolled_person_says_so(loop, tmp_path, models_root):
     db_copy, out_copy = copy_of_the_run(loop, tmp_path, models_root)
     group = unknown_groups(out_copy)[-1]["id"]
