@@ -62,10 +62,25 @@ def write_sidecar(image_path: Path, size: tuple[int, int], faces: Iterable[xmp.F
     facebatch created and that would hold nothing but its own data is deleted.
     """
     path = sidecar_path_for(image_path)
+    _leave_a_shared_sidecar(image_path, path)
     existing, mode = _read(path)
     with _naming(path):
         new = xmp.update_sidecar(existing, size, faces, orientation, _embedded_if_needed(image_path, existing))
     return _apply(path, existing, mode, new)
+
+
+def _leave_a_shared_sidecar(image_path: Path, path: Path) -> None:
+    """Take our data out of `photo.xmp` when it is not (or no longer) the photo's sidecar: facebatch
+    before 2026-11-24 wrote into IMG_0001.xmp beside a raw IMG_0001.CR2, which is the raw file's."""
+    short_name = Path(image_path).with_suffix(".xmp")
+    if short_name == path or short_name == Path(image_path):
+        return
+    existing, mode = _read(short_name)
+    if existing is None or xmp.OUR_NS.encode() not in existing:
+        return
+    with _naming(short_name):
+        new = xmp.remove_our_data(existing)
+    _apply(short_name, existing, mode, new)
 
 
 def remove_our_regions(image_path: Path) -> Path | None:
@@ -75,6 +90,7 @@ def remove_our_regions(image_path: Path) -> Path | None:
     nothing else is left.  Returns the sidecar's path if one remains.
     """
     path = sidecar_path_for(image_path)
+    _leave_a_shared_sidecar(image_path, path)
     existing, mode = _read(path)
     if existing is None:
         return None

@@ -380,6 +380,18 @@ def test_a_raw_files_sidecar_never_takes_the_jpegs_faces(tmp_path, raw):
     assert sidecar.sidecar_path_for(jpg) == tmp_path / "IMG_0001.JPG.xmp"
 
 
+def test_our_faces_written_into_a_raw_files_sidecar_by_an_older_facebatch_are_taken_out(tmp_path):
+    jpg = _photo(tmp_path, "IMG_0001.JPG")
+    (tmp_path / "IMG_0001.CR2").write_bytes(b"raw data")
+    shared = tmp_path / "IMG_0001.xmp"
+    shared.write_bytes(xmp.update_sidecar(FOREIGN, SIZE, [BOB]))  # the raw file's settings, and our Bob
+    sidecar.write_sidecar(jpg, SIZE, [ALICE])
+    assert names((tmp_path / "IMG_0001.JPG.xmp").read_bytes(), ours=True) == ["Alice"]
+    left = shared.read_bytes()
+    assert xmp.OUR_NS.encode() not in left and names(left) == ["Alice", "Carol"]  # the raw file's own regions
+    assert bag(left, f"{{{NS['dc']}}}subject") == ["holiday", "beach"]
+
+
 def test_a_read_only_sidecar_is_left_byte_for_byte(tmp_path):
     photo = _photo(tmp_path)
     path = tmp_path / "photo.jpg.xmp"
