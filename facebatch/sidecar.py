@@ -65,7 +65,9 @@ def write_sidecar(image_path: Path, size: tuple[int, int], faces: Iterable[xmp.F
     _leave_a_shared_sidecar(image_path, path)
     existing, mode = _read(path)
     with _naming(path):
-        new = xmp.update_sidecar(existing, size, faces, orientation, _embedded_if_needed(image_path, existing))
+        # a new sidecar starts as a copy of the photo's own XMP (xmp.update_sidecar says why)
+        new = xmp.update_sidecar(existing, size, faces, orientation,
+                                 embedded_xmp(image_path) if existing is None else None)
     return _apply(path, existing, mode, new)
 
 
@@ -95,17 +97,8 @@ def remove_our_regions(image_path: Path) -> Path | None:
     if existing is None:
         return None
     with _naming(path):
-        new = xmp.remove_our_data(existing, _embedded_if_needed(image_path, existing))
+        new = xmp.remove_our_data(existing)
     return _apply(path, existing, mode, new)
-
-
-def _embedded_if_needed(image_path: Path, existing: bytes | None) -> bytes | None:
-    """The photo's own XMP packet when the merge needs it: to start a new sidecar, or to tell
-    whether one facebatch created holds anything but its data and that packet.  A sidecar that
-    someone else made is never compared with it, so its photo is not opened."""
-    if existing is not None and xmp.OUR_NS.encode() not in existing:
-        return None
-    return embedded_xmp(image_path)
 
 
 def embedded_xmp(image_path: Path) -> bytes | None:

@@ -65,6 +65,7 @@ as it is.
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import re
 from typing import Iterable, NamedTuple
@@ -111,6 +112,7 @@ REGION_INFO, REGION_LIST = _q("mwg-rs", "Regions"), _q("mwg-rs", "RegionList")  
 APPLIED_TO = _q("mwg-rs", "AppliedToDimensions")
 PERSON_IN_IMAGE = _q("Iptc4xmpExt", "PersonInImage")
 OUR_MARKER, OUR_PERSONS, OUR_CREATED = _q("facebatch", "Generated"), _q("facebatch", "PersonInImage"), _q("facebatch", "Created")
+OUR_SEED = _q("facebatch", "SeedDigest")  # of the photo's own XMP, which a new sidecar started as
 OUR_NAMING = _q("facebatch", "NamedRegion")  # on another program's unnamed region that we gave a name
 REGION_NAME = _q("mwg-rs", "Name")
 
@@ -318,13 +320,15 @@ def update_sidecar(existing: bytes | None, size: tuple[int, int], faces: Iterabl
     `existing` is the current sidecar's content, or None when there is none.  `size` is the image's
     upright (width, height) and the faces' boxes are in upright pixels; `orientation` is the
     original file's EXIF orientation (1-8), used to store regions in the frame MWG prescribes.
-    `embedded` is the XMP packet inside the photo itself, if any: a new sidecar starts as a copy
-    of it, because digiKam reads a photo's sidecar *instead of* its embedded XMP, and a sidecar
-    holding only our regions would hide the user's keywords, rating and named faces (and put a
-    second region on a face already named there).  exiftool builds sidecars the same way.
+    `embedded` is the XMP packet inside the photo itself, if any (read for a new sidecar only): a
+    new sidecar starts as a copy of it, because digiKam reads a photo's sidecar *instead of* its
+    embedded XMP, and a sidecar holding only our regions would hide the user's keywords, rating
+    and named faces (and put a second region on a face already named there).  exiftool builds
+    sidecars the same way.  The copy's digest is kept (facebatch:SeedDigest), so the sidecar is
+    known for a plain copy later, whatever the photo holds by then.
     Faces named UNKNOWN (or unnamed) are left out.  None means: no sidecar is needed (there was
-    none and no face is named), or the sidecar facebatch created now holds nothing but its own
-    data and the photo's embedded XMP.
+    none and no face is named, or nothing of ours would be in it), or the sidecar facebatch
+    created now holds nothing but its own data and the copy it started from.
     Raises SidecarError when `existing` is not a usable XMP packet; an unusable `embedded` packet
     is not copied.
     """
@@ -334,22 +338,25 @@ def update_sidecar(existing: bytes | None, size: tuple[int, int], faces: Iterabl
     width, height = size
     if named and (width <= 0 or height <= 0):
         raise ValueError(f"image size must be positive, got {size!r}")
-    seed = _embedded_document(embedded)
     if existing is None:
         if not named:
             return None
+        seed = _embedded_document(embedded)
         if seed is None:
             meta = ET.Element(X_XMPMETA)
             ET.SubElement(ET.SubElement(meta, RDF_RDF), RDF_DESC, {RDF_ABOUT: ""})
             file_prefixes: dict[str, str] = {}
+            seed_digest = None
         else:
             meta, file_prefixes = seed
+            seed_digest = _digest(meta)
         rdf = meta.find(RDF_RDF)
         created = True
     else:
         root, file_prefixes = _parse(existing)
         meta, rdf = _packet(root)
         created = any(_field(desc, OUR_CREATED) == "True" for desc in rdf.findall(RDF_DESC))
+        seed_digest = next((_field(d, OUR_SEED) for d in rdf.findall(RDF_DESC) if _field(d, OUR_SEED)), None)
 
     descriptions = rdf.findall(RDF_DESC)
     if not descriptions:
@@ -362,27 +369,38 @@ def update_sidecar(existing: bytes | None, size: tuple[int, int], faces: Iterabl
     if created:
         if len(rdf) == len(descriptions) and not any(_has_fields(desc) for desc in descriptions):
             return None  # ours, and nothing but our data was in it
-        if seed is not None and _content(meta) == _content(_embedded_document(embedded)[0]):
-            return None  # ours, and nothing but our data and a copy of the photo's own XMP
+        if seed_digest is not None and _digest(meta) == seed_digest:
+            return None  # ours, and nothing but our data and the copy of the photo's XMP it started as
         descriptions[0].append(_simple(OUR_CREATED, "True"))
+        if seed_digest is not None:
+            descriptions[0].append(_simple(OUR_SEED, seed_digest))
     return _serialize(meta, file_prefixes)
 
 
-def _content(element: ET.Element) -> tuple:
+def _digest(meta: ET.Element) -> str:
+    """A digest of what a packet says (`_content`), regions' AppliedToDimensions left out: we set
+    those to the photo's size whenever we write regions."""
+    return hashlib.sha256(repr(_content(meta, skip=(APPLIED_TO,))).encode("utf-8")).hexdigest()
+
+
+def _content(element: ET.Element, skip: tuple[str, ...] = ()) -> tuple:
     """What an XMP tree says, for comparing two: its properties and values, without the layout.
 
     RDF writes the same data several ways, and photo managers and facebatch each choose their
     own: a property as an attribute or as an element, a struct as rdf:parseType="Resource" or as
     a nested rdf:Description, the top-level properties in one rdf:Description or in several.
     These all give the same tuple, and so do another indentation, other namespace prefixes, and
-    another order of properties or of unordered (Bag) items.  Seq and Alt keep their order."""
+    another order of properties or of unordered (Bag) items.  Seq and Alt keep their order.
+    Properties tagged `skip` are left out."""
     items = [(name, "", value.strip(), ()) for name, value in element.attrib.items()
-             if name not in (RDF_PARSETYPE, RDF_ABOUT)]
+             if name not in (RDF_PARSETYPE, RDF_ABOUT) and name not in skip]
     for child in element:
+        if child.tag in skip:
+            continue
         if child.tag == RDF_DESC:  # a struct's or the packet's properties belong to the parent
-            items.extend(_content(child)[3])
+            items.extend(_content(child, skip)[3])
         else:
-            items.append(_content(child))
+            items.append(_content(child, skip))
     if element.tag not in (RDF_SEQ, RDF_ALT):
         items.sort()
     return element.tag, "", (element.text or "").strip(), tuple(items)
@@ -404,10 +422,10 @@ def _embedded_document(embedded: bytes | None) -> tuple[ET.Element, dict[str, st
     return meta, prefixes
 
 
-def remove_our_data(existing: bytes, embedded: bytes | None = None) -> bytes | None:
+def remove_our_data(existing: bytes) -> bytes | None:
     """The sidecar without anything facebatch wrote; None if facebatch created it and nothing else
-    is left (but a copy of the photo's `embedded` XMP)."""
-    return update_sidecar(existing, (0, 0), [], embedded=embedded)
+    is left (but the copy of the photo's XMP it started as)."""
+    return update_sidecar(existing, (0, 0), [])
 
 
 def _simple(tag: str, text: str) -> ET.Element:
@@ -426,6 +444,7 @@ def _remove_ours(descriptions: list[ET.Element]) -> None:
                 our_names.extend(_item_value(item) for item in bag.findall(RDF_LI))
         _remove_property(desc, OUR_PERSONS)
         _remove_property(desc, OUR_CREATED)
+        _remove_property(desc, OUR_SEED)
         for info in desc.findall(REGION_INFO):
             for region_list in _struct(info).findall(REGION_LIST):
                 bag = _container(region_list)

@@ -181,12 +181,18 @@ def test_a_new_sidecar_starts_from_the_photos_embedded_xmp_and_goes_when_only_th
     assert names(data, ours=False) == ["Alice", "Carol"]                # would no longer read in the photo
     assert names(data, ours=True) == ["Alice", "Bob"]
     assert bag(data, xmp.OUR_PERSONS) == ["Bob"]
-    assert xmp.update_sidecar(data, SIZE, [ALICE, BOB], embedded=FOREIGN) == data
-    assert xmp.remove_our_data(data, FOREIGN) is None  # nothing but a copy of the photo's own XMP
-    assert xmp.remove_our_data(data) is not None  # without it, the copy is somebody's data: kept
+    assert xmp.update_sidecar(data, SIZE, [ALICE, BOB]) == data
+    assert xmp.remove_our_data(data) is None  # nothing but the copy of the photo's XMP it started as
     edited = data.replace(b"<rdf:li>beach</rdf:li>", b"<rdf:li>beach</rdf:li><rdf:li>sunset</rdf:li>")
-    assert b"sunset" in xmp.remove_our_data(edited, FOREIGN)  # edited in a photo manager since: kept
+    assert b"sunset" in xmp.remove_our_data(edited)  # edited in a photo manager since: kept
     assert xmp.update_sidecar(None, SIZE, [], embedded=FOREIGN) is None  # no named face: no sidecar
+    # a face already named in the photo (Alice's region there is not on our Alice's face, Carol's is):
+    # nothing of ours would be in the sidecar but a copy of the photo's XMP, so there is none
+    on_carol = FaceRegion("Carol", 170, 120, 235, 185)
+    assert xmp.update_sidecar(None, SIZE, [on_carol], embedded=FOREIGN) is None
+    # the photo's regions with another AppliedToDimensions (we set ours): still a plain copy once we leave
+    other_size = FOREIGN.replace(b'stDim:w="400"', b'stDim:w="800"')
+    assert xmp.remove_our_data(xmp.update_sidecar(None, SIZE, [BOB], embedded=other_size)) is None
     for unusable in (b"", b"not xml", HOSTILE["external entity"]):  # the sidecar starts empty, as without
         assert bag(xmp.update_sidecar(None, SIZE, [ALICE], embedded=unusable), xmp.PERSON_IN_IMAGE) == ["Alice"]
 

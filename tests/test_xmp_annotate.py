@@ -226,7 +226,10 @@ def test_a_new_sidecar_starts_as_a_copy_of_the_photos_own_xmp(tmp_path, celebrit
     assert not (images / "elton.jpg.xmp").exists()
     assert {p.name: p.read_bytes() for p in images.iterdir() if p.suffix == ".jpg"} == originals
 
-    # Mindy leaves the database: the sidecar holds nothing but a copy of the photo's XMP and goes
+    # the photo's own XMP changes after the sidecar was made from it (a keyword added in the photo)
+    subprocess.run(["exiftool", "-q", "-overwrite_original", "-XMP-dc:Subject+=sunset", str(images / "mindy.jpg")],
+                   check=True, timeout=60)
+    # Mindy leaves the database: the sidecar holds nothing but the copy it started as, and goes
     layout = json.loads(db.read_text())
     smaller = tmp_path / "smaller.json"
     del layout["people"]["mindy_kaling"]
