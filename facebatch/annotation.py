@@ -31,7 +31,7 @@ from .pipeline import LABEL_RULE, annotate_chunk, label_image, relabel_chunk
 from .report import Summary
 from .results import STATUS_ERROR, STATUS_OK, ImageResult
 from .runner import chunked, run_stoppable
-from .state import OUTPUTS_UNSURE, SIDECAR_UNWRITTEN, ImageRecord, RunState, open_state, state_path_for
+from .state import OUTPUTS_UNSURE, SIDECAR_UNWRITTEN, CopyStat, ImageRecord, RunState, open_state, state_path_for
 from .writers import AnnotatedCopyWriter, CsvReportWriter, ReviewWriter, XmpSidecarWriter, image_writers, output_file
 
 LOCK_NAME = ".facebatch-annotate.lock"
@@ -113,33 +113,53 @@ class _Plan:
         self.detect: list[str] = []  # relative paths, as Python holds them
         self.relabel: list[str] = []  # manifest keys (pathtext); records are read back in batches
         self.redraw: set[str] = set()  # of those, the ones whose outputs went missing or changed: drawn again
-        # copies of records stored without their stat (a schema-2 manifest): recorded as found
-        self.copy_stats_found: dict[str, tuple[int, int]] = {}
+        # copies whose stat is recorded anew: found without one (a schema-2 manifest), or found
+        # with the same bytes under another mtime (the output folder copied or restored)
+        self.copy_stats_found: dict[str, CopyStat] = {}
 
 
-def copy_stat(output_dir: Path, annotated: Path | str) -> tuple[int, int] | None:
-    """(size, mtime_ns) of an annotated copy, None when there is none: what tells a copy left as
-    annotate wrote it from one damaged, edited or replaced since."""
+def _copy_on_disk(output_dir: Path, annotated: Path | str) -> os.stat_result | None:
     try:
-        stat = os.lstat(output_dir / annotated)
+        return os.lstat(output_dir / annotated)
     except (OSError, ValueError):
         return None
-    return stat.st_size, stat.st_mtime_ns
+
+
+def written_copy_stat(output_dir: Path, annotated: Path | str) -> CopyStat | None:
+    """The stat and digest of a copy this run wrote, or None when there is none.  The copy was
+    just written, so reading it back costs little next to drawing it."""
+    found = _copy_on_disk(output_dir, annotated)
+    if found is None:
+        return None
+    try:
+        return CopyStat(found.st_size, found.st_mtime_ns, sha256_of_file(output_dir / annotated))
+    except OSError:
+        return CopyStat(found.st_size, found.st_mtime_ns)
 
 
 def _outputs_differ(record: ImageRecord, output_dir: Path, plan: _Plan) -> bool:
     """The annotated copy of the stored result is missing or not as annotate left it (deleted by
     hand, lost with a disk, junk written into it), or a face thumbnail is missing: one stat each,
-    so a rerun with nothing changed stays fast."""
+    so a rerun with nothing changed stays fast.  A copy of the same size with another mtime is
+    read and compared by digest: restored from a backup or copied with `cp -r`, it is the same."""
     result = record.result
     if result.annotated:
-        found = copy_stat(output_dir, result.annotated)
+        found = _copy_on_disk(output_dir, result.annotated)
         if found is None:
             return True
-        if record.copy_stat is None:
-            plan.copy_stats_found[record.path] = found
-        elif found != record.copy_stat:
-            return True
+        stored = record.copy_stat
+        if stored is None:
+            plan.copy_stats_found[record.path] = CopyStat(found.st_size, found.st_mtime_ns)
+        elif (found.st_size, found.st_mtime_ns) != (stored.size, stored.mtime_ns):
+            if found.st_size != stored.size or not stored.sha256:
+                return True
+            try:
+                same = sha256_of_file(output_dir / result.annotated) == stored.sha256
+            except OSError:
+                return True
+            if not same:
+                return True
+            plan.copy_stats_found[record.path] = stored._replace(mtime_ns=found.st_mtime_ns)
     image = to_text(result.image)
     return result.status == STATUS_OK and any(
         not os.path.lexists(output_dir / review.thumb_path(image, f.face.box, result.sha256)) for f in result.faces)
@@ -394,18 +414,25 @@ def _detect(todo, input_dir, output_dir, settings, known, state, detect_key, lab
     problems = 0
     for chunk_results in run_stoppable(annotate_chunk, chunked(todo, IMAGES_PER_CHUNK), settings.execution,
                                        hooks.should_stop, input_dir, output_dir, settings, known, shared=[known]):
-        problems += _finish_chunk(chunk_results, lambda _: detect_key, label_key, state, cleaners, input_dir,
-                                  output_dir, hooks)
+        problems += _finish_chunk(chunk_results, lambda _: detect_key, lambda _: True, label_key, state, cleaners,
+                                  input_dir, output_dir, hooks)
     return problems
 
 
-def _finish_chunk(results: list[ImageResult], detection_key_of, label_key: str, state: RunState, cleaners: list,
-                  input_dir: Path, output_dir: Path, hooks: RunHooks) -> int:
+def _finish_chunk(results: list[ImageResult], detection_key_of, stored_copy_of, label_key: str, state: RunState,
+                  cleaners: list, input_dir: Path, output_dir: Path, hooks: RunHooks) -> int:
     """Save a chunk's results in one transaction, then warn about and clean up after its failures;
-    how many outputs could not be written or cleaned.  Each copy's stat is taken now, as the
-    worker left it (this run holds the output folder's lock; `_plan` checked kept copies)."""
-    state.put_many(ImageRecord(r, detection_key_of(r), _stored_labels_key(r, label_key),
-                               copy_stat(output_dir, r.annotated) if r.annotated else None) for r in results)
+    how many outputs could not be written or cleaned.  The stat of each copy written now is taken
+    as the worker left it (this run holds the output folder's lock); `stored_copy_of(result)` is
+    True for those, else the stat stored before (`_plan` checked that copy)."""
+    def copy_stat_of(result: ImageResult) -> CopyStat | None:
+        stored = stored_copy_of(result)
+        if stored is not True:
+            return stored
+        return written_copy_stat(output_dir, result.annotated) if result.annotated else None
+
+    state.put_many(ImageRecord(r, detection_key_of(r), _stored_labels_key(r, label_key), copy_stat_of(r))
+                   for r in results)
     problems = _output_problems(results, input_dir, hooks) + _clean_up_failures(results, cleaners, input_dir, hooks)
     for result in results:
         hooks.on_result(result)
@@ -472,11 +499,16 @@ def _relabel(paths: list[str], input_dir, output_dir, settings, known, state, la
         for record in unchanged:
             hooks.on_result(record.result)
         keys = {r.path: r.detection_key for r in records}
+        # a copy not redrawn keeps its stored stat: reading a copy back is for those written now
+        stored_copies = {r.path: r.copy_stat for r in records}
+        copies = {to_text(result.image): True if redraw else stored_copies[to_text(result.image)]
+                  for result, redraw in work}
         state.mark_outputs_unsure(to_text(result.image) for result, _ in work)
         for chunk_results in run_stoppable(relabel_chunk, chunked(work, IMAGES_PER_CHUNK * 4), settings.execution,
                                            hooks.should_stop, input_dir, output_dir, settings):
-            problems += _finish_chunk(chunk_results, lambda r: keys[to_text(r.image)], label_key, state, cleaners,
-                                      input_dir, output_dir, hooks)
+            problems += _finish_chunk(chunk_results, lambda r: keys[to_text(r.image)],
+                                      lambda r: copies[to_text(r.image)], label_key, state, cleaners, input_dir,
+                                      output_dir, hooks)
         if hooks.should_stop():
             raise Interrupted(hooks.should_stop())
     return problems

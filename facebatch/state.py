@@ -15,11 +15,12 @@ import contextlib
 import json
 import math
 import os
+import re
 import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, NamedTuple
 
 import numpy as np
 
@@ -49,6 +50,16 @@ class ManifestDamaged(FacebatchError):
     """The manifest cannot be read as ours."""
 
 
+class CopyStat(NamedTuple):
+    """An annotated copy's size, mtime and content digest ("" when not known: recorded from a
+    schema-2 manifest without reading the copy).  The digest tells a copy restored or copied
+    without its times (same bytes, new mtime) from one changed."""
+
+    size: int
+    mtime_ns: int
+    sha256: str = ""
+
+
 @dataclass(frozen=True)
 class ImageRecord:
     """One image as the manifest keeps it: the facts found in it, and the labels derived from them.
@@ -61,9 +72,9 @@ class ImageRecord:
     result: ImageResult
     detection_key: str
     labels_key: str
-    # (size, mtime_ns) of the annotated copy as this run's worker left it, or None when not known
-    # (a manifest of schema 2): a copy that differs later was damaged or edited, and is redrawn.
-    copy_stat: tuple[int, int] | None = None
+    # The annotated copy as the run that wrote it left it, or None when not known (a manifest of
+    # schema 2): a copy that differs later was damaged or edited, and is redrawn.
+    copy_stat: CopyStat | None = None
 
     @property
     def path(self) -> str:
@@ -187,8 +198,8 @@ class RunState:
         with self._writes("write"):
             self._db.execute("UPDATE images SET size=?, mtime_ns=? WHERE path=?", (size, mtime_ns, path))
 
-    def update_copy_stats(self, stats: dict[str, tuple[int, int]]) -> None:
-        """Record the annotated copies' (size, mtime_ns) by image path, in one transaction."""
+    def update_copy_stats(self, stats: dict[str, CopyStat]) -> None:
+        """Record the annotated copies' stats by image path, in one transaction."""
         with self._writes("write"), self._transaction():
             self._db.executemany("UPDATE images SET copy_stat=? WHERE path=?",
                                  [(_encode_copy_stat(stat), path) for path, stat in stats.items()])
@@ -251,15 +262,17 @@ def _encode_embedding(vector: np.ndarray) -> str:
     return base64.b64encode(np.ascontiguousarray(vector, "<f4").tobytes()).decode("ascii")
 
 
-def _encode_copy_stat(stat: tuple[int, int] | None) -> str:
-    return "" if stat is None else f"{stat[0]}:{stat[1]}"
+def _encode_copy_stat(stat: CopyStat | None) -> str:
+    return "" if stat is None else f"{stat.size}:{stat.mtime_ns}:{stat.sha256}"
 
 
-def _decode_copy_stat(text) -> tuple[int, int] | None:
+def _decode_copy_stat(text) -> CopyStat | None:
     """The stored copy stat; anything else than what we write is "not known" (recorded afresh)."""
     try:
-        size, mtime_ns = text.split(":")
-        return int(size), int(mtime_ns)
+        size, mtime_ns, sha256 = (text.split(":") + [""])[:3] if text.count(":") == 1 else text.split(":")
+        if sha256 and not re.fullmatch(r"[0-9a-f]{64}", sha256):
+            return None
+        return CopyStat(int(size), int(mtime_ns), sha256)
     except (AttributeError, ValueError):
         return None
 

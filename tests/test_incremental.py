@@ -397,6 +397,21 @@ def test_a_rerun_redraws_an_annotated_copy_damaged_in_place(tmp_path, photos, pe
     assert "(0 processed, 0 relabelled, 25 unchanged)" in annotate(photos, people_db, out, models_root).output
 
 
+def test_an_output_folder_copied_without_its_times_is_not_redrawn(tmp_path, photos, people_db, models_root):
+    # cp -r, or a restore from a backup that keeps no times: same bytes, new mtimes
+    out = tmp_path / "out"
+    assert annotate(photos, people_db, out, models_root).exit_code == 0
+    copied = tmp_path / "copied"
+    shutil.copytree(out, copied, copy_function=shutil.copy)
+    again = annotate(photos, people_db, copied, models_root)
+    assert "(0 processed, 0 relabelled, 25 unchanged)" in again.output, again.output
+    copy = next(p for p in copied.rglob("*.jpg") if "review" not in p.relative_to(copied).parts)
+    original = copy.read_bytes()
+    copy.write_bytes(bytes(reversed(original)))  # same size, other bytes: still caught
+    assert "(0 processed, 1 relabelled, 24 unchanged)" in annotate(photos, people_db, copied, models_root).output
+    assert copy.read_bytes() == original
+
+
 def test_a_manifest_of_schema_2_is_migrated_without_detecting_again(tmp_path, photos, people_db, models_root):
     out = tmp_path / "out"
     assert annotate(photos, people_db, out, models_root).exit_code == 0
