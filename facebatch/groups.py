@@ -87,8 +87,9 @@ class RunSource:
 
 
 def record_run_source(manifest: RunState, db_path: Path, model: str) -> None:
-    manifest.put_meta(_RUN_KEY, json.dumps({"database": to_text(str(Path(db_path).resolve())), "model": model},
-                                           ensure_ascii=False))
+    document = json.dumps({"database": to_text(str(Path(db_path).resolve())), "model": model}, ensure_ascii=False)
+    if manifest.get_meta(_RUN_KEY) != document:  # a nightly rerun writes nothing (a write is an fsync)
+        manifest.put_meta(_RUN_KEY, document)
 
 
 def run_source(manifest: RunState) -> RunSource | None:

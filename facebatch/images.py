@@ -120,10 +120,12 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def inside_folder(path: Path, folder: Path) -> bool:
-    """Whether `path`, every link on the way followed, is still inside `folder`: the scan only
-    takes links that stay inside, but a file or folder may be swapped for a link after it."""
-    return Path(os.path.realpath(path)).is_relative_to(os.path.realpath(folder))
+def inside_folder(path: Path, real_folder: str) -> bool:
+    """Whether `path`, every link on the way followed, is still inside the folder whose real path
+    (os.path.realpath) is `real_folder`: the scan only takes links that stay inside, but a file or
+    folder may be swapped for a link after it."""
+    real = os.path.realpath(path)
+    return real == real_folder or real.startswith(real_folder.rstrip(os.sep) + os.sep)
 
 
 def max_file_bytes(max_pixels: int) -> int:

@@ -91,10 +91,10 @@ def _detect_with_turns(engine: "Engine", image: Image.Image, try_rotations: bool
     return [p[0] for p in pairs], turned, [p[1] for p in pairs]
 
 
-def _read(path: Path, max_pixels: int, input_root: Path) -> tuple[Image.Image, int, dict]:
+def _read(path: Path, max_pixels: int, real_root: str) -> tuple[Image.Image, int, dict]:
     """Load one image upright, and note its size, mtime and hash as read (stat first: a later
-    change shows next run)."""
-    if not inside_folder(path, input_root):
+    change shows next run).  `real_root` is the input folder's os.path.realpath."""
+    if not inside_folder(path, real_root):
         # the scan read it as a photo; a link out of the folder was put in its place (or in its
         # folder's) since
         raise ImageError("a link out of the folder; links are not followed, copy or move the photo in")
@@ -122,13 +122,14 @@ def annotate_chunk(relative_paths: list[str], input_root: Path, output_root: Pat
     from .engines import get_engine  # TensorFlow starts here, and only where images are detected
 
     engine = get_engine(settings)
+    real_root = os.path.realpath(input_root)
     results: dict[str, ImageResult] = {}
     pending: list[_Found] = []
     for relative in relative_paths:
         identity: dict = {}
         try:
             image, orientation, identity = _read(Path(input_root) / relative, settings.detection.max_pixels,
-                                                 input_root)
+                                                 real_root)
             faces, source, crop_faces = _detect_with_turns(engine, image, settings.detection.try_rotations)
             pending.append(_Found(relative, image, faces, source, crop_faces, identity, orientation))
         except Exception as exc:  # noqa: BLE001 - one bad image must not end the run

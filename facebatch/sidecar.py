@@ -67,16 +67,17 @@ def write_sidecar(image_path: Path, size: tuple[int, int], faces: Iterable[xmp.F
     with _naming(path):
         # a new sidecar starts as a copy of the photo's own XMP (xmp.update_sidecar says why)
         new = xmp.update_sidecar(existing, size, faces, orientation,
-                                 embedded_xmp(image_path) if existing is None else None)
+                                 embedded_xmp(image_path) if existing is None and faces else None)
     return _apply(path, existing, mode, new)
 
 
 def _leave_a_shared_sidecar(image_path: Path, path: Path) -> None:
     """Take our data out of `photo.xmp` when it is not (or no longer) the photo's sidecar: facebatch
     before 2026-11-24 wrote into IMG_0001.xmp beside a raw IMG_0001.CR2, which is the raw file's."""
-    short_name = Path(image_path).with_suffix(".xmp")
-    if short_name == path or short_name == Path(image_path):
-        return
+    short_text = os.path.splitext(image_path)[0] + ".xmp"
+    if short_text in (os.fspath(path), os.fspath(image_path)) or not os.path.lexists(short_text):
+        return  # the usual case, at the cost of one stat
+    short_name = Path(short_text)
     existing, mode = _read(short_name)
     if existing is None or xmp.OUR_NS.encode() not in existing:
         return

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Protocol
@@ -100,11 +101,16 @@ class XmpSidecarWriter:
 
     def __init__(self, input_root: Path):
         self.input_root = Path(input_root)
+        self.real_root = os.path.realpath(input_root)  # once per chunk: the folder's own path does not move
+        self._folders_inside: dict[Path, bool] = {}  # a chunk's photos share few folders
 
     def write(self, output: ImageOutput) -> str:
         named = [xmp.FaceRegion.from_labelled(f) for f in output.faces if f.name != UNKNOWN]
         photo = self.input_root / output.relative
-        if not inside_folder(photo.parent, self.input_root):
+        inside = self._folders_inside.get(photo.parent)
+        if inside is None:
+            inside = self._folders_inside[photo.parent] = inside_folder(photo.parent, self.real_root)
+        if not inside:
             raise SidecarError("the photo's folder is now a link out of the folder; no sidecar is written there")
         sidecar.write_sidecar(photo, (output.width, output.height), named, output.orientation)
         return ""
