@@ -266,13 +266,21 @@ def annotate(input_dir: Path, db_path: Path, output_dir: Path, report_path: Path
                                                                   spec.default_threshold))
     check_output_places(input_dir, output_dir)
     started = time.monotonic()
+    created = not os.path.lexists(output_dir)
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
         report_path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"{exc.filename}: cannot create the output folder ({describe_os_error(exc)}); "
                           "choose a writable --out and --report") from None
-    with run_locks(output_dir, report_path):
+    with contextlib.ExitStack() as locked:
+        try:
+            locked.enter_context(run_locks(output_dir, report_path))
+        except RunLocked:
+            if created:  # turned away (another run writes the report): leave no empty --out behind
+                with contextlib.suppress(OSError):
+                    output_dir.rmdir()
+            raise
         remove_stale_temporaries(output_dir)
         remove_stale_temporaries(report_path.parent, recursive=False, stem=report_path.name)
         known = match.KnownPeople.from_matrix(*gallery.matrix())

@@ -475,6 +475,7 @@ def test_two_runs_on_one_report_with_different_outs_are_locked_out(tmp_path, sma
         result = annotate(images, small_db, tmp_path / "out2", models_root, "--report", report)
     assert result.exit_code == 4
     assert_one_line_error(result.output, "another facebatch annotate", "is writing here")
+    assert not (tmp_path / "out2").exists()  # turned away: no empty --out left behind
     assert annotate(images, small_db, tmp_path / "out2", models_root, "--report", report).exit_code == 0
     assert sorted(p.name for p in report.parent.iterdir()) == ["report.csv", "report.state.sqlite"]
 
