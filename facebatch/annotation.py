@@ -322,7 +322,7 @@ def annotate(input_dir: Path, db_path: Path, output_dir: Path, report_path: Path
                 # killed; a full disk) must not leave the last run's report listing the copies this
                 # one removed or redrew, nor groups holding faces its photos no longer have: finish
                 # with what is saved, as far as that goes, and stop as asked.
-                with contextlib.suppress(FacebatchError):
+                with contextlib.suppress(Exception):  # what stopped the run is the error to report
                     _finish(state, _detected_before_the_stop(plan.detect, state), spec, output_dir, report_path,
                             settings, review_options, hooks)
                 raise

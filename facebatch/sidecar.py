@@ -78,12 +78,15 @@ def _leave_a_shared_sidecar(image_path: Path, path: Path) -> None:
     if short_text in (os.fspath(path), os.fspath(image_path)) or not os.path.lexists(short_text):
         return  # the usual case, at the cost of one stat
     short_name = Path(short_text)
-    existing, mode = _read(short_name)
-    if existing is None or xmp.OUR_NS.encode() not in existing:
-        return
-    with _naming(short_name):
-        new = xmp.remove_our_data(existing)
-    _apply(short_name, existing, mode, new)
+    # a courtesy to the other file: one that cannot be read or written (a link, a folder, made
+    # read-only) is left as it is, and never stops the photo's own sidecar
+    with contextlib.suppress(SidecarError):
+        existing, mode = _read(short_name)
+        if existing is None or xmp.OUR_NS.encode() not in existing:
+            return
+        with _naming(short_name):
+            new = xmp.remove_our_data(existing)
+        _apply(short_name, existing, mode, new)
 
 
 def remove_our_regions(image_path: Path) -> Path | None:

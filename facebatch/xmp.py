@@ -50,7 +50,8 @@ Recognising what facebatch wrote, so a rerun replaces only that:
   A face that already has a region without our marker (the user's, or ours renamed in a photo
   manager that dropped the marker) gets no second region from us (`same_face`).  If no such region
   names the face (another program found it and left it unnamed), the first is given our name
-  with facebatch:NamedRegion="True", and a rerun or a removal takes that name back out.
+  with facebatch:NamedRegion=<that name>, and a rerun or a removal takes the name back out, unless
+  the user renamed the region since (it is theirs then).
   AppliedToDimensions is set to the image's stored size whenever we write regions (normalised
   areas do not depend on it, so other regions stay valid).  The packet is re-indented on the
   first merge; whitespace between elements carries no meaning in RDF, and rdf:parseType="Literal"
@@ -361,9 +362,9 @@ def update_sidecar(existing: bytes | None, size: tuple[int, int], faces: Iterabl
     descriptions = rdf.findall(RDF_DESC)
     if not descriptions:
         descriptions = [ET.SubElement(rdf, RDF_DESC, {RDF_ABOUT: ""})]
-    _remove_ours(descriptions)
-    if named:
-        _add(descriptions, named, size, orientation)
+    kept = _remove_ours(descriptions)
+    added = _add(descriptions, named, size, orientation) if named else []
+    _note_ours(descriptions, added + kept)
     _drop_empty(descriptions)
 
     if created:
@@ -434,8 +435,10 @@ def _simple(tag: str, text: str) -> ET.Element:
     return element
 
 
-def _remove_ours(descriptions: list[ET.Element]) -> None:
-    """Take out our regions, the PersonInImage entries we added, and our bookkeeping."""
+def _remove_ours(descriptions: list[ET.Element]) -> list[str]:
+    """Take out our regions, the PersonInImage entries we added, and our bookkeeping.  Returns the
+    entries we added that stay, because a region we did not write still names that person: they
+    are still ours (`_note_ours`), to go when that region stops naming them."""
     our_names: list[str] = []
     for desc in descriptions:
         for prop in desc.findall(OUR_PERSONS):
@@ -454,16 +457,21 @@ def _remove_ours(descriptions: list[ET.Element]) -> None:
                     region = _struct(item)
                     if _ours(region):
                         bag.remove(item)
-                    elif _field(region, OUR_NAMING) == "True":  # not ours, only its name: give that back
-                        _remove_property(region, REGION_NAME)
+                    elif _field(region, OUR_NAMING) is not None:  # not ours, only its name: give that back
+                        if _field(region, REGION_NAME) == _field(region, OUR_NAMING):  # unless renamed since
+                            _remove_property(region, REGION_NAME)
                         _remove_property(region, OUR_NAMING)
     # One entry per name we added goes; a user's own entry of that name stays, and so does ours
     # while a region we did not write names that person (ours, rewritten by a photo manager that
     # dropped our marker, is now the manager's: the list must keep agreeing with it).
     still_named = {name for _, name, _ in _foreign_faces(descriptions)}
+    kept = []
     for name in our_names:
-        if name not in still_named:
+        if name in still_named:
+            kept.append(name)
+        else:
             _remove_person(descriptions, name)
+    return kept
 
 
 def _remove_person(descriptions: list[ET.Element], name: str) -> None:
@@ -476,7 +484,9 @@ def _remove_person(descriptions: list[ET.Element], name: str) -> None:
                     return
 
 
-def _add(descriptions: list[ET.Element], faces: list[FaceRegion], size: tuple[int, int], orientation: int) -> None:
+def _add(descriptions: list[ET.Element], faces: list[FaceRegion], size: tuple[int, int],
+         orientation: int) -> list[str]:
+    """Our regions for `faces`, and their names in PersonInImage; returns the entries added."""
     home = next((desc for desc in descriptions if desc.find(REGION_INFO) is not None), descriptions[0])
     info = home.find(REGION_INFO)
     if info is None:
@@ -513,7 +523,7 @@ def _add(descriptions: list[ET.Element], faces: list[FaceRegion], size: tuple[in
                 region = covering[0][1]
                 _remove_property(region, REGION_NAME)
                 _sub(region, REGION_NAME, _clean(face.name))
-                _sub(region, OUR_NAMING, "True")
+                _sub(region, OUR_NAMING, _clean(face.name))  # the name we gave, to take back if unchanged
                 listed.append(face)
             continue
         listed.append(face)  # no foreign region marks it: ours to name
@@ -545,11 +555,17 @@ def _add(descriptions: list[ET.Element], faces: list[FaceRegion], size: tuple[in
             person_bag = _sub(person_prop, RDF_BAG)
         _sub(person_bag, RDF_LI, name)
         added.append(name)
-    if added:
-        ours = _sub(home, OUR_PERSONS)
-        ours_bag = _sub(ours, RDF_BAG)
-        for name in added:
-            _sub(ours_bag, RDF_LI, name)
+    return added
+
+
+def _note_ours(descriptions: list[ET.Element], names: list[str]) -> None:
+    """List the PersonInImage entries we added (facebatch:PersonInImage), so that they can go."""
+    if not names:
+        return
+    home = next((desc for desc in descriptions if desc.find(PERSON_IN_IMAGE) is not None), descriptions[0])
+    ours_bag = _sub(_sub(home, OUR_PERSONS), RDF_BAG)
+    for name in dict.fromkeys(names):
+        _sub(ours_bag, RDF_LI, name)
 
 
 def same_face(area: tuple[float, float, float, float], other: tuple[float, float, float, float]) -> bool:

@@ -231,6 +231,11 @@ def test_our_region_rewritten_without_our_marker_keeps_its_person_listed():
     assert xmp.update_sidecar(again, SIZE, [ALICE]) == again
     gone = xmp.update_sidecar(stripped, SIZE, [])  # Alice left the database; the manager's region stays
     assert names(gone) == ["Alice"] and bag(gone, xmp.PERSON_IN_IMAGE) == ["Alice"]
+    # the entry stays ours over later writes, so it goes once the manager's region names someone else
+    twice = xmp.update_sidecar(xmp.update_sidecar(again, SIZE, [ALICE]), SIZE, [ALICE])
+    assert bag(twice, xmp.OUR_PERSONS) == ["Alice"]
+    relabelled = twice.replace(b"<mwg-rs:Name>Alice</mwg-rs:Name>", b"<mwg-rs:Name>Ann</mwg-rs:Name>")
+    assert bag(xmp.update_sidecar(relabelled, SIZE, []), xmp.PERSON_IN_IMAGE) == []
 
 
 UNNAMED = FOREIGN.replace(b'<rdf:Description mwg-rs:Name="Carol" mwg-rs:Type="Face">',
@@ -250,6 +255,11 @@ def test_a_face_another_program_found_but_left_unnamed_gets_our_name_and_gets_it
     cleaned = xmp.remove_our_data(data)  # Dave left the database: the region is unnamed again, and stays
     assert sorted(r["name"] or "" for r in regions(cleaned)) == ["", "Alice"]
     assert bag(cleaned, xmp.PERSON_IN_IMAGE) == ["Alice", "Carol"] and xmp.OUR_NS.encode() not in cleaned
+    # the user renames that region in a photo manager that keeps our marker: the name is theirs now
+    renamed_by_user = data.replace(b"<mwg-rs:Name>Dave</mwg-rs:Name>", b"<mwg-rs:Name>Zoe</mwg-rs:Name>")
+    assert names(renamed_by_user, ours=False) == ["Alice", "Zoe"]
+    assert names(xmp.remove_our_data(renamed_by_user), ours=False) == ["Alice", "Zoe"]
+    assert names(xmp.update_sidecar(renamed_by_user, SIZE, [on_carols_face]), ours=False) == ["Alice", "Zoe"]
 
 
 def test_same_face_needs_each_centre_inside_the_other():
@@ -396,6 +406,21 @@ def test_our_faces_written_into_a_raw_files_sidecar_by_an_older_facebatch_are_ta
     left = shared.read_bytes()
     assert xmp.OUR_NS.encode() not in left and names(left) == ["Alice", "Carol"]  # the raw file's own regions
     assert bag(left, f"{{{NS['dc']}}}subject") == ["holiday", "beach"]
+    # a raw file's sidecar that cannot be cleaned (a folder, a link, read-only) never stops the JPEG's own
+    for odd in ("folder", "link", "read-only"):
+        folder = tmp_path / odd
+        folder.mkdir()
+        jpg = _photo(folder, "IMG_0002.JPG")
+        (folder / "IMG_0002.CR2").write_bytes(b"raw data")
+        if odd == "folder":
+            (folder / "IMG_0002.xmp").mkdir()
+        elif odd == "link":
+            (folder / "IMG_0002.xmp").symlink_to(shared)
+        else:
+            (folder / "IMG_0002.xmp").write_bytes(xmp.update_sidecar(FOREIGN, SIZE, [BOB]))
+            (folder / "IMG_0002.xmp").chmod(0o444)
+        sidecar.write_sidecar(jpg, SIZE, [ALICE])
+        assert names((folder / "IMG_0002.JPG.xmp").read_bytes(), ours=True) == ["Alice"], odd
 
 
 def test_a_read_only_sidecar_is_left_byte_for_byte(tmp_path):
