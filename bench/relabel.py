@@ -22,7 +22,10 @@ sys.path.insert(0, str(ROOT))
 from bench import photo_set  # noqa: E402
 from tools.sample_data import cache_dir, celebrity_dataset  # noqa: E402
 
-FACEBATCH = [sys.executable, "-m", "facebatch"]
+# The entry point, not `python -m facebatch`: -m puts the current folder first on sys.path, so run
+# from a repository root it imports that tree, whatever PYTHONPATH names (comparing two trees by
+# PYTHONPATH would then time one tree twice; docs/benchmarks.md has the story).
+FACEBATCH = [str(Path(sys.executable).with_name("facebatch"))]
 
 
 def timed(*args) -> float:
