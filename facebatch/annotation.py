@@ -125,16 +125,21 @@ def _copy_on_disk(output_dir: Path, annotated: Path | str) -> os.stat_result | N
         return None
 
 
+def _copy_digest(path: Path) -> str:
+    """The copy's SHA-256, or "" when it cannot be read (not known: a later difference redraws it)."""
+    try:
+        return sha256_of_file(path)
+    except OSError:
+        return ""
+
+
 def written_copy_stat(output_dir: Path, annotated: Path | str) -> CopyStat | None:
     """The stat and digest of a copy this run wrote, or None when there is none.  The copy was
     just written, so reading it back costs little next to drawing it."""
     found = _copy_on_disk(output_dir, annotated)
     if found is None:
         return None
-    try:
-        return CopyStat(found.st_size, found.st_mtime_ns, sha256_of_file(output_dir / annotated))
-    except OSError:
-        return CopyStat(found.st_size, found.st_mtime_ns)
+    return CopyStat(found.st_size, found.st_mtime_ns, _copy_digest(output_dir / annotated))
 
 
 def _outputs_differ(record: ImageRecord, output_dir: Path, plan: _Plan) -> bool:
@@ -151,13 +156,8 @@ def _outputs_differ(record: ImageRecord, output_dir: Path, plan: _Plan) -> bool:
         if stored is None:
             plan.copy_stats_found[record.path] = CopyStat(found.st_size, found.st_mtime_ns)
         elif (found.st_size, found.st_mtime_ns) != (stored.size, stored.mtime_ns):
-            if found.st_size != stored.size or not stored.sha256:
-                return True
-            try:
-                same = sha256_of_file(output_dir / result.annotated) == stored.sha256
-            except OSError:
-                return True
-            if not same:
+            if found.st_size != stored.size or not stored.sha256 or \
+                    _copy_digest(output_dir / result.annotated) != stored.sha256:
                 return True
             plan.copy_stats_found[record.path] = stored._replace(mtime_ns=found.st_mtime_ns)
     image = to_text(result.image)
@@ -422,22 +422,22 @@ def _detect(todo, input_dir, output_dir, settings, known, state, detect_key, lab
     problems = 0
     for chunk_results in run_stoppable(annotate_chunk, chunked(todo, IMAGES_PER_CHUNK), settings.execution,
                                        hooks.should_stop, input_dir, output_dir, settings, known, shared=[known]):
-        problems += _finish_chunk(chunk_results, lambda _: detect_key, lambda _: True, label_key, state, cleaners,
+        problems += _finish_chunk(chunk_results, lambda _: detect_key, lambda _: None, label_key, state, cleaners,
                                   input_dir, output_dir, hooks)
     return problems
 
 
-def _finish_chunk(results: list[ImageResult], detection_key_of, stored_copy_of, label_key: str, state: RunState,
+def _finish_chunk(results: list[ImageResult], detection_key_of, kept_copy_of, label_key: str, state: RunState,
                   cleaners: list, input_dir: Path, output_dir: Path, hooks: RunHooks) -> int:
     """Save a chunk's results in one transaction, then warn about and clean up after its failures;
-    how many outputs could not be written or cleaned.  The stat of each copy written now is taken
-    as the worker left it (this run holds the output folder's lock); `stored_copy_of(result)` is
-    True for those, else the stat stored before (`_plan` checked that copy)."""
+    how many outputs could not be written or cleaned.  `kept_copy_of(result)` is the stored stat of
+    a copy this chunk did not rewrite (`_plan` checked it), or None; the stat of a copy written now
+    is taken as the worker left it (this run holds the output folder's lock)."""
     def copy_stat_of(result: ImageResult) -> CopyStat | None:
-        stored = stored_copy_of(result)
-        if stored is not True:
-            return stored
-        return written_copy_stat(output_dir, result.annotated) if result.annotated else None
+        kept = kept_copy_of(result)
+        if kept is not None or not result.annotated:
+            return kept
+        return written_copy_stat(output_dir, result.annotated)
 
     state.put_many(ImageRecord(r, detection_key_of(r), _stored_labels_key(r, label_key), copy_stat_of(r))
                    for r in results)
@@ -509,13 +509,13 @@ def _relabel(paths: list[str], input_dir, output_dir, settings, known, state, la
         keys = {r.path: r.detection_key for r in records}
         # a copy not redrawn keeps its stored stat: reading a copy back is for those written now
         stored_copies = {r.path: r.copy_stat for r in records}
-        copies = {to_text(result.image): True if redraw else stored_copies[to_text(result.image)]
-                  for result, redraw in work}
+        kept_copies = {to_text(result.image): None if redraw else stored_copies[to_text(result.image)]
+                       for result, redraw in work}
         state.mark_outputs_unsure(to_text(result.image) for result, _ in work)
         for chunk_results in run_stoppable(relabel_chunk, chunked(work, IMAGES_PER_CHUNK * 4), settings.execution,
                                            hooks.should_stop, input_dir, output_dir, settings):
             problems += _finish_chunk(chunk_results, lambda r: keys[to_text(r.image)],
-                                      lambda r: copies[to_text(r.image)], label_key, state, cleaners, input_dir,
+                                      lambda r: kept_copies[to_text(r.image)], label_key, state, cleaners, input_dir,
                                       output_dir, hooks)
         if hooks.should_stop():
             raise Interrupted(hooks.should_stop())

@@ -30,7 +30,7 @@ from .images import annotated_name
 from .pathtext import from_text, to_text
 from .results import STATUS_ERROR, STATUS_NO_FACE, STATUS_OK, ImageResult, LabelledFace
 
-# 1 kept finished CSV rows; 2 keeps every face as data; 3 adds the annotated copy's size and mtime.
+# 1 kept finished CSV rows; 2 keeps every face as data; 3 adds the annotated copy's size, mtime and digest.
 # Version 1 is rebuilt; version 2 gains the column in place (`_migrate_from_2`).
 SCHEMA_VERSION = 3
 PRIVATE = 0o600  # faces, embeddings and names: biometric data, owner only

@@ -83,7 +83,8 @@ class AnnotatedCopyWriter:
         # `x.jpg` would otherwise find an empty folder where its copy goes, every night.
         root = self.output_root.resolve()
         for folder in path.parents:
-            if folder.resolve() == root or not folder.resolve().is_relative_to(root):
+            real = folder.resolve()
+            if real == root or not real.is_relative_to(root):
                 break
             try:
                 folder.rmdir()

@@ -534,7 +534,7 @@ def _add(descriptions: list[ET.Element], faces: list[FaceRegion], size: tuple[in
         for key, value in zip("xywh", area):
             _sub(area_element, _q("stArea", key), _number(value))
         _sub(area_element, _q("stArea", "unit"), "normalized")
-        _sub(item, _q("mwg-rs", "Name"), _clean(face.name))
+        _sub(item, REGION_NAME, _clean(face.name))
         _sub(item, _q("mwg-rs", "Type"), "Face")
         _sub(item, OUR_MARKER, "True")
 
