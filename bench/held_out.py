@@ -49,12 +49,14 @@ def held_out_faces(engine):
 
 
 def report(label: str, emb: np.ndarray, person: np.ndarray, kind: np.ndarray,
-           threshold: float = THRESHOLD) -> None:
+           threshold: float = THRESHOLD, verify_threshold: float | None = None) -> None:
+    """Verify pairs at `verify_threshold` (`threshold` when not given) and annotate at `threshold`."""
+    verify_threshold = threshold if verify_threshold is None else verify_threshold
     enroll, probe = kind == "enroll", kind != "enroll"
     d = np.sqrt(np.maximum(2 - 2 * emb[probe] @ emb[enroll].T, 0))
     same = person[probe][:, None] == person[enroll][None, :]
-    said = d <= threshold
-    print(f"{label:14s} verify held-out x enrollment at {threshold}: accuracy {np.mean(said == same):.4f}, "
+    said = d <= verify_threshold
+    print(f"{label:14s} verify held-out x enrollment at {verify_threshold}: accuracy {np.mean(said == same):.4f}, "
           f"false SAME {int(np.sum(said & ~same))}, false DIFFERENT {int(np.sum(~said & same))} of {d.size}; "
           f"nearest different-people pair {d[~same].min():.3f}")
     enrolled = sorted(set(person[enroll]))
