@@ -35,7 +35,10 @@ from .state import OUTPUTS_UNSURE, SIDECAR_UNWRITTEN, CopyStat, ImageRecord, Run
 from .writers import AnnotatedCopyWriter, CsvReportWriter, ReviewWriter, XmpSidecarWriter, image_writers, output_file
 
 LOCK_NAME = ".facebatch-annotate.lock"
-RESULT_FORMAT = 2  # bump when the faces found for the same inputs would change, so old results are redone
+RESULT_FORMAT = 3  # bump when the faces found for the same inputs would change, so old results are redone
+# Format 3 gave a web-size photo with no face a second look.  A format-2 record that look cannot
+# change is kept under the new key instead of being detected again (`_unchanged_by_the_second_look`).
+_SECOND_LOOK_FORMAT = 3
 # An input folder that suddenly lacks this many of last run's images, and more than half of
 # them, looks like an unmounted share or a failed sync rather than a clean-up: refuse to purge.
 PURGE_GUARD_MIN_IMAGES = 10
@@ -93,11 +96,22 @@ def images_to_annotate(input_dir: Path, output_dir: Path, unreadable: list[str] 
     return [r for r in relatives if r not in clashing]
 
 
-def detection_key(settings: Settings, weights_sha256: str) -> str:
-    """What the faces and embeddings of an image depend on, besides the image."""
+def detection_key(settings: Settings, weights_sha256: str, result_format: int | None = None) -> str:
+    """What the faces and embeddings of an image depend on, besides the image (under this
+    version's RESULT_FORMAT unless another is asked for)."""
     spec = weights.get_spec(settings.detection.model)
-    return part_key(settings.detection, weights=weights_sha256, crop=spec.crop.key,
-                    standardisation=spec.standardisation, format=RESULT_FORMAT)
+    return part_key(settings.detection, weights=weights_sha256, crop=spec.crop.key, standardisation=spec.standardisation,
+                    format=RESULT_FORMAT if result_format is None else result_format)
+
+
+def _unchanged_by_the_second_look(record: ImageRecord, settings: Settings) -> bool:
+    """Whether a record of the format before the second look is what this format finds: its
+    photo is too large for a second look, or its faces came from the first look, which runs as
+    before (with --try-rotations they may have come from a turn, which now follows the second look)."""
+    result = record.result
+    if not settings.detection.detector.second_look_for(result.width, result.height):
+        return True
+    return bool(result.faces) and not settings.detection.try_rotations
 
 
 def labels_key(settings: Settings, gallery_fingerprint: str) -> str:
@@ -166,10 +180,14 @@ def _outputs_differ(record: ImageRecord, output_dir: Path, plan: _Plan) -> bool:
 
 
 def _plan(relatives: list[str], input_dir: Path, state: RunState, detect_key: str, label_key: str,
-          force: bool, output_dir: Path) -> _Plan:
+          force: bool, output_dir: Path, kept_from_before_the_second_look) -> _Plan:
     plan = _Plan()
+    rekeyed = []
     for relative in relatives:
         record = None if force else state.get(to_text(relative))
+        if record is not None and record.detection_key != detect_key and kept_from_before_the_second_look(record):
+            rekeyed.append(record.path)
+            record = replace(record, detection_key=detect_key)
         if record is None or record.detection_key != detect_key or record.result.status == STATUS_ERROR:
             plan.detect.append(relative)
             continue
@@ -196,6 +214,8 @@ def _plan(relatives: list[str], input_dir: Path, state: RunState, detect_key: st
                 plan.redraw.add(record.path)
     if plan.copy_stats_found:
         state.update_copy_stats(plan.copy_stats_found)
+    if rekeyed:
+        state.update_detection_keys(rekeyed, detect_key)
     return plan
 
 
@@ -310,7 +330,10 @@ def annotate(input_dir: Path, db_path: Path, output_dir: Path, report_path: Path
             if not confirm_purge:
                 _guard_purge(input_dir, len(relatives), len(gone), sum(1 for _ in state.paths()))
             cleanup_failures = _forget(gone, input_dir, output_dir, state, settings, hooks)
-            plan = _plan(relatives, input_dir, state, detect_key, label_key, force, output_dir)
+            before_the_second_look = detection_key(settings, manifest.get("weights_sha256", ""), _SECOND_LOOK_FORMAT - 1)
+            plan = _plan(relatives, input_dir, state, detect_key, label_key, force, output_dir,
+                         lambda record: record.detection_key == before_the_second_look
+                         and _unchanged_by_the_second_look(record, settings))
             hooks.on_start(len(plan.detect) + len(plan.relabel))
             try:
                 sidecar_failures = _relabel(plan.relabel, input_dir, output_dir, settings, known, state, label_key,

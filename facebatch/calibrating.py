@@ -23,7 +23,7 @@ from .errors import DatabaseError, UsageProblem, folder_refused, with_hint
 from .hooks import RunHooks
 from .pathtext import to_text
 from .packages import sha256_of_file
-from .pipeline import NO_FACE, PhotoEmbedding, embed_photos
+from .pipeline import NO_FACE, PhotoEmbedding, clear_face_hint, embed_photos
 from .runner import chunked, run_stoppable
 
 
@@ -104,7 +104,7 @@ def calibrate(labelled_dir: Path, db_path: Path, settings: Settings, hooks: RunH
             hooks.on_result(result)
             if result.embedding is None:
                 warnings.append(f"{to_text(result.path)}: skipped, "
-                                f"{with_hint(result.error, 'use a photo with one clear face')}")
+                                f"{with_hint(result.error, clear_face_hint(result, settings.detection.detector))}")
                 unreadable += result.error != NO_FACE
                 continue
             usable.append(result)

@@ -64,6 +64,16 @@ class DetectorSettings:
         """The smallest face reported in a width x height image."""
         return max(self.min_face_size, int(round(self.min_face_fraction * min(width, height))))
 
+    def second_look_for(self, width: int, height: int) -> bool:
+        """Whether annotate looks again (`look_again`) at a width x height photo where it found no
+        face, as enroll does at every such photo.  Only where the fixed minimum, not the 2 % rule,
+        sets the smallest face: web-size photos, where the first look on the shrunken copy missed
+        a clear face 32 to 107 px wide in 4 of the 144 sample photos, and a second look costs 50
+        to 170 ms (400 x 300 to 800 x 600).  A camera photo keeps the one fast look: there the
+        second would cost about as much as the first (docs/benchmarks.md).
+        """
+        return self.min_face_for(width, height) <= self.min_face_size
+
 
 def detection_scale(min_face: int) -> float:
     """How much to shrink an image before detection: as far as keeps its smallest face at 20 px.
@@ -98,6 +108,9 @@ class FaceDetector(Protocol):
 
     def detect(self, image: Image.Image, tight_crop_retry: bool = False) -> list[Face]:
         """Faces in the upright image, in its full-resolution pixels, sorted left to right."""
+
+    def look_again(self, image: Image.Image) -> list[Face]:
+        """A second, slower look at an image where `detect` found nothing (same order and units)."""
 
 
 class MtcnnDetector:
@@ -144,8 +157,14 @@ class MtcnnDetector:
         """
         faces = self._detect_scaled(image, self.settings.min_face_for(*image.size))
         if not faces and tight_crop_retry:
-            faces = self._detect_with_border(image)
+            return self.look_again(image)
         return sorted(faces, key=lambda f: (f.left, f.top))
+
+    def look_again(self, image: Image.Image) -> list[Face]:
+        """A second look at a photo where `detect` found nothing: at full scale (up to 800 px)
+        with a border around it, which finds faces cut tight to the photo's edges and faces in
+        small photos that MTCNN missed on the shrunken copy.  The same minimum face applies."""
+        return sorted(self._detect_with_border(image), key=lambda f: (f.left, f.top))
 
     def detect_full_resolution(self, image: Image.Image) -> list[Face]:
         """MTCNN on the image as it is, for 20 px faces and up: the slow reference the benchmark checks against."""

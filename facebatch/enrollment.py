@@ -14,7 +14,7 @@ from .hooks import RunHooks
 from .images import find_images
 from .packages import sha256_of_file
 from .pathtext import from_text, to_text
-from .pipeline import NO_FACE, embed_photos
+from .pipeline import NO_FACE, clear_face_hint, embed_photos
 from .runner import chunked, run_stoppable
 
 
@@ -270,7 +270,7 @@ def _add(gallery, outcome: EnrollOutcome, person: str, relative: str, sha256: st
     if result.embedding is None:
         outcome.skipped += 1
         outcome.failed += result.error != NO_FACE
-        hint = f"use a photo where the face is clear and at least {settings.detection.detector.min_face_size} px"
+        hint = clear_face_hint(result, settings.detection.detector)
         outcome.warnings.append(f"{shown}: skipped, {with_hint(result.error, hint)}")
         return
     if result.faces_found > 1:

@@ -18,7 +18,7 @@ from PIL import Image
 from . import match
 from .atomicio import describe_os_error, write_failure_hint
 from .config import LabelSettings, Settings
-from .detect import Face, largest, unrotate
+from .detect import DetectorSettings, Face, largest, unrotate
 from .errors import FacebatchError, ImageError, with_hint
 from .images import inside_folder, load_image, load_upright, max_file_bytes, read_file
 from .memory import return_freed_memory
@@ -69,8 +69,12 @@ class _Found:
 
 
 def _detect_with_turns(engine: "Engine", image: Image.Image, try_rotations: bool):
-    """(faces, crop source, crop faces); with `try_rotations`, a photo with no face is tried turned 90/180/270."""
+    """(faces, crop source, crop faces).  A web-size photo with no face gets a second look
+    (detect.DetectorSettings.second_look_for); then, with `try_rotations`, a photo still with no
+    face is tried turned 90/180/270."""
     faces = engine.detector.detect(image)
+    if not faces and engine.detector.settings.second_look_for(*image.size):
+        faces = engine.detector.look_again(image)
     if faces or not try_rotations:
         return faces, image, faces
     # MTCNN also finds some faces lying on their side or upside down (which FaceNet then embeds
@@ -218,9 +222,20 @@ class PhotoEmbedding:
     embedding: np.ndarray | None
     faces_found: int
     error: str = ""
+    smallest_face: int = 0  # px: the smallest face looked for in this photo (for the no-face hint)
 
 
 NO_FACE = "no face found"
+
+
+def clear_face_hint(result: PhotoEmbedding, detector: DetectorSettings) -> str:
+    """What to do about a photo with no face: the smallest face looked for in that photo (a
+    camera photo's is 2 % of its shorter side, above the fixed minimum), and how to go lower."""
+    if result.smallest_face > detector.min_face_size:
+        return (f"use a photo where the face is clear and at least {result.smallest_face} px "
+                f"({detector.min_face_fraction * 100:g} % of this photo's shorter side; --min-face-fraction 0 looks "
+                f"for faces down to {detector.min_face_size} px)")
+    return f"use a photo where the face is clear and at least {detector.min_face_size} px"
 
 
 def embed_photos(paths: list[str], settings: Settings) -> list[PhotoEmbedding]:
@@ -237,7 +252,8 @@ def embed_photos(paths: list[str], settings: Settings) -> list[PhotoEmbedding]:
             faces = engine.detector.detect(image, tight_crop_retry=True)
             face = largest(faces)
             if face is None:
-                results[path] = PhotoEmbedding(path, None, 0, NO_FACE)
+                results[path] = PhotoEmbedding(path, None, 0, NO_FACE,
+                                               settings.detection.detector.min_face_for(*image.size))
             else:
                 found.append((path, engine.crop(image, face), len(faces)))
         except Exception as exc:  # noqa: BLE001 - one bad photo must not end the run

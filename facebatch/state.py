@@ -203,6 +203,11 @@ class RunState:
             self._db.executemany("UPDATE images SET copy_stat=? WHERE path=?",
                                  [(_encode_copy_stat(stat), path) for path, stat in stats.items()])
 
+    def update_detection_keys(self, paths: Iterable[str], detection_key: str) -> None:
+        """Record that these images' faces stand under `detection_key` too, in one transaction."""
+        with self._writes("write"), self._transaction():
+            self._db.executemany("UPDATE images SET detection_key=? WHERE path=?", [(detection_key, p) for p in paths])
+
     def remove(self, paths: Iterable[str]) -> None:
         with self._writes("write"), self._transaction():
             self._db.executemany("DELETE FROM images WHERE path=?", [(p,) for p in paths])

@@ -17,7 +17,7 @@ from .hooks import RunHooks
 from .images import is_image_name, read_file
 from .match import face_distance
 from .pathtext import to_text
-from .pipeline import PhotoEmbedding, embed_photos
+from .pipeline import PhotoEmbedding, clear_face_hint, embed_photos
 from .report import CsvRows, safe_cell
 from .runner import chunked, run_stoppable
 
@@ -61,10 +61,11 @@ def _compare(a: PhotoEmbedding, b: PhotoEmbedding, threshold: float) -> PairResu
 
 def verify_two(a: Path, b: Path, settings: Settings, hooks: RunHooks = RunHooks()) -> PairResult:
     embedded = _embed_all([str(a), str(b)], settings, hooks)
-    result = _compare(embedded[str(a)], embedded[str(b)], settings.labels.threshold)
+    first, second = embedded[str(a)], embedded[str(b)]
+    result = _compare(first, second, settings.labels.threshold)
     if result.error:
-        raise ImageError(with_hint(result.error, f"use a photo with a clear face of at least "
-                                                 f"{settings.detection.detector.min_face_size} px"))
+        failed = first if first.embedding is None else second
+        raise ImageError(with_hint(result.error, clear_face_hint(failed, settings.detection.detector)))
     return result
 
 

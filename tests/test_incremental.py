@@ -432,6 +432,29 @@ def test_a_manifest_of_schema_2_is_migrated_without_detecting_again(tmp_path, ph
     assert copy.read_bytes() == original
 
 
+def test_results_from_before_the_second_look_are_kept_except_web_photos_with_no_face(tmp_path, photos, people_db,
+                                                                                     models_root, monkeypatch):
+    """Upgrading to the second look for web-size photos with no face (result format 3) detects
+    again only those photos: every other format-2 result is what format 3 finds, and stays."""
+    from facebatch import annotation
+    from facebatch.detect import DetectorSettings
+
+    out = tmp_path / "out"
+    with monkeypatch.context() as before:  # facebatch as it was: one look, format 2
+        before.setattr(annotation, "RESULT_FORMAT", 2)
+        before.setattr(DetectorSettings, "second_look_for", lambda self, width, height: False)
+        assert annotate(photos, people_db, out, models_root).exit_code == 0
+    missed = {r["image"] for r in report_rows(out / "report.csv") if r["status"] == "no_face"}
+    # a clear 38 px face in a 200 x 264 photo, which MTCNN misses on the shrunken copy
+    assert missed == {"ben_afflek/httpcsvkmeuaafdfjpg.jpg"}, missed
+
+    upgraded = annotate(photos, people_db, out, models_root)
+    assert upgraded.exit_code == 0 and "(1 processed, 0 relabelled, 24 unchanged)" in upgraded.output, upgraded.output
+    found = [r for r in report_rows(out / "report.csv") if r["image"] in missed]
+    assert [(r["status"], r["name"]) for r in found] == [("ok", "ben_afflek")]
+    assert "(0 processed, 0 relabelled, 25 unchanged)" in annotate(photos, people_db, out, models_root).output
+
+
 def test_a_rerun_puts_back_annotated_copies_and_thumbnails_that_were_deleted(tmp_path, photos, people_db, models_root):
     out = tmp_path / "out"
     assert annotate(photos, people_db, out, models_root).exit_code == 0
@@ -521,3 +544,23 @@ def test_worker_processes_end_soon_after_their_run_is_killed(tmp_path, many_phot
     while any(_alive(w) for w in workers) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not any(_alive(w) for w in workers)
+
+
+@pytest.mark.parametrize("size, with_a_face, try_rotations, kept", [
+    ((4032, 3024), False, False, True),  # the 2 % rule sets a camera photo's smallest face: no second look
+    ((4032, 3024), True, True, True),
+    ((640, 480), True, False, True),  # the first look found it, and runs as before
+    ((640, 480), False, False, False),  # the second look may find a face
+    ((640, 480), True, True, False),  # a face found turned may now be found upright by the second look
+])
+def test_which_results_from_before_the_second_look_stand(size, with_a_face, try_rotations, kept):
+    from facebatch.annotation import _unchanged_by_the_second_look
+    from facebatch.config import DetectionSettings, Settings
+    from facebatch.detect import Face
+    from facebatch.results import LabelledFace, ImageResult
+    from facebatch.state import ImageRecord
+
+    faces = (LabelledFace(Face(10, 10, 90, 100, 0.99), "UNKNOWN", 1.3),) if with_a_face else ()
+    result = ImageResult("a.jpg", "ok" if faces else "no_face", faces, width=size[0], height=size[1])
+    settings = Settings(detection=DetectionSettings(try_rotations=try_rotations))
+    assert _unchanged_by_the_second_look(ImageRecord(result, "format-2 key", ""), settings) is kept
