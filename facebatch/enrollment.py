@@ -32,6 +32,7 @@ class EnrollOutcome:
     dropped_thresholds: bool = False  # calibrated on an older crop
     rehomed: int = 0  # entries now recorded under this folder (moved here, or written before folders were)
     moved: int = 0  # of those, entries whose photo moved here from a folder that no longer holds it
+    relabelled: int = 0  # entries of another person whose photo was moved to this person's folder: removed
     saved: bool = False
 
 
@@ -112,6 +113,7 @@ def enroll(people_dir: Path, db_path: Path, settings: Settings, hooks: RunHooks 
         _drop_outdated_group_faces(gallery, spec.crop.key, outcome)
         _drop_outdated_thresholds(gallery, spec.crop.key, outcome)
         pairs = _home_entries(gallery, folder, pairs, hashes, outcome)
+        pairs = _one_person_per_photo(gallery, folder, pairs, hashes, outcome)
         _warn_look_alike_names({person for person, _ in pairs}, set(gallery.people), people_dir, outcome)
         current = {(name, e.source): e for name, entries in gallery.people.items() for e in entries
                    if _enrolled_from(e, folder)}
@@ -211,6 +213,61 @@ def _home_entries(gallery, folder: str, pairs: list[tuple[str, str]], hashes: di
     return kept
 
 
+def _one_person_per_photo(gallery, folder: str, pairs: list[tuple[str, str]], hashes: dict[str, str],
+                          outcome: EnrollOutcome) -> list[tuple[str, str]]:
+    """A photo enrolls its largest face, so one photo (the same bytes) is one person's.  Under two
+    names, annotate would give that face whichever name is nearer by a hair.
+
+    - Filed under two people here: neither copy is enrolled (as calibrate skips such a photo).
+    - Enrolled for another person from a photo that is still there: this copy is not enrolled.
+    - Enrolled for another person from a photo that is gone: the photo was moved to this person's
+      folder, so it was labelled wrong before; the other person's entry goes, this one is enrolled.
+    Faces named from groups are faces, not photos (one group photo can name several people): left out.
+    """
+    people_here: dict[str, set[str]] = {}
+    for person, relative in pairs:
+        people_here.setdefault(hashes[relative], set()).add(person)
+    enrolled: dict[str, list[tuple[str, object]]] = {}  # photo hash -> (person, entry), built once
+    for name, entries in gallery.people.items():
+        for entry in entries:
+            if not entry.from_annotate and entry.sha256 in people_here:
+                enrolled.setdefault(entry.sha256, []).append((name, entry))
+    kept = []
+    for person, relative in pairs:
+        shown = f"{folder}/{to_text(relative)}"
+        here = people_here[hashes[relative]]
+        if len(here) > 1:
+            outcome.skipped += 1
+            outcome.failed += 1
+            outcome.warnings.append(f"{shown}: skipped, the same photo is filed under {' and '.join(sorted(here))}; "
+                                    "its largest face is one person: keep it in that person's folder only")
+            continue
+        still_there = []
+        for name, entry in enrolled.get(hashes[relative], []):
+            if name == person or all(e is not entry for e in gallery.people.get(name, [])):
+                continue  # this person's own, or removed already
+            if entry.folder is not None and not os.path.lexists(os.path.join(from_text(entry.folder),
+                                                                              from_text(entry.source))):
+                gallery.people[name] = [e for e in gallery.people[name] if e is not entry]
+                if not gallery.people[name]:
+                    del gallery.people[name]
+                outcome.relabelled += 1
+                outcome.warnings.append(f"{shown}: this photo was enrolled for {name} from "
+                                        f"{entry.folder}/{entry.source}, which is gone; it is now {person}'s")
+            else:
+                still_there.append((name, entry))
+        if still_there:
+            name, entry = still_there[0]
+            outcome.skipped += 1
+            outcome.failed += 1
+            outcome.warnings.append(f"{shown}: skipped, the same photo is enrolled for {name} from "
+                                    f"{entry.folder or 'a people folder'}/{entry.source}; its largest face is one "
+                                    "person: keep it in that person's folder only")
+            continue
+        kept.append((person, relative))
+    return kept
+
+
 def _adopt_moved_folders(gallery, folder: str, pairs: list[tuple[str, str]], hashes: dict[str, str],
                          outcome: EnrollOutcome) -> None:
     """A recorded folder that no longer exists, and one of whose photos (same person, same bytes)
@@ -287,6 +344,7 @@ def _add(gallery, outcome: EnrollOutcome, person: str, relative: str, sha256: st
 
 
 def _save_if_changed(db_path: Path, gallery, outcome: EnrollOutcome) -> None:
-    if outcome.added or outcome.replaced or outcome.dropped or outcome.dropped_thresholds or outcome.rehomed:
+    if outcome.added or outcome.replaced or outcome.dropped or outcome.dropped_thresholds or outcome.rehomed \
+            or outcome.relabelled:
         gallery_db.save(db_path, gallery)
         outcome.saved = True

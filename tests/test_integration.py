@@ -60,6 +60,41 @@ def test_enroll_is_idempotent_and_replaces_changed_photos(tmp_path, celebrity, s
     assert sum(1 for w in outcome.warnings if "already enrolled for madonna" in w) == outcome.unchanged
 
 
+def test_one_photo_is_enrolled_for_one_person_only(tmp_path, celebrity, settings):
+    """The same bytes under two names would give that face whichever name is nearer by a hair."""
+    people, db = tmp_path / "People", tmp_path / "db.json"
+    madonna = sorted((celebrity / "train" / "madonna").glob("*.jpg"))[1:4]
+    (people / "madonna").mkdir(parents=True)
+    (people / "mindy").mkdir()
+    for photo in madonna:
+        shutil.copy(photo, people / "madonna" / photo.name)
+    shutil.copy(madonna[0], people / "mindy" / "party.jpg")  # filed under both: neither is enrolled
+    outcome = enroll(people, db, settings)
+    assert (outcome.added, outcome.skipped, outcome.failed) == (2, 2, 2), outcome
+    assert sum("the same photo is filed under madonna and mindy" in w for w in outcome.warnings) == 2
+    assert set(gallery_db.load(db, "facenet").people) == {"madonna"}
+
+    (people / "mindy" / "party.jpg").unlink()  # fixed: the photo is Madonna's
+    outcome = enroll(people, db, settings)
+    assert (outcome.added, outcome.failed) == (1, 0), outcome
+    # moved to another person's folder: relabelled, not enrolled twice
+    (people / "mindy" / "moved.jpg").write_bytes((people / "madonna" / madonna[1].name).read_bytes())
+    (people / "madonna" / madonna[1].name).unlink()
+    outcome = enroll(people, db, settings)
+    assert (outcome.added, outcome.relabelled, outcome.failed) == (1, 1, 0), outcome
+    stored = gallery_db.load(db, "facenet").people
+    assert [e.source for e in stored["mindy"]] == ["mindy/moved.jpg"]
+    assert f"madonna/{madonna[1].name}" not in [e.source for e in stored["madonna"]]
+
+    other = tmp_path / "Other"  # another people folder, the photo still in the first
+    (other / "ellen").mkdir(parents=True)
+    shutil.copy(madonna[2], other / "ellen" / "x.jpg")
+    outcome = enroll(other, db, settings)
+    assert (outcome.added, outcome.failed) == (0, 1), outcome
+    assert any("the same photo is enrolled for madonna" in w for w in outcome.warnings), outcome.warnings
+    assert "ellen" not in gallery_db.load(db, "facenet").people
+
+
 def test_enrolled_validation_photos_are_named(tmp_path, celebrity, settings, celebrity_db):
     report = tmp_path / "report.csv"
     summary = annotate(celebrity / "val", celebrity_db, tmp_path / "out", report, settings)
