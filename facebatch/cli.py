@@ -301,6 +301,10 @@ def enroll(people_dir, db_path, model, model_dir, max_pixels, min_face_size, min
     if outcome.moved:
         console.print(f"note: {outcome.moved} photos enrolled from a folder that no longer holds them are now "
                       f"recorded as photos of {people_dir} (same content, nothing embedded again)", markup=False)
+    if outcome.cut_tight:
+        console.print(f"note: {outcome.cut_tight} of the photos enrolled now are cut tight to the face; whole photos, "
+                      "or crops with room around the face, are recognised better (README: Choosing a threshold)",
+                      markup=False)
     if outcome.remade:
         console.print(f"note: {outcome.remade} embeddings made by an older facebatch were made anew with its "
                       "current face crop", markup=False)

@@ -49,6 +49,18 @@ class FaceCrop:
         return (int(round(cx - half_w)), int(round(cy - half_h)), int(round(cx + half_w)), int(round(cy + half_h)))
 
 
+def cut_tight(face: Face, crop: FaceCrop, size: tuple[int, int]) -> bool:
+    """Whether a photo of `size` is cut tight to `face`: on every side it holds less than half of
+    the room around the face that `crop` takes.  The network then sees a face stretched to fill
+    what FaceNet saw with context, and such photos match worse than whole photos
+    (docs/calibration.md, tight crops)."""
+    left, top, right, bottom = crop.box(face)
+    width, height = size
+    room = (face.left - left, face.top - top, right - face.right, bottom - face.bottom)
+    there = (face.left, face.top, width - face.right, height - face.bottom)
+    return all(have < want / 2 for have, want in zip(there, room))
+
+
 def face_crop(image: Image.Image, face: Face, crop: FaceCrop, size: int = network.INPUT_SIZE) -> np.ndarray:
     """The network's input for one face: a (size, size, 3) uint8 crop from the full-resolution image."""
     box = crop.box(face)

@@ -33,6 +33,7 @@ class EnrollOutcome:
     rehomed: int = 0  # entries now recorded under this folder (moved here, or written before folders were)
     moved: int = 0  # of those, entries whose photo moved here from a folder that no longer holds it
     relabelled: int = 0  # entries of another person whose photo was moved to this person's folder: removed
+    cut_tight: int = 0  # photos embedded now that leave little room around the face (embed.cut_tight)
     saved: bool = False
 
 
@@ -341,6 +342,7 @@ def _add(gallery, outcome: EnrollOutcome, person: str, relative: str, sha256: st
     gallery.people[person] = entries
     outcome.replaced += replaced
     outcome.added += not replaced
+    outcome.cut_tight += result.cut_tight
 
 
 def _save_if_changed(db_path: Path, gallery, outcome: EnrollOutcome) -> None:

@@ -19,6 +19,7 @@ from . import match
 from .atomicio import describe_os_error, write_failure_hint
 from .config import LabelSettings, Settings
 from .detect import DetectorSettings, Face, largest, unrotate
+from .embed import cut_tight
 from .errors import FacebatchError, ImageError, with_hint
 from .images import inside_folder, load_image, load_upright, max_file_bytes, read_file
 from .memory import return_freed_memory
@@ -223,6 +224,7 @@ class PhotoEmbedding:
     faces_found: int
     error: str = ""
     smallest_face: int = 0  # px: the smallest face looked for in this photo (for the no-face hint)
+    cut_tight: bool = False  # the photo leaves little room around the face (embed.cut_tight)
 
 
 NO_FACE = "no face found"
@@ -244,7 +246,7 @@ def embed_photos(paths: list[str], settings: Settings) -> list[PhotoEmbedding]:
     from .engines import get_engine
 
     engine = get_engine(settings)
-    found: list[tuple[str, np.ndarray, int]] = []
+    found: list[tuple[str, np.ndarray, int, bool]] = []
     results: dict[str, PhotoEmbedding] = {}
     for path in paths:
         try:
@@ -255,15 +257,17 @@ def embed_photos(paths: list[str], settings: Settings) -> list[PhotoEmbedding]:
                 results[path] = PhotoEmbedding(path, None, 0, NO_FACE,
                                                settings.detection.detector.min_face_for(*image.size))
             else:
-                found.append((path, engine.crop(image, face), len(faces)))
+                found.append((path, engine.crop(image, face), len(faces),
+                              cut_tight(face, engine.spec.crop, image.size)))
         except Exception as exc:  # noqa: BLE001 - one bad photo must not end the run
             results[path] = PhotoEmbedding(path, None, 0, _error_text(exc))
     if found:
         try:
-            embeddings = engine.embedder.embed(np.stack([crop for _, crop, _ in found]))
+            embeddings = engine.embedder.embed(np.stack([crop for _, crop, _, _ in found]))
         except Exception as exc:  # noqa: BLE001 - the same policy as annotate: an error per photo
             embeddings = [None] * len(found)
             error = _error_text(exc)
-        for (path, _, count), embedding in zip(found, embeddings):
-            results[path] = PhotoEmbedding(path, embedding, count, "" if embedding is not None else error)
+        for (path, _, count, tight), embedding in zip(found, embeddings):
+            results[path] = PhotoEmbedding(path, embedding, count, "" if embedding is not None else error,
+                                           cut_tight=tight)
     return [results[p] for p in paths]

@@ -49,3 +49,32 @@ def test_the_retry_finds_a_tight_crop_at_any_size_and_its_box_lands_on_the_photo
     assert face.width > 0.7 * photo.width and face.height > 0.7 * photo.height
     for x, y in face.landmarks.values():
         assert 0 < x < photo.width and 0 < y < photo.height
+
+
+def test_enroll_notes_photos_cut_tight_to_the_face_and_not_whole_photos(tmp_path, tight_crop, celebrity, models_root):
+    from cli_helpers import run
+
+    people = tmp_path / "People"
+    (people / "madonna").mkdir(parents=True)
+    tight_crop.save(people / "madonna" / "crop.png")
+    whole = sorted((celebrity / "val" / "madonna").glob("*.jpg"))
+    for photo in whole[:2]:
+        Image.open(photo).save(people / "madonna" / photo.name)
+    result = run("enroll", people, "--db", tmp_path / "db.json", "--model-dir", models_root, "-q")
+    assert result.exit_code == 0, result.output
+    assert "note: 1 of the photos enrolled now are cut tight to the face" in result.output, result.output
+
+
+@pytest.mark.parametrize("photo_box, tight", [
+    ((0, 0, 100, 120), True),  # cut at the detector's box
+    ((-5, -5, 105, 125), True),  # a little room on every side: still less than half of what the crop takes
+    ((-15, 0, 115, 120), False),  # room at the sides
+    ((0, -40, 100, 200), False),  # a portrait: room above and below
+])
+def test_cut_tight_asks_for_room_on_some_side(photo_box, tight):
+    from facebatch.detect import Face
+    from facebatch.embed import FaceCrop, cut_tight
+
+    left, top, right, bottom = photo_box  # the photo around a face at (0, 0, 100, 120)
+    face = Face(-left, -top, 100 - left, 120 - top, 0.99)
+    assert cut_tight(face, FaceCrop("stretched", 0.3, "clamp"), (right - left, bottom - top)) is tight
