@@ -18,7 +18,7 @@ from . import calibration
 from . import gallery as gallery_db
 from . import weights
 from .config import IMAGES_PER_CHUNK, Settings
-from .enrollment import person_photos
+from .enrollment import look_alike_warnings, person_photos
 from .errors import DatabaseError, UsageProblem, folder_refused, with_hint
 from .hooks import RunHooks
 from .pathtext import to_text
@@ -40,9 +40,16 @@ class CalibrateOutcome:
     failed: int = 0  # of those, the ones that are the input's fault, not the detector's: all but "no face"
     suspects: int = 0  # pairs of different people too near to be two people: nothing is stored
     written: list[str] = field(default_factory=list)  # the thresholds --write stored ("annotate", "verify")
+    reset: list[str] = field(default_factory=list)  # stored thresholds --write removed (back to the model's)
+    default_annotate: float = 0.0  # the model's own thresholds, the ceilings of a small sample
+    default_verify: float = 0.0
 
 
 MAX_SUSPECTS_SHOWN = 10
+MAX_TIGHTENING_PAIRS_SHOWN = 3
+# Calibrating compares every pair of photos: 5,000 photos take about 1.6 GB and 20 s, 10,000 about
+# 6 GB.  More than this, and each person's photos are taken up to a quota (MAX // people).
+MAX_PHOTOS = 5000
 
 
 def _one_copy_each(usable: list[PhotoEmbedding], person_of: dict[str, str], warnings: list[str]
@@ -89,6 +96,12 @@ def calibrate(labelled_dir: Path, db_path: Path, settings: Settings, hooks: RunH
     current_annotate = stored.get("annotate", spec.default_threshold)
     current_verify = stored.get("verify", spec.verify_threshold)
     pairs, warnings, refused = person_photos(labelled_dir)
+    warnings += look_alike_warnings({person for person, _ in pairs}, set(), labelled_dir)
+    pairs, quota = _within_budget(pairs)
+    if quota:
+        warnings.append(f"{to_text(labelled_dir)}: calibrating on {len(pairs)} photos, the first {quota} of each "
+                        f"person's (by file name): comparing every pair of more than {MAX_PHOTOS:,} would take "
+                        "several GB of memory")
     if other_model:
         warnings.insert(0, f"{db_path}: made with model {other_model}, so the current thresholds below are "
                            f"{spec.name}'s defaults, not the database's; to measure and store thresholds for it, "
@@ -123,10 +136,22 @@ def calibrate(labelled_dir: Path, db_path: Path, settings: Settings, hooks: RunH
         for warning in warnings:  # the reasons, before the verdict they lead to
             hooks.warn(warning)
         raise UsageProblem(f"{to_text(labelled_dir)}: calibrating needs at least 2 people and at least one of them "
-                           f"with 2 or more usable photos (found {len(counts)} people, {len(labels)} photos"
+                           f"with 2 or more usable photos (found {len(counts)} {'person' if len(counts) == 1 else 'people'}, "
+                           f"{len(labels)} photos"
                            f"{f', {skipped} skipped' if skipped else ''}); add more labelled photos, one folder per "
                            "person")
     embeddings = np.stack([result.embedding for result in usable])
+    try:
+        return _measure(embeddings, labels, usable, person_of, warnings, counts, skipped, failed, current_annotate,
+                        current_verify, spec, db_path, write)
+    except MemoryError:
+        raise UsageProblem(f"{to_text(labelled_dir)}: not enough memory to compare every pair of {len(labels):,} "
+                           "photos; calibrate on fewer photos per person") from None
+
+
+def _measure(embeddings, labels, usable, person_of, warnings, counts, skipped, failed, current_annotate,
+             current_verify, spec, db_path, write) -> CalibrateOutcome:
+    """The distances, the recommendation and its warnings, and --write."""
     suspects = [(usable[i].path, usable[j].path, d) for i, j, d in calibration.suspect_pairs(embeddings, labels)]
     for first, second, distance in suspects[:MAX_SUSPECTS_SHOWN]:
         warnings.append(f"{to_text(first)} ({person_of[first]}) and {to_text(second)} ({person_of[second]}) are "
@@ -136,22 +161,68 @@ def calibrate(labelled_dir: Path, db_path: Path, settings: Settings, hooks: RunH
         warnings.append(f"{len(suspects) - MAX_SUSPECTS_SHOWN} more pairs of different people nearer than "
                         f"{calibration.SUSPECT_DISTANCE}; fix the labels")
     recommendation = calibration.recommend(embeddings, labels, current_verify=current_verify,
-                                           current_annotate=current_annotate)
+                                           current_annotate=current_annotate, ceiling_verify=spec.verify_threshold,
+                                           ceiling_annotate=spec.default_threshold)
     outcome = CalibrateOutcome(len(labels), len(counts), recommendation, current_annotate, current_verify, warnings,
-                               write, skipped=skipped, failed=failed,
-                               suspects=len(suspects))
+                               write, skipped=skipped, failed=failed, suspects=len(suspects),
+                               default_annotate=spec.default_threshold, default_verify=spec.verify_threshold)
+    if recommendation.annotate_sample < len(labels):
+        warnings.append(f"{len(labels) - recommendation.annotate_sample} photos are near-copies of another photo of "
+                        f"the same person (nearer than {calibration.NEAR_COPY_DISTANCE}: re-encoded, resized, a "
+                        "burst), counted once when judging whether there are enough photos to loosen a threshold")
+    if not suspects:
+        warnings += _what_tightens(embeddings, labels, usable, person_of, recommendation, spec)
     if write and not suspects:  # thresholds measured on labels that look wrong are not stored
-        with gallery_db.locked(db_path):
-            gallery = gallery_db.load_or_new(db_path, spec.name, spec.embedding_size)
-            # A capped threshold is the one in force, and keeps its source: stored, it stays stored;
-            # the model's default is not copied in, so it still follows the model's calibration.
-            thresholds = gallery.calibrated(spec.crop.key)
-            for kind, value, capped in (("annotate", recommendation.annotate_threshold, recommendation.annotate_capped),
-                                        ("verify", recommendation.verify_threshold, recommendation.verify_capped)):
-                if not capped:
-                    thresholds[kind] = round(value, 4)
-                    outcome.written.append(kind)
-            if outcome.written:  # else the database stays as it was (or absent)
-                gallery.thresholds, gallery.thresholds_crop = thresholds, spec.crop.key
-                gallery_db.save(db_path, gallery)
+        _store(db_path, spec, recommendation, outcome)
     return outcome
+
+
+def _within_budget(pairs: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], int]:
+    """(person, photo) pairs, at most MAX_PHOTOS: each person's first photos by name, up to a
+    quota; and the quota (0 when all are kept)."""
+    if len(pairs) <= MAX_PHOTOS:
+        return pairs, 0
+    by_person: dict[str, list[tuple[str, str]]] = {}
+    for pair in sorted(pairs):
+        by_person.setdefault(pair[0], []).append(pair)
+    quota = max(2, MAX_PHOTOS // len(by_person))
+    return [pair for photos in by_person.values() for pair in photos[:quota]][:MAX_PHOTOS], quota
+
+
+def _what_tightens(embeddings, labels, usable, person_of, recommendation, spec) -> list[str]:
+    """When the recommendation is stricter than the model's defaults, the nearest photos of
+    different people: one wrong label (a photo in another person's folder) pulls the thresholds
+    down towards them, and a look-alike pair is worth seeing before storing them."""
+    if recommendation.annotate_threshold >= spec.default_threshold and \
+            recommendation.verify_threshold >= spec.verify_threshold:
+        return []
+    distances, same = calibration.pair_distances(embeddings, labels)
+    return [f"{to_text(usable[i].path)} ({person_of[usable[i].path]}) and {to_text(usable[j].path)} "
+            f"({person_of[usable[j].path]}) are {distance:.3f} apart, among the nearest photos of different people, "
+            "which pull the thresholds down; if they are one person (a photo in the wrong folder), fix the labels"
+            for i, j, distance in calibration.nearest_different_pairs(distances, same, len(labels), 2.0,
+                                                                       MAX_TIGHTENING_PAIRS_SHOWN)]
+
+
+def _store(db_path: Path, spec, recommendation: calibration.Recommendation, outcome: CalibrateOutcome) -> None:
+    """Store what this calibration recommends, kind by kind.  A measured threshold is stored.  One
+    held at the model's default (too little evidence to loosen it) is not copied in, and one stored
+    before is removed: the database follows the model's calibration again, whatever an earlier
+    calibration (on labels since corrected, say) stored."""
+    with gallery_db.locked(db_path):
+        if not os.path.lexists(db_path):  # moved or deleted while the photos were embedded
+            raise DatabaseError(f"{db_path}: gone since calibrate started, nothing stored; put the database back "
+                                "(or pass the --db that enroll made) and calibrate again")
+        gallery = gallery_db.load(db_path, spec.name)
+        before = gallery.calibrated(spec.crop.key)
+        thresholds = dict(before)
+        for kind, value, capped in (("annotate", recommendation.annotate_threshold, recommendation.annotate_capped),
+                                    ("verify", recommendation.verify_threshold, recommendation.verify_capped)):
+            if not capped:
+                thresholds[kind] = value
+                outcome.written.append(kind)
+            elif thresholds.pop(kind, None) is not None:
+                outcome.reset.append(kind)
+        if thresholds != before or (thresholds and gallery.thresholds_crop != spec.crop.key):
+            gallery.thresholds, gallery.thresholds_crop = thresholds, spec.crop.key if thresholds else None
+            gallery_db.save(db_path, gallery)

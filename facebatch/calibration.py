@@ -36,6 +36,14 @@ MAX_FALSE_SAME = 0.001
 # `recommend` does not loosen a threshold on fewer.
 VERIFY_PAIRS_NEEDED = round(1 / MAX_FALSE_SAME)
 ANNOTATE_STRANGERS_NEEDED = round(1 / MAX_FALSE_ACCEPT)
+# Identities, not photos, are what a stranger threshold generalises over: the defaults were set
+# on 11 people (5 enrolled, 6 strangers; docs/calibration.md), so a sample loosens a threshold
+# above the model's default only with more people than that.
+PEOPLE_NEEDED = 12
+# Photos of one person this near are copies of one photo (re-encoded, resized, a burst): counted
+# once when judging whether a sample is large enough.  Resizing a photo moves it 0.12 to 0.24,
+# and the calibration photos' nearest same-person pair is 0.21 (docs/calibration.md).
+NEAR_COPY_DISTANCE = 0.25
 # Photos of two people this near are one person under two names, or a photo in the wrong folder,
 # not two people: in the calibration the nearest different-people pair is 0.99 apart, and half of
 # the same-person pairs are nearer than 0.86 (docs/calibration.md).  Calibrating on such a label
@@ -65,17 +73,47 @@ def pair_distances(embeddings: np.ndarray, labels, sources=None) -> tuple[np.nda
     i, j = np.triu_indices(len(labels), k=1)
     keep = sources[i] != sources[j]
     i, j = i[keep], j[keep]
-    similarity = np.einsum("ij,ij->i", embeddings[i].astype(np.float64), embeddings[j].astype(np.float64))
+    # One (N, N) product, not a copy of both embeddings per pair: that took 8.8 GB for 2,496 photos.
+    rows = embeddings.astype(np.float64)
+    similarity = (rows @ rows.T)[i, j]
     return np.sqrt(np.maximum(2.0 - 2.0 * similarity, 0.0)), labels[i] == labels[j]
+
+
+def distinct_photos(distances: np.ndarray, same: np.ndarray, count: int, near: float = NEAR_COPY_DISTANCE
+                    ) -> np.ndarray:
+    """(count,) a group id per row: rows joined by same-person pairs nearer than `near` (copies of
+    one photo) share one.  `distances` and `same` are pair_distances' of all pairs (no sources)."""
+    parent = np.arange(count)
+
+    def root(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    i, j = np.triu_indices(count, k=1)
+    for k in np.flatnonzero(same & (distances < near)):
+        a, b = root(int(i[k])), root(int(j[k]))
+        if a != b:
+            parent[max(a, b)] = min(a, b)
+    return np.array([root(x) for x in range(count)])
+
+
+def nearest_different_pairs(distances: np.ndarray, same: np.ndarray, count: int, below: float, limit: int
+                            ) -> list[tuple[int, int, float]]:
+    """(i, j, distance) of the `limit` nearest pairs of different people nearer than `below`, nearest
+    first.  `distances` and `same` are pair_distances' of all `count` rows (no sources)."""
+    i, j = np.triu_indices(count, k=1)
+    near = np.flatnonzero(~same & (distances < below))
+    near = near[np.argsort(distances[near], kind="stable")][:limit]
+    return [(int(i[k]), int(j[k]), float(distances[k])) for k in near]
 
 
 def suspect_pairs(embeddings: np.ndarray, labels, below: float = SUSPECT_DISTANCE) -> list[tuple[int, int, float]]:
     """(i, j, distance) of the rows of different people nearer than `below`, nearest first: labels
     to check before trusting thresholds measured on them."""
     distances, same = pair_distances(embeddings, labels)
-    i, j = np.triu_indices(len(labels), k=1)
-    near = np.flatnonzero(~same & (distances < below))
-    return [(int(i[k]), int(j[k]), float(distances[k])) for k in near[np.argsort(distances[near])]]
+    return nearest_different_pairs(distances, same, len(labels), below, len(labels) ** 2)
 
 
 def accuracy_at(distances: np.ndarray, same: np.ndarray, threshold: float) -> dict[str, float]:
@@ -195,6 +233,14 @@ class Trials:
         for name in ("known_right", "known_d1", "known_d2", "stranger_d1", "stranger_d2"):
             setattr(self, name, np.concatenate([getattr(self, name), getattr(other, name)]))
 
+    @classmethod
+    def joined(cls, parts: list["Trials"]) -> "Trials":
+        """All of `parts` in one, concatenated once (extending one by one is quadratic)."""
+        out = cls()
+        for name in ("known_right", "known_d1", "known_d2", "stranger_d1", "stranger_d2"):
+            setattr(out, name, np.concatenate([getattr(out, name)] + [getattr(p, name) for p in parts]))
+        return out
+
     def counts(self, threshold: float, rule: Rule) -> dict[str, int]:
         """Known faces named right, and strangers named, at `threshold`."""
         margin_ok_known = (self.known_d2 - self.known_d1) >= rule.margin if rule.name == "margin" else True
@@ -225,33 +271,54 @@ def run_trials(gallery: np.ndarray, gallery_labels, probes: np.ndarray, probe_la
     similarity = probes.astype(np.float64) @ gallery.astype(np.float64).T
     gram = gallery.astype(np.float64) @ gallery.astype(np.float64).T
     same_source = probe_sources[:, None] == gallery_sources[None, :]
-    out = Trials()
-    for left in (leave_out if leave_out is not None else [None]):
-        for draw in range(draws if photos_per_person is not None else 1):
-            chosen = np.zeros(len(gallery), bool)
-            for person in people:
-                if person == left:
-                    continue
-                rows = np.flatnonzero(gallery_labels == person)  # in the caller's (sorted) order
-                if photos_per_person is None:
-                    chosen[rows] = True
-                else:
-                    picks = [(draw * photos_per_person + j) % len(rows) for j in range(min(photos_per_person, len(rows)))]
-                    chosen[rows[picks]] = True
-            mask = chosen[None, :] & ~same_source
-            distances = person_distances(similarity, gram, owner, mask, len(people), rule)
-            order = np.argsort(distances, axis=1)
-            d1 = distances[np.arange(len(probes)), order[:, 0]]
-            d2 = distances[np.arange(len(probes)), order[:, 1]] if len(people) > 1 else np.full(len(probes), np.inf)
-            enrolled = np.array([label in index and label != left for label in probe_labels])
-            # a known probe counts only when its person still has a photo in this gallery
-            own = np.array([distances[i, index[label]] if enrolled[i] else np.inf for i, label in enumerate(probe_labels)])
+    probe_person = np.array([index.get(label, -1) for label in probe_labels.tolist()], dtype=np.int64)
+    each_probe = np.arange(len(probes))
+    parts: list[Trials] = []
+    for draw in range(draws if photos_per_person is not None else 1):
+        chosen = np.zeros(len(gallery), bool)
+        for person in people:
+            rows = np.flatnonzero(gallery_labels == person)  # in the caller's (sorted) order
+            if photos_per_person is None:
+                chosen[rows] = True
+            else:
+                picks = [(draw * photos_per_person + j) % len(rows) for j in range(min(photos_per_person, len(rows)))]
+                chosen[rows[picks]] = True
+        # Leaving a person out changes only that person's column: the distances to everyone are
+        # computed once per draw, not once per person left out (P times fewer; 500 people took 163 s).
+        everyone = person_distances(similarity, gram, owner, chosen[None, :] & ~same_source, len(people), rule)
+        top, top_distance = _nearest_three(everyone)
+        for left in (leave_out if leave_out is not None else [None]):
+            gone = index.get(left, -1)  # the person left out of this run (-1: nobody)
+            # the nearest two people other than the one left out, from each probe's nearest three
+            others = top != gone
+            rank = np.cumsum(others, axis=1)
+            first = np.argmax(others & (rank == 1), axis=1)
+            has_second = (others & (rank == 2)).any(axis=1)
+            second = np.argmax(others & (rank == 2), axis=1)
+            best = top[each_probe, first]
+            d1 = top_distance[each_probe, first]
+            d2 = np.where(has_second, top_distance[each_probe, second], np.inf)
+            enrolled = (probe_person >= 0) & (probe_person != gone)
+            # a known probe counts only when its person has a photo in this gallery
+            own = np.where(enrolled, everyone[each_probe, np.maximum(probe_person, 0)], np.inf)
             known = enrolled & np.isfinite(own)
             stranger = ~enrolled
-            best_label = np.array(people, dtype=object)[order[:, 0]]
-            out.extend(Trials(known_right=(best_label == probe_labels.astype(object))[known], known_d1=d1[known],
-                              known_d2=d2[known], stranger_d1=d1[stranger], stranger_d2=d2[stranger]))
-    return out
+            parts.append(Trials(known_right=(best == probe_person)[known], known_d1=d1[known],
+                                known_d2=d2[known], stranger_d1=d1[stranger], stranger_d2=d2[stranger]))
+    return Trials.joined(parts)
+
+
+def _nearest_three(distances: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(F, k) the indices of each row's k = min(3, P) smallest distances, nearest first (ties in
+    column order), and those distances.  Leaving one person out, the nearest two of the rest are
+    among them."""
+    k = min(3, distances.shape[1])
+    part = np.argpartition(distances, k - 1, axis=1)[:, :k] if distances.shape[1] > k else \
+        np.tile(np.arange(distances.shape[1]), (distances.shape[0], 1))
+    part = np.sort(part, axis=1)  # column order first, so that the stable sort breaks ties by it
+    values = np.take_along_axis(distances, part, axis=1)
+    order = np.argsort(values, axis=1, kind="stable")
+    return np.take_along_axis(part, order, axis=1), np.take_along_axis(values, order, axis=1)
 
 
 def _stranger_named_rates(trial_sets: list[Trials], rule: Rule, candidates: np.ndarray) -> np.ndarray:
@@ -319,9 +386,10 @@ def gap(trials: Trials) -> float:
 @dataclass
 class Recommendation:
     """What `facebatch calibrate` reports.  `verify_sample` and `annotate_sample` count what each
-    operating point is measured on (different-people pairs; stranger faces, every photo being a
-    stranger once when its person is left out).  Below VERIFY_PAIRS_NEEDED and
-    ANNOTATE_STRANGERS_NEEDED the threshold is `capped`: never above the one in force (`_capped`)."""
+    operating point is measured on, copies of one photo counted once (different-people pairs;
+    stranger faces, every photo being a stranger once when its person is left out), and `people`
+    the identities.  Below VERIFY_PAIRS_NEEDED, ANNOTATE_STRANGERS_NEEDED or PEOPLE_NEEDED a
+    threshold is `capped`: never above its ceiling (`_capped`)."""
 
     same: dict[str, float]
     different: dict[str, float]
@@ -337,27 +405,37 @@ class Recommendation:
     # optimistic), for comparing with the current ones before --write.
     verify_at_recommended: dict | None = None
     annotate_at_recommended: dict | None = None
+    people: int = 0
+    photos: int = 0  # all rows, copies included (annotate_sample counts each photo once)
 
 
-def _capped(measured: float, current: float | None, sample: int, needed: int) -> tuple[float, bool]:
+def _capped(measured: float, ceiling: float | None, sample: int, needed: int, people: int) -> tuple[float, bool]:
     """A sample too small to measure the operating point (fewer than 1/rate trials: not one error
-    is allowed, and the threshold lands midway to the nearest stranger *seen*) can show that a
-    threshold is too loose, never that a looser one is safe: the nearest of 20 different-people
-    pairs says little about the nearest of 1,000.  So from such a sample the recommendation may
-    go down from the threshold in force, not up."""
-    if current is None or sample >= needed or measured <= current:
+    is allowed, and the threshold lands midway to the nearest stranger *seen*), or with too few
+    people to stand for strangers in general, can show that a threshold is too loose, never that a
+    looser one is safe: the nearest of 20 different-people pairs says little about the nearest of
+    1,000.  So from such a sample the recommendation may go down from the ceiling (the model's
+    calibrated default), not up."""
+    if ceiling is None or (sample >= needed and people >= PEOPLE_NEEDED) or measured <= ceiling:
         return measured, False
-    return float(current), True
+    return float(ceiling), True
+
+
+def _floor3(threshold: float) -> float:
+    """A measured threshold as it is printed and stored: 3 decimals, rounded down (stricter)."""
+    return float(np.floor(threshold * 1000 + 1e-9) / 1000)
 
 
 def recommend(embeddings: np.ndarray, labels, sources=None, rule: Rule = Rule("centroid"),
               current_verify: float | None = None, current_annotate: float | None = None,
-              draws: int = 5) -> Recommendation:
+              draws: int = 5, ceiling_verify: float | None = None, ceiling_annotate: float | None = None
+              ) -> Recommendation:
     """Everything `facebatch calibrate` reports, from one person label per embedding.
 
     annotate is simulated leave-one-person-out with galleries of 1 photo per person (`draws`
     draws) and of all photos (each probe compared with the other photos only).  A threshold
-    measured on too few trials is capped at the current one (`_capped`).
+    measured on too little is capped at its ceiling (`_capped`): the model's default when given,
+    else the current threshold.
     """
     labels = np.asarray(labels)
     sources = np.arange(len(labels)) if sources is None else np.asarray(sources)
@@ -372,11 +450,13 @@ def recommend(embeddings: np.ndarray, labels, sources=None, rule: Rule = Rule("c
     if current_annotate is not None:
         at_current = {"one_photo": trial_sets[0].counts(current_annotate, rule),
                       "all_photos": trial_sets[1].counts(current_annotate, rule)}
-    verify_sample, annotate_sample = int(np.sum(~same)), len(labels)
-    verify, verify_capped = _capped(float(np.clip(verify_threshold_at(distances, same), *THRESHOLD_RANGE)),
-                                    current_verify, verify_sample, VERIFY_PAIRS_NEEDED)
-    annotate, annotate_capped = _capped(float(np.clip(annotate, *THRESHOLD_RANGE)), current_annotate,
-                                        annotate_sample, ANNOTATE_STRANGERS_NEEDED)
+    verify_sample, annotate_sample = _samples(embeddings, labels)
+    ceiling_verify = current_verify if ceiling_verify is None else ceiling_verify
+    ceiling_annotate = current_annotate if ceiling_annotate is None else ceiling_annotate
+    verify, verify_capped = _capped(_floor3(np.clip(verify_threshold_at(distances, same), *THRESHOLD_RANGE)),
+                                    ceiling_verify, verify_sample, VERIFY_PAIRS_NEEDED, len(people))
+    annotate, annotate_capped = _capped(_floor3(np.clip(annotate, *THRESHOLD_RANGE)), ceiling_annotate,
+                                        annotate_sample, ANNOTATE_STRANGERS_NEEDED, len(people))
     return Recommendation(
         same=summary(distances[same]), different=summary(distances[~same]),
         verify_threshold=verify, annotate_threshold=annotate,
@@ -385,4 +465,15 @@ def recommend(embeddings: np.ndarray, labels, sources=None, rule: Rule = Rule("c
         verify_capped=verify_capped, annotate_capped=annotate_capped,
         verify_at_recommended=accuracy_at(distances, same, verify),
         annotate_at_recommended={"one_photo": trial_sets[0].counts(annotate, rule),
-                                 "all_photos": trial_sets[1].counts(annotate, rule)})
+                                 "all_photos": trial_sets[1].counts(annotate, rule)},
+        people=len(people), photos=len(labels))
+
+
+def _samples(embeddings: np.ndarray, labels: np.ndarray) -> tuple[int, int]:
+    """(different-people pairs, photos), copies of one photo counted once (`distinct_photos`)."""
+    distances, same = pair_distances(embeddings, labels)
+    group = distinct_photos(distances, same, len(labels))
+    firsts = np.unique(group)  # each group's id is its first row
+    per_person = np.unique(labels[firsts], return_counts=True)[1].astype(np.int64)
+    photos = len(firsts)
+    return int((photos * photos - int(np.sum(per_person ** 2))) // 2), photos

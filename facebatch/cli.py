@@ -516,13 +516,15 @@ def calibration_report(outcome, db_path: Path) -> str:
     if rec.annotate_at_recommended and round(rec.annotate_threshold, 3) != round(outcome.current_annotate, 3):
         lines += ["  " + line for line in annotate_lines("recommended", rec.annotate_threshold,
                                                          rec.annotate_at_recommended)]
-    for capped, what, sample, needed in (
-            (rec.annotate_capped, "annotate", f"{rec.annotate_sample} photos", calibration.ANNOTATE_STRANGERS_NEEDED),
-            (rec.verify_capped, "verify", f"{rec.verify_sample} different-people pairs",
-             calibration.VERIFY_PAIRS_NEEDED)):
+    for capped, what, default, sample, needed in (
+            (rec.annotate_capped, "annotate", outcome.default_annotate, f"{rec.annotate_sample} distinct photos",
+             f"{calibration.ANNOTATE_STRANGERS_NEEDED:,} photos"),
+            (rec.verify_capped, "verify", outcome.default_verify, f"{rec.verify_sample} different-people pairs",
+             f"{calibration.VERIFY_PAIRS_NEEDED:,} pairs")):
         if capped:
-            lines.append(f"  {what}: kept at the current threshold: {sample} are too few to show that a looser one "
-                         f"is safe (it takes {needed:,}); add more labelled photos to measure it")
+            lines.append(f"  {what}: held at the model's default {default:.3f}: {sample} from {rec.people} people "
+                         f"are too few to show that a looser one is safe (it takes {needed} from "
+                         f"{calibration.PEOPLE_NEEDED} people); add more labelled photos and people to measure it")
     chosen = {"annotate": rec.annotate_threshold, "verify": rec.verify_threshold}
     if outcome.suspects:
         pairs = "1 pair" if outcome.suspects == 1 else f"{outcome.suspects} pairs"
@@ -530,12 +532,16 @@ def calibration_report(outcome, db_path: Path) -> str:
                      "people too near to be two people (see the warnings); fix the labels and calibrate again")
     elif not outcome.write:
         lines.append("run again with --write to store them in the database")
-    elif outcome.written:
-        stored = ", ".join(f"{kind} {chosen[kind]:.3f}" for kind in outcome.written)
-        lines.append(f"stored in {db_path} ({stored}): the default from now on for {' and '.join(outcome.written)} "
-                     "(--threshold still wins)")
     else:
-        lines.append(f"nothing stored in {db_path}: the thresholds in force stay")
+        if outcome.written:
+            stored = ", ".join(f"{kind} {chosen[kind]:.3f}" for kind in outcome.written)
+            lines.append(f"stored in {db_path} ({stored}): the default from now on for "
+                         f"{' and '.join(outcome.written)} (--threshold still wins)")
+        if outcome.reset:
+            lines.append(f"removed from {db_path}: the {' and '.join(outcome.reset)} threshold stored before; the "
+                         "model's default is in force again")
+        if not outcome.written and not outcome.reset:
+            lines.append(f"nothing stored in {db_path}: the model's defaults stay in force")
     return "\n".join(lines)
 
 

@@ -115,7 +115,8 @@ def enroll(people_dir: Path, db_path: Path, settings: Settings, hooks: RunHooks 
         _drop_outdated_thresholds(gallery, spec.crop.key, outcome)
         pairs = _home_entries(gallery, folder, pairs, hashes, outcome)
         pairs = _one_person_per_photo(gallery, folder, pairs, hashes, outcome)
-        _warn_look_alike_names({person for person, _ in pairs}, set(gallery.people), people_dir, outcome)
+        outcome.warnings += look_alike_warnings({person for person, _ in pairs}, set(gallery.people), people_dir,
+                                                " (and facebatch people remove the other)")
         current = {(name, e.source): e for name, entries in gallery.people.items() for e in entries
                    if _enrolled_from(e, folder)}
         stored = {(person, rel): current.get((person, to_text(rel))) for person, rel in pairs}
@@ -145,18 +146,16 @@ def enroll(people_dir: Path, db_path: Path, settings: Settings, hooks: RunHooks 
     return outcome
 
 
-def _warn_look_alike_names(here: set[str], enrolled: set[str], people_dir: Path, outcome: EnrollOutcome) -> None:
+def look_alike_warnings(here: set[str], enrolled: set[str], people_dir: Path, then: str = "") -> list[str]:
     """Names of this folder that differ from another name only in capitals or width are two people
     to facebatch; say so once per name, since it is most likely one person spelt two ways."""
     by_key: dict[str, set[str]] = {}
     for name in here | enrolled:
         by_key.setdefault(gallery_db.looks_alike(name), set()).add(name)
-    for names in by_key.values():
-        if len(names) > 1 and names & here:
-            listed = " and ".join(sorted(names))
-            outcome.warnings.append(f"{people_dir}: {listed} differ only in capitals or character width and are "
-                                    f"{len(names)} different people to facebatch; if they are one, rename the files "
-                                    "or folders to one spelling (and facebatch people remove the other)")
+    return [f"{people_dir}: {' and '.join(sorted(names))} differ only in capitals or character width and are "
+            f"{len(names)} different people to facebatch; if they are one, rename the files or folders to one "
+            f"spelling{then}"
+            for names in by_key.values() if len(names) > 1 and names & here]
 
 
 def _enrolled_from(entry, folder: str) -> bool:

@@ -11,7 +11,8 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from .atomicio import TEMP_SUFFIX, write_bytes_atomic
-from .errors import ImageError
+from .errors import ImageError, UsageProblem
+from .pathtext import to_text
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
 HEIF_SUFFIXES = frozenset({".heic", ".heif"})
@@ -44,6 +45,16 @@ def is_image_name(name: str) -> bool:
 OUTPUT_MARKER = ".facebatch-output"
 
 
+def _walk(root: Path, onerror):
+    """os.walk, top-down (the caller prunes `dirnames`); Python's walk recurses once per level, so
+    a tree deeper than the interpreter's recursion limit is one error, not a traceback."""
+    try:
+        yield from os.walk(root, onerror=onerror, followlinks=False)
+    except RecursionError:
+        raise UsageProblem(f"{to_text(str(root))}: folders nested too deep to search (about a thousand levels); "
+                           "move the photos into a shallower folder") from None
+
+
 def find_images(root: Path, unreadable: list[str] | None = None,
                 skipped: list[tuple[str, str]] | None = None, leftovers: list[str] | None = None) -> list[str]:
     """Image files below `root`, as sorted POSIX paths relative to it.
@@ -68,7 +79,7 @@ def find_images(root: Path, unreadable: list[str] | None = None,
         if skipped is not None:
             skipped.append((path.relative_to(root).as_posix(), why))
 
-    for dirpath, dirnames, filenames in os.walk(root, onerror=cannot_list, followlinks=False):
+    for dirpath, dirnames, filenames in _walk(root, cannot_list):
         kept = []
         for name in sorted(d for d in dirnames if not d.startswith(".")):
             folder = Path(dirpath) / name

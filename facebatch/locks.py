@@ -71,8 +71,11 @@ def held(path: Path, wait: bool = True) -> Iterator[None]:
     path = Path(path)
     fd = _open_locked(path, wait)
     try:
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        # The pid only names the holder in another run's "held by" message: on a full disk the
+        # lock holds without it, and the run's own writes report the disk.
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
         yield
     finally:
         # Unlink while still holding the lock: a waiter that opened the old file sees it gone

@@ -41,7 +41,19 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _CONTROL_NAMES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
+# Characters that reorder the text around them: in a file name, U+202E shows "gpj.exe" as
+# "exe.jpg".  Person names cannot hold them (gallery.name_problem refuses format characters).
+_BIDI_CONTROLS = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def direction_controls_spelled_out(text: str) -> str:
+    """`text` with its direction controls written out as \\uXXXX, so it displays in the order it is stored."""
+    return _BIDI_CONTROLS.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
 def one_line(message: str) -> str:
     """A message as one terminal line: control characters (a newline in a file name) shown as
-    escapes, so a name cannot split an error in two or move the cursor.  For display only."""
+    escapes, so a name cannot split an error in two or move the cursor, and direction controls
+    spelled out, so a name cannot reverse the line.  For display only."""
+    message = direction_controls_spelled_out(message)
     return _CONTROL.sub(lambda m: _CONTROL_NAMES.get(m.group(), f"\\x{ord(m.group()):02x}"), message)

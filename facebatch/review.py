@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from html import escape
 from urllib.parse import quote
 
-from .pathtext import from_text
+from .pathtext import direction_controls_spelled_out, from_text
 
 INDEX = "review.html"
 FOLDER = "review"
@@ -220,15 +220,9 @@ def _text(value: object) -> str:
     return escape(str(value), quote=True)
 
 
-# Characters that reorder the text around them: in a file name, U+202E shows "gpj.exe" as
-# "exe.jpg".  Person names cannot hold them (gallery.name_problem refuses format characters);
-# paths are shown with them spelled out.
-_BIDI_CONTROLS = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-
-
 def _visible(path: str) -> str:
-    """A photo's path with its direction controls written out as \\uXXXX."""
-    return _BIDI_CONTROLS.sub(lambda m: f"\\u{ord(m.group()):04x}", path)
+    """A photo's path with its direction controls written out as \\uXXXX (pathtext)."""
+    return direction_controls_spelled_out(path)
 
 
 def _path(value: str) -> str:

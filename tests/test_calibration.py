@@ -155,3 +155,38 @@ def test_the_threshold_names_at_most_the_budgeted_share_of_strangers():
         threshold, _ = calibration.annotate_threshold(trials, rule, max_false_accept=budget)
         rates = [t.counts(threshold, rule)["strangers_named"] / t.counts(threshold, rule)["strangers"] for t in trials]
         assert np.mean(rates) <= budget + 1e-9
+
+
+def test_too_few_people_never_loosen_however_many_photos_they_have():
+    emb, labels = clusters(people=5, photos=40, spread=0.3, seed=3)  # 200 photos, 16,000 different pairs
+    rec = calibration.recommend(emb, labels, current_verify=0.9, current_annotate=0.9, draws=1)
+    assert rec.annotate_sample >= calibration.ANNOTATE_STRANGERS_NEEDED
+    assert rec.verify_sample >= calibration.VERIFY_PAIRS_NEEDED
+    assert (rec.people, rec.verify_threshold, rec.annotate_threshold) == (5, 0.9, 0.9)
+    assert rec.verify_capped and rec.annotate_capped
+
+
+def test_copies_of_one_photo_count_once():
+    emb, labels = clusters(people=12, photos=2, spread=0.3, seed=3)
+    rng = np.random.default_rng(0)
+    copies = np.repeat(emb, 10, axis=0) + 0.005 * rng.normal(size=(len(emb) * 10, emb.shape[1]))
+    copies /= np.linalg.norm(copies, axis=1, keepdims=True)
+    rec = calibration.recommend(copies, np.repeat(labels, 10), current_verify=0.9, current_annotate=0.9, draws=1)
+    assert (rec.photos, rec.annotate_sample, rec.verify_sample) == (240, 24, (24 * 24 - 12 * 2 * 2) // 2)
+    assert rec.annotate_capped and rec.annotate_threshold == 0.9
+
+
+def test_a_small_sample_is_held_at_the_ceiling_not_at_a_stricter_threshold_in_force():
+    # a threshold stored from wrong labels (0.5) does not hold back a calibration on right ones
+    emb, labels = clusters(people=5, photos=6, spread=0.3, seed=1)
+    measured = calibration.recommend(emb, labels)
+    assert 0.5 < min(measured.verify_threshold, measured.annotate_threshold)
+    rec = calibration.recommend(emb, labels, current_verify=0.5, current_annotate=0.5,
+                                ceiling_verify=1.11, ceiling_annotate=1.12)
+    assert (rec.verify_threshold, rec.annotate_threshold) == (measured.verify_threshold, measured.annotate_threshold)
+    assert not rec.verify_capped and not rec.annotate_capped
+    assert rec.verify_at_current["threshold"] == 0.5
+    held = calibration.recommend(emb, labels, current_verify=0.5, current_annotate=0.5,
+                                 ceiling_verify=0.6, ceiling_annotate=0.6)
+    assert (held.verify_threshold, held.annotate_threshold) == (0.6, 0.6)
+    assert held.verify_capped and held.annotate_capped

@@ -98,3 +98,18 @@ def test_annotated_name_keeps_writable_formats():
     assert annotated_name("a/b.JPG") == "a/b.JPG"
     assert annotated_name("a/b.gif") == "a/b.gif.jpg"
     assert annotated_name("c.heic") == "c.heic.jpg"
+
+
+
+def test_folders_nested_deeper_than_python_can_walk_are_one_error(tmp_path, monkeypatch):
+    # Python 3.11's os.walk recurses once per level: about 1,000 nested folders exhaust it (made
+    # here by the error itself, since such a tree outlives PATH_MAX for the test's own clean-up)
+    from facebatch.errors import UsageProblem
+
+    def too_deep(*args, **kwargs):
+        yield str(tmp_path), [], []
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr(os, "walk", too_deep)
+    with pytest.raises(UsageProblem, match="folders nested too deep to search"):
+        find_images(tmp_path)

@@ -206,6 +206,40 @@ def test_full_disk_for_the_report_or_database_is_one_line_and_loses_nothing(tmp_
     assert ".facebatch-tmp" not in (tmp_path / "listing.txt").read_text()
 
 
+def test_a_disk_too_full_for_the_lock_file_is_one_line_for_calibrate_and_enroll(tmp_path, small_db, models_root,
+                                                                                celebrity):
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    labelled = tmp_path / "labelled"
+    for person in ("elton_john", "madonna"):
+        (labelled / person).mkdir(parents=True)
+        for photo in sorted((celebrity / "val" / person).glob("*.jpg"))[:2]:
+            shutil.copy(photo, labelled / person)
+    calibrated = json.loads(small_db.read_text())  # thresholds a first calibration stored: --write removes them
+    calibrated.update(thresholds={"annotate": 0.9, "verify": 0.9}, thresholds_crop="stretched-0.30-clamp")
+    (tmp_path / "calibrated.json").write_text(json.dumps(calibrated))
+    db_before = (tmp_path / "calibrated.json").read_bytes()
+    script = f"""
+        mount -t tmpfs -o size=64k tmpfs {disk}
+        cp {tmp_path}/calibrated.json {disk}/db.json
+        head -c 100000 /dev/zero > {disk}/filler || true
+        set +e
+        {sys.executable} -m facebatch calibrate {labelled} --db {disk}/db.json --write --model-dir {models_root} \
+            -j 1 -q > {tmp_path}/calibrate.txt 2>&1; echo $? > {tmp_path}/calibrate.code
+        {sys.executable} -m facebatch enroll {labelled} --db {disk}/db.json --model-dir {models_root} -j 1 -q \
+            > {tmp_path}/enroll.txt 2>&1; echo $? > {tmp_path}/enroll.code
+        cp {disk}/db.json {tmp_path}/db-after.json
+    """
+    done = _in_private_mount_namespace(script, tmp_path)
+    assert done.returncode == 0, done.stderr
+    for command in ("calibrate", "enroll"):
+        output = (tmp_path / f"{command}.txt").read_text()
+        assert (tmp_path / f"{command}.code").read_text().strip() == "1", output
+        assert "Traceback" not in output and f"{disk}/db.json" in output, output
+        assert "free some space" in output, output
+    assert (tmp_path / "db-after.json").read_bytes() == db_before
+
+
 def test_a_copy_that_cannot_be_written_becomes_an_error_row(tmp_path, four_photos, small_db, models_root):
     out = tmp_path / "out"
     out.mkdir()

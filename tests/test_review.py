@@ -251,3 +251,10 @@ def test_the_longest_name_and_path_do_not_widen_the_page_in_chromium(tmp_path):
     dom = chromium(tmp_path / review.INDEX, "--dump-dom", "--window-size=1000,800")
     page, window = map(int, re.search(r'data-widths="(\d+)/(\d+)"', dom.stdout).groups())
     assert page <= window, (page, window)
+
+
+def test_terminal_lines_spell_out_direction_controls_too():
+    from facebatch.pathtext import one_line
+
+    # a warning naming "\u202egpj.exe" must not display as "exe.jpg", nor a newline split it
+    assert one_line("x/\u202egpj.exe: skipped\nnext") == "x/\\u202egpj.exe: skipped\\nnext"
