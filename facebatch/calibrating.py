@@ -19,7 +19,7 @@ from . import gallery as gallery_db
 from . import weights
 from .config import IMAGES_PER_CHUNK, Settings
 from .enrollment import look_alike_warnings, person_photos
-from .errors import DatabaseError, UsageProblem, folder_refused, with_hint
+from .errors import DatabaseError, Interrupted, UsageProblem, folder_refused, with_hint
 from .hooks import RunHooks
 from .pathtext import to_text
 from .packages import sha256_of_file
@@ -77,6 +77,14 @@ def _one_copy_each(usable: list[PhotoEmbedding], person_of: dict[str, str], warn
 
 def calibrate(labelled_dir: Path, db_path: Path, settings: Settings, hooks: RunHooks = RunHooks(),
               write: bool = False) -> CalibrateOutcome:
+    try:
+        return _calibrate(labelled_dir, db_path, settings, hooks, write)
+    except Interrupted as stopped:  # calibrate keeps nothing part-way: a rerun starts over
+        raise Interrupted(stopped.signum, "nothing was stored; run the same command again") from None
+
+
+def _calibrate(labelled_dir: Path, db_path: Path, settings: Settings, hooks: RunHooks, write: bool
+               ) -> CalibrateOutcome:
     labelled_dir = Path(labelled_dir)
     if not labelled_dir.is_dir():
         raise folder_refused(labelled_dir, "pass a folder with one folder of photos per person")
@@ -143,14 +151,14 @@ def calibrate(labelled_dir: Path, db_path: Path, settings: Settings, hooks: RunH
     embeddings = np.stack([result.embedding for result in usable])
     try:
         return _measure(embeddings, labels, usable, person_of, warnings, counts, skipped, failed, current_annotate,
-                        current_verify, spec, db_path, write)
+                        current_verify, spec, db_path, write, hooks)
     except MemoryError:
         raise UsageProblem(f"{to_text(labelled_dir)}: not enough memory to compare every pair of {len(labels):,} "
                            "photos; calibrate on fewer photos per person") from None
 
 
 def _measure(embeddings, labels, usable, person_of, warnings, counts, skipped, failed, current_annotate,
-             current_verify, spec, db_path, write) -> CalibrateOutcome:
+             current_verify, spec, db_path, write, hooks) -> CalibrateOutcome:
     """The distances, the recommendation and its warnings, and --write."""
     suspects = [(usable[i].path, usable[j].path, d) for i, j, d in calibration.suspect_pairs(embeddings, labels)]
     for first, second, distance in suspects[:MAX_SUSPECTS_SHOWN]:
@@ -173,7 +181,7 @@ def _measure(embeddings, labels, usable, person_of, warnings, counts, skipped, f
     if not suspects:
         warnings += _what_tightens(embeddings, labels, usable, person_of, recommendation, spec)
     if write and not suspects:  # thresholds measured on labels that look wrong are not stored
-        _store(db_path, spec, recommendation, outcome)
+        _store(db_path, spec, recommendation, outcome, hooks)
     return outcome
 
 
@@ -204,12 +212,13 @@ def _what_tightens(embeddings, labels, usable, person_of, recommendation, spec) 
                                                                        MAX_TIGHTENING_PAIRS_SHOWN)]
 
 
-def _store(db_path: Path, spec, recommendation: calibration.Recommendation, outcome: CalibrateOutcome) -> None:
+def _store(db_path: Path, spec, recommendation: calibration.Recommendation, outcome: CalibrateOutcome,
+           hooks: RunHooks = RunHooks()) -> None:
     """Store what this calibration recommends, kind by kind.  A measured threshold is stored.  One
     held at the model's default (too little evidence to loosen it) is not copied in, and one stored
     before is removed: the database follows the model's calibration again, whatever an earlier
     calibration (on labels since corrected, say) stored."""
-    with gallery_db.locked(db_path):
+    with gallery_db.locked(db_path, hooks.waiting_for(str(db_path))):
         if not os.path.lexists(db_path):  # moved or deleted while the photos were embedded
             raise DatabaseError(f"{db_path}: gone since calibrate started, nothing stored; put the database back "
                                 "(or pass the --db that enroll made) and calibrate again")

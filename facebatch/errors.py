@@ -59,8 +59,9 @@ class WorkerDied(FacebatchError):
 class Interrupted(FacebatchError):
     """SIGINT or SIGTERM: the run stopped cleanly; finished work is saved."""
 
-    def __init__(self, signum: int):
-        super().__init__(f"interrupted by signal {signum}; finished work is saved, run the same command to go on")
+    def __init__(self, signum: int, then: str = "finished work is saved, run the same command to go on"):
+        super().__init__(f"interrupted by signal {signum}; {then}")
+        self.signum = signum
         self.exit_code = 128 + signum
 
 

@@ -382,13 +382,14 @@ def real_path(path: Path) -> Path:
 
 
 @contextlib.contextmanager
-def locked(path: Path) -> Iterator[None]:
+def locked(path: Path, while_waiting=None) -> Iterator[None]:
     """Hold the database's write lock (a `.lock` file beside the real file) for a read-modify-write.
 
     Readers need no lock: every save is an atomic rename, so a reader sees the old file or the
     new one.  Writers lock so that two enrolls never lose each other's entries.  Under the lock,
     temporary files that a killed writer left behind are removed: they hold embeddings, and
-    `people remove` promises that no copy is kept.
+    `people remove` promises that no copy is kept.  `while_waiting` is called while another
+    writer holds the lock (`locks.held`), and may raise to stop waiting.
     """
     _refuse_dangling_link(Path(path))
     target = real_path(path)
@@ -397,7 +398,7 @@ def locked(path: Path) -> Iterator[None]:
     except OSError as exc:
         raise OutputError(f"{target.parent}: cannot create the database folder ({describe_os_error(exc)}); "
                           "choose another --db") from None
-    with locks.held(target.with_name(target.name + ".lock")):
+    with locks.held(target.with_name(target.name + ".lock"), while_waiting=while_waiting):
         remove_stale_temporaries(target.parent, recursive=False, stem=target.name)
         yield
 

@@ -15,3 +15,19 @@ class RunHooks:
     on_result: Callable[[object], None] = lambda result: None  # one item finished (its result)
     warn: Callable[[str], None] = lambda message: None  # one line, naming the file and what to do
     should_stop: Callable[[], int] = lambda: 0  # the signal number that asked us to stop, or 0
+
+    def waiting_for(self, what: str) -> Callable[[str], None]:
+        """For a lock another facebatch holds (`locks.held`): say once whom we wait for, and stop
+        waiting when a signal asks the run to stop."""
+        told = []
+
+        def waiting(holder: str) -> None:
+            if not told:
+                self.warn(f"{what}: another facebatch (pid {holder}) is writing it; waiting for it to finish")
+                told.append(holder)
+            signum = self.should_stop()
+            if signum:
+                from .errors import Interrupted
+
+                raise Interrupted(signum)
+        return waiting

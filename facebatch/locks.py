@@ -13,8 +13,9 @@ import errno
 import fcntl
 import os
 import stat
+import time
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from .errors import FacebatchError, OutputError
 
@@ -30,7 +31,34 @@ class LockBusy(FacebatchError):
         self.holder = holder
 
 
-def _open_locked(path: Path, wait: bool) -> int:
+WAIT_POLL_SECONDS = 0.2
+
+
+def _flock(fd: int, wait: bool, while_waiting: Callable[[str], None] | None) -> None:
+    """Take the exclusive flock on `fd`.  With `while_waiting`, a wait polls instead of blocking,
+    and calls it with the holder's pid every WAIT_POLL_SECONDS: it may raise to give up (a signal
+    asking the run to stop), which a blocked flock would never let it do."""
+    if not wait or while_waiting is None:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        return
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            try:
+                while_waiting(_holder(fd))
+            except BaseException:
+                os.close(fd)
+                raise
+            time.sleep(WAIT_POLL_SECONDS)
+
+
+def _holder(fd: int) -> str:
+    return os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+
+
+def _open_locked(path: Path, wait: bool, while_waiting: Callable[[str], None] | None = None) -> int:
     while True:
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, PRIVATE)
@@ -51,9 +79,9 @@ def _open_locked(path: Path, wait: bool) -> int:
             raise OutputError(f"{path}: not facebatch's lock file (a special file, or a file with other names: "
                               "hard links); facebatch leaves it alone, move it away")
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            _flock(fd, wait, while_waiting)
         except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            holder = _holder(fd)
             os.close(fd)
             raise LockBusy(path, holder) from None
         try:
@@ -66,10 +94,10 @@ def _open_locked(path: Path, wait: bool) -> int:
 
 
 @contextlib.contextmanager
-def held(path: Path, wait: bool = True) -> Iterator[None]:
-    """Hold an exclusive lock on `path` (created if needed, removed on release)."""
+def held(path: Path, wait: bool = True, while_waiting: Callable[[str], None] | None = None) -> Iterator[None]:
+    """Hold an exclusive lock on `path` (created if needed, removed on release); see `_flock`."""
     path = Path(path)
-    fd = _open_locked(path, wait)
+    fd = _open_locked(path, wait, while_waiting)
     try:
         # The pid only names the holder in another run's "held by" message: on a full disk the
         # lock holds without it, and the run's own writes report the disk.

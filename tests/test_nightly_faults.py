@@ -12,6 +12,7 @@ import base64
 import json
 import os
 import shutil
+import signal
 import sqlite3
 import stat
 import subprocess
@@ -744,3 +745,33 @@ def test_a_run_from_a_folder_whose_name_is_not_utf8_writes_its_review_pages(tmp_
     assert result.returncode == 0, result.stderr
     page = (Path(os.fsdecode(here)) / "out" / "review.html").read_text(encoding="utf-8")
     assert "people name" not in page or "--out out" in page  # the path as given: a page holds text
+
+
+def test_a_signal_stops_calibrate_waiting_for_the_database_lock(tmp_path, small_db, models_root, celebrity):
+    """Waiting on another writer's lock, a cron job's SIGTERM stops the wait (it used to be ignored
+    until the other writer finished, and then the thresholds were written anyway)."""
+    labelled = tmp_path / "labelled"
+    for person in ("elton_john", "madonna"):
+        (labelled / person).mkdir(parents=True)
+        for photo in sorted((celebrity / "val" / person).glob("*.jpg"))[:2]:
+            shutil.copy(photo, labelled / person)
+    db = tmp_path / "db.json"
+    shutil.copy(small_db, db)
+    before = db.read_bytes()
+    with locks.held(db.with_name("db.json.lock")):  # another enroll is writing the database
+        calibrating = subprocess.Popen([sys.executable, "-m", "facebatch", "calibrate", str(labelled), "--db", str(db),
+                                "--write", "--model-dir", str(models_root), "-j", "1", "-q"],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        seen = []
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            line = calibrating.stdout.readline()
+            seen.append(line)
+            if "is writing it; waiting for it to finish" in line or not line:
+                break
+        assert "waiting for it to finish" in seen[-1], "".join(seen)
+        calibrating.send_signal(signal.SIGTERM)
+        output = "".join(seen) + calibrating.communicate(timeout=30)[0]
+    assert calibrating.returncode == 143, output
+    assert "interrupted by signal 15; nothing was stored; run the same command again" in output, output
+    assert "Traceback" not in output and db.read_bytes() == before
