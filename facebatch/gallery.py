@@ -215,7 +215,7 @@ def parse(text: str, path: Path) -> Gallery:
     try:
         document = json.loads(text, object_pairs_hook=_refuse_duplicate_keys)
     except json.JSONDecodeError as exc:
-        raise DatabaseError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}); the file is left untouched, "
+        raise DatabaseError(f"{path}: not valid JSON ({exc.msg.removesuffix(' at')} at line {exc.lineno}); the file is left untouched, "
                             f"restore it from a backup or {_reenroll_hint(path)}") from None
     except _DuplicateKey as exc:
         # JSON readers keep one of the two silently: one person's faces would take another's name.

@@ -199,6 +199,9 @@ def load_upright(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS, data: bytes |
             warnings.simplefilter("ignore")
             if data is None:
                 data = read_file(path, max_file_bytes(max_pixels))
+            if not data:
+                raise ImageError("an empty file (0 bytes), perhaps a copy that did not finish; copy the photo again "
+                                 "or remove the file")
             with Image.open(io.BytesIO(data)) as image:
                 width, height = image.size
                 if width * height > max_pixels:

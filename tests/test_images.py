@@ -38,7 +38,7 @@ def test_find_images_skips_hidden_files_directories_and_outside_links(tmp_path):
 
 
 @pytest.mark.parametrize("content,message", [
-    (b"", "not an image"),
+    (b"", r"an empty file \(0 bytes\)"),
     (b"hello, I am text", "not an image"),
     (os.urandom(4096), "not an image"),
 ])
