@@ -105,13 +105,11 @@ def detection_key(settings: Settings, weights_sha256: str, result_format: int | 
 
 
 def _unchanged_by_the_second_look(record: ImageRecord, settings: Settings) -> bool:
-    """Whether a record of the format before the second look is what this format finds: its
-    photo is too large for a second look, or its faces came from the first look, which runs as
-    before (with --try-rotations they may have come from a turn, which now follows the second look)."""
+    """Whether a record of the format before the second look is what this format finds: it has
+    faces (found by the first look or a turn, which run as before; the second look comes only
+    after both found nothing), or its photo is too large for a second look."""
     result = record.result
-    if not settings.detection.detector.second_look_for(result.width, result.height):
-        return True
-    return bool(result.faces) and not settings.detection.try_rotations
+    return bool(result.faces) or not settings.detection.detector.second_look_for(result.width, result.height)
 
 
 def labels_key(settings: Settings, gallery_fingerprint: str) -> str:

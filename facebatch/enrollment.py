@@ -246,16 +246,16 @@ def _one_person_per_photo(gallery, folder: str, pairs: list[tuple[str, str]], ha
         for name, entry in enrolled.get(hashes[relative], []):
             if name == person or all(e is not entry for e in gallery.people.get(name, [])):
                 continue  # this person's own, or removed already
-            if entry.folder is not None and not os.path.lexists(os.path.join(from_text(entry.folder),
-                                                                              from_text(entry.source))):
-                gallery.people[name] = [e for e in gallery.people[name] if e is not entry]
-                if not gallery.people[name]:
-                    del gallery.people[name]
-                outcome.relabelled += 1
-                outcome.warnings.append(f"{shown}: this photo was enrolled for {name} from "
-                                        f"{entry.folder}/{entry.source}, which is gone; it is now {person}'s")
-            else:
+            if _still_holds(entry, folder, hashes):
                 still_there.append((name, entry))
+                continue
+            gallery.people[name] = [e for e in gallery.people[name] if e is not entry]
+            if not gallery.people[name]:
+                del gallery.people[name]
+            outcome.relabelled += 1
+            outcome.warnings.append(f"{shown}: this photo was enrolled for {name} from "
+                                    f"{entry.folder or folder}/{entry.source}, which no longer holds it; it is now "
+                                    f"{person}'s")
         if still_there:
             name, entry = still_there[0]
             outcome.skipped += 1
@@ -266,6 +266,19 @@ def _one_person_per_photo(gallery, folder: str, pairs: list[tuple[str, str]], ha
             continue
         kept.append((person, relative))
     return kept
+
+
+def _still_holds(entry, folder: str, hashes: dict[str, str]) -> bool:
+    """Whether the photo an entry was enrolled from is still where it was, with the same bytes (a
+    photo swapped with another person's, to fix a mislabel, is not).  An entry of an older
+    facebatch, which recorded no folder, is looked for in this one."""
+    source = from_text(entry.source)
+    if (entry.folder or folder) == folder and source in hashes:
+        return hashes[source] == entry.sha256  # hashed already in this run
+    try:
+        return sha256_of_file(Path(from_text(entry.folder or folder)) / source) == entry.sha256
+    except OSError:
+        return False
 
 
 def _adopt_moved_folders(gallery, folder: str, pairs: list[tuple[str, str]], hashes: dict[str, str],

@@ -70,14 +70,22 @@ class _Found:
 
 
 def _detect_with_turns(engine: "Engine", image: Image.Image, try_rotations: bool):
-    """(faces, crop source, crop faces).  A web-size photo with no face gets a second look
-    (detect.DetectorSettings.second_look_for); then, with `try_rotations`, a photo still with no
-    face is tried turned 90/180/270."""
+    """(faces, crop source, crop faces).  With `try_rotations`, a photo with no face is tried
+    turned 90/180/270; a web-size photo still with no face gets a second look
+    (detect.DetectorSettings.second_look_for).  The turns go first: on a photo stored sideways the
+    second look finds a fragment of the face, where a turn finds the face."""
     faces = engine.detector.detect(image)
+    if not faces and try_rotations:
+        faces, source, crop_faces = _turned(engine, image)
+        if faces:
+            return faces, source, crop_faces
     if not faces and engine.detector.settings.second_look_for(*image.size):
         faces = engine.detector.look_again(image)
-    if faces or not try_rotations:
-        return faces, image, faces
+    return faces, image, faces
+
+
+def _turned(engine: "Engine", image: Image.Image):
+    """(faces, crop source, crop faces) of the surest turn of a photo with no upright face."""
     # MTCNN also finds some faces lying on their side or upside down (which FaceNet then embeds
     # badly), but with less confidence than upright: every turn is tried and the one whose largest
     # face is surest wins.  The first turn with a face was upright in 192 of 223 turned training

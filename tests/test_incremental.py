@@ -551,7 +551,8 @@ def test_worker_processes_end_soon_after_their_run_is_killed(tmp_path, many_phot
     ((4032, 3024), True, True, True),
     ((640, 480), True, False, True),  # the first look found it, and runs as before
     ((640, 480), False, False, False),  # the second look may find a face
-    ((640, 480), True, True, False),  # a face found turned may now be found upright by the second look
+    ((640, 480), True, True, True),  # found upright or turned, as before: the second look comes after the turns
+    ((640, 480), False, True, False),
 ])
 def test_which_results_from_before_the_second_look_stand(size, with_a_face, try_rotations, kept):
     from facebatch.annotation import _unchanged_by_the_second_look

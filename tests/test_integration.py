@@ -11,6 +11,7 @@ from facebatch import gallery as gallery_db
 from facebatch.annotation import annotate
 from facebatch.enrollment import enroll
 from facebatch.images import load_image
+from facebatch.packages import sha256_of_file
 from facebatch.results import UNKNOWN
 from facebatch.verification import verify_pairs
 
@@ -93,6 +94,26 @@ def test_one_photo_is_enrolled_for_one_person_only(tmp_path, celebrity, settings
     assert (outcome.added, outcome.failed) == (0, 1), outcome
     assert any("the same photo is enrolled for madonna" in w for w in outcome.warnings), outcome.warnings
     assert "ellen" not in gallery_db.load(db, "facenet").people
+
+
+def test_photos_swapped_back_between_two_people_fix_their_entries(tmp_path, celebrity, settings):
+    """A mislabel fixed by swapping two photos: each entry follows its photo's new bytes."""
+    people, db = tmp_path / "People", tmp_path / "db.json"
+    elton = sorted((celebrity / "train" / "elton_john").glob("*.jpg"))[1]
+    ben = sorted((celebrity / "train" / "ben_afflek").glob("*.jpg"))[1]
+    (people / "ada").mkdir(parents=True)
+    (people / "bob").mkdir()
+    shutil.copy(elton, people / "ada" / "1.jpg")  # wrong: Elton under ada, Ben under bob ...
+    shutil.copy(ben, people / "bob" / "1.jpg")
+    assert enroll(people, db, settings).added == 2
+    shutil.copy(ben, people / "ada" / "1.jpg")  # ... swapped back
+    shutil.copy(elton, people / "bob" / "1.jpg")
+    outcome = enroll(people, db, settings)
+    assert (outcome.failed, outcome.skipped) == (0, 0), outcome.warnings
+    stored = gallery_db.load(db, "facenet").people
+    digest = {photo: sha256_of_file(photo) for photo in (elton, ben)}
+    assert [e.sha256 for e in stored["ada"]] == [digest[ben]]
+    assert [e.sha256 for e in stored["bob"]] == [digest[elton]]
 
 
 def test_enrolled_validation_photos_are_named(tmp_path, celebrity, settings, celebrity_db):
