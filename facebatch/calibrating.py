@@ -105,11 +105,10 @@ def _calibrate(labelled_dir: Path, db_path: Path, settings: Settings, hooks: Run
     current_verify = stored.get("verify", spec.verify_threshold)
     pairs, warnings, refused = person_photos(labelled_dir)
     warnings += look_alike_warnings({person for person, _ in pairs}, set(), labelled_dir)
-    pairs, quota = _within_budget(pairs)
-    if quota:
-        warnings.append(f"{to_text(labelled_dir)}: calibrating on {len(pairs)} photos, the first {quota} of each "
-                        f"person's (by file name): comparing every pair of more than {MAX_PHOTOS:,} would take "
-                        "several GB of memory")
+    pairs, left_out = _within_budget(pairs)
+    if left_out:
+        warnings.append(f"{to_text(labelled_dir)}: calibrating on {len(pairs):,} photos, {left_out}: comparing "
+                        f"every pair of more than {MAX_PHOTOS:,} would take several GB of memory")
     if other_model:
         warnings.insert(0, f"{db_path}: made with model {other_model}, so the current thresholds below are "
                            f"{spec.name}'s defaults, not the database's; to measure and store thresholds for it, "
@@ -185,16 +184,24 @@ def _measure(embeddings, labels, usable, person_of, warnings, counts, skipped, f
     return outcome
 
 
-def _within_budget(pairs: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], int]:
-    """(person, photo) pairs, at most MAX_PHOTOS: each person's first photos by name, up to a
-    quota; and the quota (0 when all are kept)."""
+def _within_budget(pairs: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], str]:
+    """(person, photo) pairs, at most MAX_PHOTOS, and what was left out ("" when nothing): each
+    person's first photos by name, up to the largest quota that fits (people with fewer photos
+    keep all theirs); with more than MAX_PHOTOS / 2 people, 2 photos each of the first by name."""
     if len(pairs) <= MAX_PHOTOS:
-        return pairs, 0
+        return pairs, ""
     by_person: dict[str, list[tuple[str, str]]] = {}
     for pair in sorted(pairs):
         by_person.setdefault(pair[0], []).append(pair)
-    quota = max(2, MAX_PHOTOS // len(by_person))
-    return [pair for photos in by_person.values() for pair in photos[:quota]][:MAX_PHOTOS], quota
+    sizes = [len(photos) for photos in by_person.values()]
+    low, high = 2, max(sizes)
+    while low < high:  # the largest quota whose photos fit
+        middle = (low + high + 1) // 2
+        low, high = (middle, high) if sum(min(n, middle) for n in sizes) <= MAX_PHOTOS else (low, middle - 1)
+    kept = [pair for photos in by_person.values() for pair in photos[:low]][:MAX_PHOTOS]
+    people = len({person for person, _ in kept})
+    left_out = f", of the first {people:,} people by name" if people < len(by_person) else ""
+    return kept, f"at most {low} of each person's photos (the first by file name){left_out}"
 
 
 def _what_tightens(embeddings, labels, usable, person_of, recommendation, spec) -> list[str]:

@@ -292,11 +292,12 @@ def run_trials(gallery: np.ndarray, gallery_labels, probes: np.ndarray, probe_la
             # the nearest two people other than the one left out, from each probe's nearest three
             others = top != gone
             rank = np.cumsum(others, axis=1)
+            has_first = (others & (rank == 1)).any(axis=1)  # not when the only person is left out
             first = np.argmax(others & (rank == 1), axis=1)
             has_second = (others & (rank == 2)).any(axis=1)
             second = np.argmax(others & (rank == 2), axis=1)
-            best = top[each_probe, first]
-            d1 = top_distance[each_probe, first]
+            best = np.where(has_first, top[each_probe, first], -1)
+            d1 = np.where(has_first, top_distance[each_probe, first], np.inf)
             d2 = np.where(has_second, top_distance[each_probe, second], np.inf)
             enrolled = (probe_person >= 0) & (probe_person != gone)
             # a known probe counts only when its person has a photo in this gallery
@@ -312,13 +313,10 @@ def _nearest_three(distances: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(F, k) the indices of each row's k = min(3, P) smallest distances, nearest first (ties in
     column order), and those distances.  Leaving one person out, the nearest two of the rest are
     among them."""
-    k = min(3, distances.shape[1])
-    part = np.argpartition(distances, k - 1, axis=1)[:, :k] if distances.shape[1] > k else \
-        np.tile(np.arange(distances.shape[1]), (distances.shape[0], 1))
-    part = np.sort(part, axis=1)  # column order first, so that the stable sort breaks ties by it
-    values = np.take_along_axis(distances, part, axis=1)
-    order = np.argsort(values, axis=1, kind="stable")
-    return np.take_along_axis(part, order, axis=1), np.take_along_axis(values, order, axis=1)
+    # a stable sort of whole rows: exact ties go to the first column (an argpartition would cut
+    # through a tie arbitrarily); once per gallery draw, so the full sort is affordable
+    top = np.argsort(distances, axis=1, kind="stable")[:, :min(3, distances.shape[1])]
+    return top, np.take_along_axis(distances, top, axis=1)
 
 
 def _stranger_named_rates(trial_sets: list[Trials], rule: Rule, candidates: np.ndarray) -> np.ndarray:

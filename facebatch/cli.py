@@ -516,15 +516,17 @@ def calibration_report(outcome, db_path: Path) -> str:
     if rec.annotate_at_recommended and round(rec.annotate_threshold, 3) != round(outcome.current_annotate, 3):
         lines += ["  " + line for line in annotate_lines("recommended", rec.annotate_threshold,
                                                          rec.annotate_at_recommended)]
-    for capped, what, default, sample, needed in (
-            (rec.annotate_capped, "annotate", outcome.default_annotate, f"{rec.annotate_sample} distinct photos",
-             f"{calibration.ANNOTATE_STRANGERS_NEEDED:,} photos"),
-            (rec.verify_capped, "verify", outcome.default_verify, f"{rec.verify_sample} different-people pairs",
-             f"{calibration.VERIFY_PAIRS_NEEDED:,} pairs")):
+    for capped, what, default, sample, needed, unit in (
+            (rec.annotate_capped, "annotate", outcome.default_annotate, rec.annotate_sample,
+             calibration.ANNOTATE_STRANGERS_NEEDED, "distinct photos"),
+            (rec.verify_capped, "verify", outcome.default_verify, rec.verify_sample, calibration.VERIFY_PAIRS_NEEDED,
+             "different-people pairs")):
         if capped:
-            lines.append(f"  {what}: held at the model's default {default:.3f}: {sample} from {rec.people} people "
-                         f"are too few to show that a looser one is safe (it takes {needed} from "
-                         f"{calibration.PEOPLE_NEEDED} people); add more labelled photos and people to measure it")
+            short = [f"{sample:,} {unit} (it takes {needed:,})"] if sample < needed else []
+            if rec.people < calibration.PEOPLE_NEEDED:
+                short.append(f"{rec.people} people (it takes {calibration.PEOPLE_NEEDED})")
+            lines.append(f"  {what}: held at the model's default {default:.3f}: {' and '.join(short)} are too few "
+                         "to show that a looser one is safe; add more labelled photos and people to measure it")
     chosen = {"annotate": rec.annotate_threshold, "verify": rec.verify_threshold}
     if outcome.suspects:
         pairs = "1 pair" if outcome.suspects == 1 else f"{outcome.suspects} pairs"

@@ -190,3 +190,24 @@ def test_a_small_sample_is_held_at_the_ceiling_not_at_a_stricter_threshold_in_fo
                                  ceiling_verify=0.6, ceiling_annotate=0.6)
     assert (held.verify_threshold, held.annotate_threshold) == (0.6, 0.6)
     assert held.verify_capped and held.annotate_capped
+
+
+def test_one_person_left_out_of_a_gallery_of_one_leaves_nobody_to_name():
+    emb, labels = clusters(people=1, photos=3, spread=0.3, seed=2)
+    trials = calibration.run_trials(emb, labels, emb, labels, Rule("centroid"), None, 1,
+                                    leave_out=sorted(set(labels)))
+    assert len(trials.stranger_d1) == 3 and np.all(np.isinf(trials.stranger_d1))
+    assert trials.counts(1.2, Rule("centroid"))["strangers_named"] == 0
+
+
+def test_calibrate_reads_at_most_its_budget_of_photos_and_uses_all_of_it():
+    from facebatch.calibrating import MAX_PHOTOS, _within_budget
+
+    one_big = [("ada", f"ada/{i:05d}.jpg") for i in range(MAX_PHOTOS)] + [(f"p{i}", f"p{i}/1.jpg") for i in range(20)]
+    kept, why = _within_budget(one_big)
+    assert len(kept) == MAX_PHOTOS and sum(person != "ada" for person, _ in kept) == 20
+    assert why.startswith("at most 4980 of each person's photos") and "people" not in why
+    crowd = [(f"p{i:05d}", f"p{i:05d}/{j}.jpg") for i in range(2600) for j in range(2)]
+    kept, why = _within_budget(crowd)
+    assert len(kept) == MAX_PHOTOS and why.endswith("of the first 2,500 people by name")
+    assert _within_budget(crowd[:100]) == (crowd[:100], "")
