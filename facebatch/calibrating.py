@@ -159,7 +159,9 @@ def _calibrate(labelled_dir: Path, db_path: Path, settings: Settings, hooks: Run
 def _measure(embeddings, labels, usable, person_of, warnings, counts, skipped, failed, current_annotate,
              current_verify, spec, db_path, write, hooks) -> CalibrateOutcome:
     """The distances, the recommendation and its warnings, and --write."""
-    suspects = [(usable[i].path, usable[j].path, d) for i, j, d in calibration.suspect_pairs(embeddings, labels)]
+    distances, same = calibration.pair_distances(embeddings, labels)
+    suspects = [(usable[i].path, usable[j].path, d)
+                for i, j, d in calibration.suspect_pairs(distances, same, len(labels))]
     for first, second, distance in suspects[:MAX_SUSPECTS_SHOWN]:
         warnings.append(f"{to_text(first)} ({person_of[first]}) and {to_text(second)} ({person_of[second]}) are "
                         f"only {distance:.3f} apart, too near to be two people: one person under two names, or a "
@@ -178,7 +180,7 @@ def _measure(embeddings, labels, usable, person_of, warnings, counts, skipped, f
                         f"the same person (nearer than {calibration.NEAR_COPY_DISTANCE}: re-encoded, resized, a "
                         "burst), counted once when judging whether there are enough photos to loosen a threshold")
     if not suspects:
-        warnings += _what_tightens(embeddings, labels, usable, person_of, recommendation, spec)
+        warnings += _what_tightens(distances, same, usable, person_of, recommendation, spec)
     if write and not suspects:  # thresholds measured on labels that look wrong are not stored
         _store(db_path, spec, recommendation, outcome, hooks)
     return outcome
@@ -204,18 +206,17 @@ def _within_budget(pairs: list[tuple[str, str]]) -> tuple[list[tuple[str, str]],
     return kept, f"at most {low} of each person's photos (the first by file name){left_out}"
 
 
-def _what_tightens(embeddings, labels, usable, person_of, recommendation, spec) -> list[str]:
+def _what_tightens(distances, same, usable, person_of, recommendation, spec) -> list[str]:
     """When the recommendation is stricter than the model's defaults, the nearest photos of
     different people: one wrong label (a photo in another person's folder) pulls the thresholds
     down towards them, and a look-alike pair is worth seeing before storing them."""
     if recommendation.annotate_threshold >= spec.default_threshold and \
             recommendation.verify_threshold >= spec.verify_threshold:
         return []
-    distances, same = calibration.pair_distances(embeddings, labels)
     return [f"{to_text(usable[i].path)} ({person_of[usable[i].path]}) and {to_text(usable[j].path)} "
             f"({person_of[usable[j].path]}) are {distance:.3f} apart, among the nearest photos of different people, "
             "which pull the thresholds down; if they are one person (a photo in the wrong folder), fix the labels"
-            for i, j, distance in calibration.nearest_different_pairs(distances, same, len(labels), 2.0,
+            for i, j, distance in calibration.nearest_different_pairs(distances, same, len(usable), 2.0,
                                                                        MAX_TIGHTENING_PAIRS_SHOWN)]
 
 

@@ -109,11 +109,12 @@ def nearest_different_pairs(distances: np.ndarray, same: np.ndarray, count: int,
     return [(int(i[k]), int(j[k]), float(distances[k])) for k in near]
 
 
-def suspect_pairs(embeddings: np.ndarray, labels, below: float = SUSPECT_DISTANCE) -> list[tuple[int, int, float]]:
+def suspect_pairs(distances: np.ndarray, same: np.ndarray, count: int, below: float = SUSPECT_DISTANCE
+                  ) -> list[tuple[int, int, float]]:
     """(i, j, distance) of the rows of different people nearer than `below`, nearest first: labels
-    to check before trusting thresholds measured on them."""
-    distances, same = pair_distances(embeddings, labels)
-    return nearest_different_pairs(distances, same, len(labels), below, len(labels) ** 2)
+    to check before trusting thresholds measured on them.  `distances` and `same` are
+    pair_distances' of all `count` rows (no sources)."""
+    return nearest_different_pairs(distances, same, count, below, count ** 2)
 
 
 def accuracy_at(distances: np.ndarray, same: np.ndarray, threshold: float) -> dict[str, float]:
@@ -228,10 +229,6 @@ class Trials:
     known_d2: np.ndarray = field(default_factory=lambda: np.zeros(0))
     stranger_d1: np.ndarray = field(default_factory=lambda: np.zeros(0))
     stranger_d2: np.ndarray = field(default_factory=lambda: np.zeros(0))
-
-    def extend(self, other: "Trials") -> None:
-        for name in ("known_right", "known_d1", "known_d2", "stranger_d1", "stranger_d2"):
-            setattr(self, name, np.concatenate([getattr(self, name), getattr(other, name)]))
 
     @classmethod
     def joined(cls, parts: list["Trials"]) -> "Trials":
@@ -439,7 +436,12 @@ def recommend(embeddings: np.ndarray, labels, sources=None, rule: Rule = Rule("c
     sources = np.arange(len(labels)) if sources is None else np.asarray(sources)
     order = np.argsort(labels, kind="stable")
     embeddings, labels, sources = embeddings[order], labels[order], sources[order]
-    distances, same = pair_distances(embeddings, labels, sources)
+    distances, same = pair_distances(embeddings, labels)  # every pair: the samples count copies among them
+    verify_sample, annotate_sample = _samples(distances, same, labels)
+    if len(np.unique(sources)) < len(sources):  # rows of one photo are never a pair
+        i, j = np.triu_indices(len(labels), k=1)
+        keep = sources[i] != sources[j]
+        distances, same = distances[keep], same[keep]
     people = sorted(set(labels.tolist()))
     trial_sets = [run_trials(embeddings, labels, embeddings, labels, rule, n, draws if n else 1, sources, sources,
                              leave_out=people if len(people) > 1 else None) for n in (1, None)]
@@ -448,7 +450,6 @@ def recommend(embeddings: np.ndarray, labels, sources=None, rule: Rule = Rule("c
     if current_annotate is not None:
         at_current = {"one_photo": trial_sets[0].counts(current_annotate, rule),
                       "all_photos": trial_sets[1].counts(current_annotate, rule)}
-    verify_sample, annotate_sample = _samples(embeddings, labels)
     ceiling_verify = current_verify if ceiling_verify is None else ceiling_verify
     ceiling_annotate = current_annotate if ceiling_annotate is None else ceiling_annotate
     verify, verify_capped = _capped(_floor3(np.clip(verify_threshold_at(distances, same), *THRESHOLD_RANGE)),
@@ -467,9 +468,9 @@ def recommend(embeddings: np.ndarray, labels, sources=None, rule: Rule = Rule("c
         people=len(people), photos=len(labels))
 
 
-def _samples(embeddings: np.ndarray, labels: np.ndarray) -> tuple[int, int]:
-    """(different-people pairs, photos), copies of one photo counted once (`distinct_photos`)."""
-    distances, same = pair_distances(embeddings, labels)
+def _samples(distances: np.ndarray, same: np.ndarray, labels: np.ndarray) -> tuple[int, int]:
+    """(different-people pairs, photos), copies of one photo counted once (`distinct_photos`);
+    from pair_distances' of every pair of rows."""
     group = distinct_photos(distances, same, len(labels))
     firsts = np.unique(group)  # each group's id is its first row
     per_person = np.unique(labels[firsts], return_counts=True)[1].astype(np.int64)
