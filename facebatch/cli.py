@@ -18,7 +18,7 @@ from pathlib import Path
 
 import click
 
-from .errors import EXIT_FATAL, EXIT_OK, EXIT_SOME_FAILED
+from .errors import EXIT_DIFFERENT, EXIT_FATAL, EXIT_OK, EXIT_SOME_FAILED
 from .pathtext import from_text, one_line
 
 DEFAULT_DB = "DataBase/DataBase.json"
@@ -438,6 +438,8 @@ def verify(images, pairs_csv, root, report_path, threshold, db_path, model, mode
         outcome = feedback.run(lambda hooks: verification.verify_two(images[0], images[1], settings, hooks))
         click.echo(f"distance {outcome.distance:.4f}: {'SAME' if outcome.same else 'DIFFERENT'} "
                    f"(threshold {settings.labels.threshold:g})")
+        if not outcome.same:
+            sys.exit(EXIT_DIFFERENT)
         return
     from .outputplaces import check_pairs_report
 

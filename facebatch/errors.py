@@ -5,6 +5,9 @@ Each message is one line that names the file and says what to do next.
 
 EXIT_OK = 0
 EXIT_FATAL = 1  # bad usage, missing or damaged weights or database, an unwritable output
+# verify A B answered DIFFERENT: a script asks `if facebatch verify a.jpg b.jpg; then` without reading
+# the line (as cmp and diff answer with their exit code); 1 stays an error, so the two never mix
+EXIT_DIFFERENT = 2
 EXIT_SOME_FAILED = 3  # the run finished, but some images got error rows
 EXIT_LOCKED = 4  # another annotate writes to the same output folder or report
 EXIT_PURGE_REFUSED = 5  # the folder lost most of its images since the last run; nothing was deleted

@@ -266,7 +266,8 @@ def test_verify_two_photos(celebrity, models_root):
     different = run("verify", a, c, "--model-dir", models_root)
     threshold = f"{weights.get_spec('facenet').verify_threshold:g}"
     assert same.exit_code == 0 and same.output.endswith(f": SAME (threshold {threshold})\n"), same.output
-    assert different.exit_code == 0 and different.output.endswith(f": DIFFERENT (threshold {threshold})\n"), \
+    # a script asks with the exit code: 0 SAME, 2 DIFFERENT (1 is an error)
+    assert different.exit_code == 2 and different.output.endswith(f": DIFFERENT (threshold {threshold})\n"), \
         different.output
 
 
@@ -356,7 +357,7 @@ def test_a_newline_in_a_file_name_cannot_split_an_error_or_a_warning(tmp_path, m
 def test_verify_warns_that_it_compared_the_largest_of_several_faces(celebrity, insightface_dir, models_root):
     a = sorted((celebrity / "val" / "madonna").glob("*.jpg"))[0]
     result = run("verify", a, insightface_dir / "t1.jpg", "--model-dir", models_root)
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 2, result.output  # DIFFERENT
     lines = result.output.splitlines()
     # 6 people, and a patch of the table that the 28 px minimum also takes for a face
     assert lines[0] == (f"warning: {insightface_dir / 't1.jpg'}: 7 faces, compared the largest; crop the photo to one "
