@@ -19,7 +19,7 @@ from . import gallery as gallery_db
 from . import weights
 from .config import IMAGES_PER_CHUNK, Settings
 from .enrollment import look_alike_warnings, person_photos
-from .errors import DatabaseError, Interrupted, UsageProblem, folder_refused, with_hint
+from .errors import DatabaseError, Interrupted, OutputError, UsageProblem, folder_refused, with_hint
 from .hooks import RunHooks
 from .pathtext import to_text
 from .packages import sha256_of_file
@@ -43,6 +43,7 @@ class CalibrateOutcome:
     reset: list[str] = field(default_factory=list)  # stored thresholds --write removed (back to the model's)
     default_annotate: float = 0.0  # the model's own thresholds, the ceilings of a small sample
     default_verify: float = 0.0
+    store_error: str = ""  # why --write could not store them (the report is still worth printing)
 
 
 MAX_SUSPECTS_SHOWN = 10
@@ -99,6 +100,8 @@ def _calibrate(labelled_dir: Path, db_path: Path, settings: Settings, hooks: Run
     if os.path.lexists(db_path):
         # --write needs this model's database; a report alone does not (another model's thresholds do not apply)
         gallery = gallery_db.load(db_path, spec.name) if write else gallery_db.read(db_path)
+        if write:  # before the photos are embedded, not after
+            gallery_db.refuse_read_only(db_path)
         stored = gallery.calibrated(spec.crop.key, spec.name)
         other_model = gallery.model if gallery.model != spec.name else None
     current_annotate = stored.get("annotate", spec.default_threshold)
@@ -182,7 +185,11 @@ def _measure(embeddings, labels, usable, person_of, warnings, counts, skipped, f
     if not suspects:
         warnings += _what_tightens(distances, same, usable, person_of, recommendation, spec)
     if write and not suspects:  # thresholds measured on labels that look wrong are not stored
-        _store(db_path, spec, recommendation, outcome, hooks)
+        try:
+            _store(db_path, spec, recommendation, outcome, hooks)
+        except (DatabaseError, OutputError) as exc:  # minutes of embedding: print what they measured anyway
+            outcome.store_error = str(exc)
+            outcome.written, outcome.reset = [], []
     return outcome
 
 

@@ -478,6 +478,8 @@ def calibrate(labelled_dir, db_path, write, model, model_dir, max_pixels, min_fa
     for warning in outcome.warnings:
         console.print(f"warning: {one_line(warning)}", markup=False)
     click.echo(calibration_report(outcome, db_path))
+    if outcome.store_error:
+        raise FacebatchClickError(outcome.store_error)
     if outcome.failed or outcome.suspects:
         sys.exit(EXIT_SOME_FAILED)
 
@@ -536,6 +538,8 @@ def calibration_report(outcome, db_path: Path) -> str:
                      "people too near to be two people (see the warnings); fix the labels and calibrate again")
     elif not outcome.write:
         lines.append("run again with --write to store them in the database")
+    elif outcome.store_error:
+        lines.append(f"nothing stored in {db_path}: it could not be written (the error below)")
     else:
         if outcome.written:
             stored = ", ".join(f"{kind} {chosen[kind]:.3f}" for kind in outcome.written)

@@ -399,15 +399,39 @@ def locked(path: Path, while_waiting=None) -> Iterator[None]:
         raise OutputError(f"{target.parent}: cannot create the database folder ({describe_os_error(exc)}); "
                           "choose another --db") from None
     with locks.held(target.with_name(target.name + ".lock"), while_waiting=while_waiting):
+        refuse_read_only(target)
         remove_stale_temporaries(target.parent, recursive=False, stem=target.name)
         yield
 
 
-def save(path: Path, gallery: Gallery) -> None:
-    """Write atomically, readable by the owner only, through a symlink.  Call inside `locked(path)`."""
+def refuse_read_only(path: Path) -> None:
+    """A database its owner made read-only (chmod a-w) is one they meant to keep as it is.  The
+    atomic rename would replace it all the same (renaming needs only the folder's permission, and
+    root may write anything), so ask first, before any work is done."""
     target = real_path(path)
+    with contextlib.suppress(FileNotFoundError):
+        mode = stat.S_IMODE(target.stat().st_mode)
+        if not mode & stat.S_IWUSR:
+            raise OutputError(f"{target}: the database is read-only (mode {mode:04o}); nothing was changed, make it "
+                              "writable (chmod u+w) to change it")
+
+
+def _mode_to_keep(target: Path) -> int:
+    """The permissions of the file being replaced (a user who shares the database with a group by
+    chmod 640 keeps that), or owner-only for a new database."""
     try:
-        write_text_atomic(target, gallery.to_json(), permissions=PRIVATE)
+        return stat.S_IMODE(target.stat().st_mode)
+    except FileNotFoundError:
+        return PRIVATE
+
+
+def save(path: Path, gallery: Gallery) -> None:
+    """Write atomically through a symlink: a new database readable by its owner only, an existing one
+    with the mode its owner gave it.  Call inside `locked(path)`."""
+    target = real_path(path)
+    refuse_read_only(target)
+    try:
+        write_text_atomic(target, gallery.to_json(), permissions=_mode_to_keep(target))
     except OSError as exc:
         raise OutputError(f"{target}: cannot write the database ({describe_os_error(exc)}); nothing was "
                           "changed, free some space or fix the permissions and run again") from None

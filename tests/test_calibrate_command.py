@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import stat
 
 import pytest
 
@@ -233,3 +234,36 @@ def test_a_database_moved_away_while_calibrating_is_not_made_again_empty(tmp_pat
     with pytest.raises(DatabaseError, match="gone since calibrate started, nothing stored"):
         calibrating._store(tmp_path / "moved.json", spec, rec, outcome)
     assert not (tmp_path / "moved.json").exists()
+
+
+def test_a_read_only_database_is_refused_before_the_photos_are_embedded(tmp_path, celebrity):
+    db = empty_database(tmp_path / "db.json")
+    db.chmod(0o400)
+    before = db.read_bytes()
+    # no --model-dir: refused before the weights are needed, so before any photo is embedded
+    result = run("calibrate", celebrity / "val", "--db", db, "--model-dir", tmp_path / "no-weights", "-q", "--write")
+    assert result.exit_code == 1
+    assert result.output == (f"Error: {db}: the database is read-only (mode 0400); nothing was changed, make it "
+                             "writable (chmod u+w) to change it\n")
+    assert db.read_bytes() == before and stat.S_IMODE(db.stat().st_mode) == 0o400
+
+
+def test_a_database_that_cannot_be_written_at_the_end_still_gets_the_report(tmp_path, celebrity, models_root,
+                                                                              monkeypatch):
+    from facebatch.errors import OutputError
+
+    db = empty_database(tmp_path / "db.json")
+    before = db.read_bytes()
+
+    def disk_full(path, _gallery):
+        raise OutputError(f"{path}: cannot write the database (No space left on device); nothing was changed, free "
+                          "some space or fix the permissions and run again")
+
+    monkeypatch.setattr(gallery, "save", disk_full)
+    result = run("calibrate", celebrity / "val", "--db", db, "--model-dir", models_root, "-q", "--write")
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    assert any(line.startswith("calibrated on 25 photos of 5 people") for line in lines), result.output
+    assert f"nothing stored in {db}: it could not be written (the error below)" in lines
+    assert lines[-1].startswith(f"Error: {db}: cannot write the database (No space left on device)")
+    assert db.read_bytes() == before

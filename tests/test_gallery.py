@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from facebatch import gallery
-from facebatch.errors import DatabaseError
+from facebatch.errors import DatabaseError, OutputError
 
 
 CROP = "stretched-0.30"
@@ -32,6 +32,23 @@ def test_round_trip_is_exact_and_private(tmp_path):
     np.testing.assert_array_equal(loaded.people["ada"][1].embedding, original.people["ada"][1].embedding)
     document = json.loads(path.read_text())
     assert document["format"] == "facebatch-database" and document["version"] == 2 and document["embedding_size"] == 128
+
+
+def test_a_rewrite_keeps_the_mode_its_owner_gave_and_a_read_only_database_is_not_touched(tmp_path):
+    path = tmp_path / "db.json"
+    gallery.save(path, sample())
+    path.chmod(0o640)  # shared with a group
+    gallery.save(path, sample())
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+    path.chmod(0o440)
+    before = path.read_bytes()
+    with pytest.raises(OutputError, match=r"db\.json: the database is read-only \(mode 0440\); nothing was changed, "
+                                          r"make it writable \(chmod u\+w\)"):
+        with gallery.locked(path):
+            pytest.fail("the lock was given for a read-only database")
+    with pytest.raises(OutputError, match="read-only"):
+        gallery.save(path, gallery.Gallery("facenet", 128))  # made read-only while the lock was held
+    assert path.read_bytes() == before and stat.S_IMODE(path.stat().st_mode) == 0o440
 
 
 def test_each_embedding_records_its_crop_and_outdated_ones_are_refused_for_matching(tmp_path):
