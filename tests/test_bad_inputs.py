@@ -68,6 +68,10 @@ def outcome(tmp_path_factory, face_photo, celebrity, models_root):
     save("palette.png", face_photo.convert("P"))
     save("deep16.png", Image.fromarray((np.asarray(face_photo.convert("L"), np.uint16) * 257)))
     save("one_bit.png", face_photo.convert("1"))
+    # 32-bit floating point, 0 to 1 as scientific and HDR tools write it, with a NaN hole
+    floats = np.asarray(face_photo.convert("L"), np.float32) / 255
+    floats[:4, :4] = np.nan
+    save("float32.tif", Image.fromarray(floats, "F"))
     save("animated.gif", face_photo, save_all=True, append_images=[Image.new("RGB", face_photo.size)], duration=100)
     save("photo.webp", face_photo)
     save("photo.tiff", face_photo)
@@ -141,7 +145,7 @@ def test_tiny_and_sliver_images_have_no_face(outcome, name):
 
 
 @pytest.mark.parametrize("name", ["cmyk.jpg", "grey.jpg", "grey_alpha.png", "rgba.png", "palette.png", "deep16.png",
-                                  "animated.gif", "photo.webp", "photo.tiff", "photo.bmp", "UPPER.JPG"])
+                                  "float32.tif", "animated.gif", "photo.webp", "photo.tiff", "photo.bmp", "UPPER.JPG"])
 def test_modes_and_formats_find_and_name_the_face(outcome, name):
     rows = outcome["rows"][name]
     assert rows[0]["status"] == "ok" and "madonna" in [r["name"] for r in rows], rows
