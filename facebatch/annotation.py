@@ -280,6 +280,8 @@ def annotate(input_dir: Path, db_path: Path, output_dir: Path, report_path: Path
     if not gallery.people:
         hooks.warn(f"{db_path}: nobody is enrolled, so every face is UNKNOWN; add people with facebatch enroll "
                    "(or name the groups of unknown faces afterwards: facebatch unknowns)")
+    if settings.labels.threshold is None and (ignored := gallery.thresholds_of_an_older_crop(spec.crop.key)):
+        hooks.warn(f"{db_path}: {ignored}")
     settings = replace(settings, labels=settings.labels.resolved(gallery.calibrated(spec.crop.key).get("annotate"),
                                                                   spec.default_threshold))
     check_output_places(input_dir, output_dir)

@@ -430,8 +430,9 @@ def verify(images, pairs_csv, root, report_path, threshold, db_path, model, mode
         _fail("give either two images or --pairs, not both")
     settings = _settings(model, model_dir, threshold, jobs, min_face_size, min_face_fraction, max_pixels, backend,
                          scheduler)
-    settings = _run(lambda: verification.with_threshold(settings, db_path))
     console = _console()
+    settings = _run(lambda: verification.with_threshold(
+        settings, db_path, lambda warning: console.print(f"warning: {one_line(warning)}", markup=False)))
     # Photos with a problem are listed in the pairs report; only the progress shows here.
     feedback = _Feedback(console, True if pairs_csv is None else quiet, "verifying", lambda result: "")
     if pairs_csv is None:

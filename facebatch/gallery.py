@@ -82,6 +82,15 @@ class Gallery:
             return {}
         return dict(self.thresholds) if self.thresholds and self.thresholds_crop == crop else {}
 
+    def thresholds_of_an_older_crop(self, crop: str, model: str | None = None) -> str:
+        """A warning when thresholds are stored for this model but were measured on another crop,
+        so the model's defaults are in force instead; "" otherwise.  (enroll removes such
+        thresholds; a verify-only user would otherwise never learn that theirs stopped applying.)"""
+        if not self.thresholds or self.thresholds_crop == crop or (model is not None and model != self.model):
+            return ""
+        return ("its calibrated thresholds were measured on faces cut out by an older facebatch, so the model's "
+                "defaults are in force; run facebatch calibrate --write again to measure them anew")
+
     def matrix(self) -> tuple[list[str], np.ndarray, np.ndarray]:
         """(name of each appearance, embeddings (G, D) grouped by appearance, start row of each) for match.py.
 

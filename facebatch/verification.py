@@ -69,7 +69,7 @@ def verify_two(a: Path, b: Path, settings: Settings, hooks: RunHooks = RunHooks(
     return result
 
 
-def with_threshold(settings: Settings, db_path: Path) -> Settings:
+def with_threshold(settings: Settings, db_path: Path, warn=lambda message: None) -> Settings:
     """Settings with verify's threshold in force: --threshold, else the one calibrate stored in
     the database (when there is a database), else the model's default."""
     spec = weights.get_spec(settings.detection.model)
@@ -77,7 +77,10 @@ def with_threshold(settings: Settings, db_path: Path) -> Settings:
     if settings.labels.threshold is None and os.path.lexists(db_path):
         # Thresholds measured with another model or on another face crop do not apply (enroll
         # removes the latter, with a warning); comparing two photos needs no enrolled faces.
-        calibrated = gallery_db.read(db_path).calibrated(spec.crop.key, spec.name).get("verify")
+        gallery = gallery_db.read(db_path)
+        calibrated = gallery.calibrated(spec.crop.key, spec.name).get("verify")
+        if ignored := gallery.thresholds_of_an_older_crop(spec.crop.key, spec.name):
+            warn(f"{db_path}: {ignored}")
     return replace(settings, labels=settings.labels.resolved(calibrated, spec.verify_threshold))
 
 

@@ -134,6 +134,23 @@ def test_annotate_takes_the_stored_threshold_as_its_default_and_threshold_still_
         assert all((r["name"] != "UNKNOWN") == (float(r["distance"]) <= threshold) for r in rows), threshold
         assert sum(r["name"] != "UNKNOWN" for r in rows) == sum(d <= threshold for d in distances)
 
+    # thresholds measured on an older facebatch's crop no longer apply: the defaults, and a warning saying so
+    document["thresholds_crop"] = "square-0.10"
+    db.write_text(json.dumps(document))
+    spec = weights.get_spec(weights.DEFAULT_MODEL)
+    warning = (f"warning: {db}: its calibrated thresholds were measured on faces cut out by an older facebatch, so "
+               "the model's defaults are in force; run facebatch calibrate --write again to measure them anew")
+    result = run("annotate", celebrity / "val", "--db", db, "--out", out, "--model-dir", models_root, "-q")
+    assert result.exit_code == 0 and warning in result.output.splitlines(), result.output
+    rows = [r for r in report_rows(out / "report.csv") if r["distance"]]
+    assert sum(r["name"] != "UNKNOWN" for r in rows) == sum(d <= spec.default_threshold for d in distances)
+    photos = sorted((celebrity / "val" / "madonna").glob("*.jpg"))[:2]
+    said = run("verify", *photos, "--db", db, "--model-dir", models_root)
+    assert warning in said.output.splitlines() and f"(threshold {spec.verify_threshold:g})" in said.output
+    forced = run("annotate", celebrity / "val", "--db", db, "--out", out, "--model-dir", models_root, "-q",
+                 "--threshold", "1.0")
+    assert "older facebatch" not in forced.output  # an explicit threshold: nothing is ignored
+
 
 def test_calibrate_on_bad_labels_and_bad_files_warns_stores_nothing_and_exits_3(tmp_path, celebrity, models_root):
     labelled = tmp_path / "labelled"
