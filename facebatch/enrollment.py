@@ -5,6 +5,8 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
+
 from . import gallery as gallery_db
 from . import weights
 from .atomicio import describe_os_error
@@ -14,7 +16,8 @@ from .hooks import RunHooks
 from .images import find_images
 from .packages import sha256_of_file
 from .pathtext import from_text, to_text
-from .pipeline import NO_FACE, clear_face_hint, embed_photos
+from .match import KnownPeople, face_of_person, person_distances
+from .pipeline import NO_FACE, PhotoEmbedding, clear_face_hint, embed_photos
 from .runner import chunked, run_stoppable
 
 
@@ -129,16 +132,27 @@ def enroll(people_dir: Path, db_path: Path, settings: Settings, hooks: RunHooks 
         person_of = dict((rel, person) for person, rel in todo)
         paths = [str(people_dir / rel) for _, rel in todo]
         relative_of = {str(people_dir / rel): rel for _, rel in todo}
+        # Photos with several faces wait until every photo with one face is in: which face is the
+        # person's is judged by likeness to their other photos (match.face_of_person).  Interrupted
+        # before then, they are left for the next run, as photos not yet embedded are.
+        several: list[tuple[str, PhotoEmbedding]] = []
         try:
             for chunk_results in run_stoppable(embed_photos, chunked(paths, IMAGES_PER_CHUNK), settings.execution,
-                                               hooks.should_stop, settings):
+                                               hooks.should_stop, settings, True):
                 for result in chunk_results:
-                    _add(gallery, outcome, person_of[relative_of[result.path]], relative_of[result.path],
-                         hashes[relative_of[result.path]], result, settings, folder)
+                    relative = relative_of[result.path]
+                    if result.other_faces is not None:
+                        several.append((relative, result))
+                    else:
+                        _add(gallery, outcome, person_of[relative], relative, hashes[relative], result, settings,
+                             folder)
                     hooks.on_result(result)
         except Interrupted:
             _save_if_changed(db_path, gallery, outcome)
             raise
+        threshold = gallery.calibrated(spec.crop.key).get("annotate", spec.default_threshold)
+        for relative, result in _choose_faces(gallery, folder, spec.crop.key, several, person_of, threshold, outcome):
+            _add(gallery, outcome, person_of[relative], relative, hashes[relative], result, settings, folder)
         present = {(person, to_text(rel)) for person, rel in pairs}
         outcome.orphans = sum(1 for key in current if key not in present)
         _save_if_changed(db_path, gallery, outcome)
@@ -343,9 +357,6 @@ def _add(gallery, outcome: EnrollOutcome, person: str, relative: str, sha256: st
         hint = clear_face_hint(result, settings.detection.detector)
         outcome.warnings.append(f"{shown}: skipped, {with_hint(result.error, hint)}")
         return
-    if result.faces_found > 1:
-        outcome.warnings.append(f"{shown}: {result.faces_found} faces, enrolled the largest; "
-                                "crop the photo to one person to be sure")
     source = to_text(relative)
     entries = [e for e in gallery.people.get(person, []) if not (e.source == source and _enrolled_from(e, folder))]
     replaced = len(entries) != len(gallery.people.get(person, []))
@@ -355,6 +366,43 @@ def _add(gallery, outcome: EnrollOutcome, person: str, relative: str, sha256: st
     outcome.replaced += replaced
     outcome.added += not replaced
     outcome.cut_tight += result.cut_tight
+
+
+def _choose_faces(gallery, folder: str, crop: str, several: list[tuple[str, PhotoEmbedding]],
+                  person_of: dict[str, str], threshold: float, outcome: EnrollOutcome
+                  ) -> list[tuple[str, PhotoEmbedding]]:
+    """The photos with several faces, each with the face chosen as its person's (its embedding in
+    place of the largest's); the ones refused are counted and warned about instead."""
+    if not several:
+        return []
+    # Everyone as enrolled now, without the earlier embeddings of these very photos (a photo
+    # that changed must not vouch for itself) and those of another crop (other distances).
+    these = {to_text(relative) for relative, _ in several}
+    snapshot = gallery_db.Gallery(gallery.model, gallery.embedding_size, {
+        name: [e for e in entries if e.crop == crop and not (e.source in these and _enrolled_from(e, folder))]
+        for name, entries in gallery.people.items()})
+    people = KnownPeople.from_matrix(*snapshot.matrix())
+    chosen = []
+    for relative, result in several:
+        person, shown = person_of[relative], to_text(result.path)
+        faces = np.vstack([result.embedding[np.newaxis], result.other_faces])
+        choice = face_of_person(person_distances(faces, people), people.names, person, threshold)
+        if choice.index is None:
+            outcome.skipped += 1
+            outcome.failed += 1
+            outcome.warnings.append(f"{shown}: skipped, {result.faces_found} faces and the largest is {choice.looks_like}'s "
+                                    f"(as annotate would name it); crop the photo to {person}")
+            continue
+        if choice.likeness is None:
+            why = (f"none is like {person}'s other photos" if person in people.names else
+                   f"{person} has no other photo")
+            outcome.warnings.append(f"{shown}: {result.faces_found} faces, enrolled the largest ({why} to tell which "
+                                    "is theirs); crop the photo to one person to be sure")
+        elif choice.index > 0:
+            outcome.warnings.append(f"{shown}: {result.faces_found} faces, enrolled the one most like {person}'s other "
+                                    f"photos ({choice.likeness:.3f} from them), not the largest")
+        chosen.append((relative, replace(result, embedding=faces[choice.index], other_faces=None)))
+    return chosen
 
 
 def _save_if_changed(db_path: Path, gallery, outcome: EnrollOutcome) -> None:

@@ -96,6 +96,40 @@ def name_photo(faces: np.ndarray, people: KnownPeople, threshold: float) -> list
     return assign_names(person_distances(faces, people), people.names, threshold)
 
 
+@dataclass(frozen=True)
+class FaceChoice:
+    """Which face of a photo with several faces is the person's it is filed under (enroll)."""
+
+    index: int | None  # into the photo's faces, largest first; None: refused
+    likeness: float | None = None  # distance to the person's other photos, when it decided
+    looks_like: str = ""  # refused: the enrolled person the largest face is
+
+
+def face_of_person(distances: np.ndarray, names: tuple[str, ...], person: str, threshold: float) -> FaceChoice:
+    """Choose `person`'s face among a photo's faces, from `distances` (K, P): each face, largest
+    first, to each enrolled person (`names`, person_distances).
+
+    A photo filed under a person with other faces in it (a party, a stranger behind) is that
+    person's by label, but which face is theirs is a guess when it goes by size alone, and a
+    wrong guess enrolls a stranger under their name, or a second face of someone enrolled.  So:
+    - the face nearest the person's other photos, when one is within `threshold` (annotate
+      would name it so);
+    - else the largest, the photo's subject, unless annotate would name it as someone else;
+    - else none (refused).
+    """
+    others = [i for i, name in enumerate(names) if name != person]
+    if person in names:
+        own = distances[:, names.index(person)]
+        nearest = int(np.argmin(own))
+        if own[nearest] <= threshold:
+            return FaceChoice(nearest, float(own[nearest]))
+    if others:
+        best = others[int(np.argmin(distances[0, others]))]
+        if distances[0, best] <= threshold:
+            return FaceChoice(None, looks_like=names[best])
+    return FaceChoice(0)
+
+
 def nearest_centroid(faces: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For each face: the index of the nearest centroid and the distance to it (-1 and inf if none)."""
     if len(centroids) == 0 or len(faces) == 0:

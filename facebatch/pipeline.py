@@ -233,6 +233,9 @@ class PhotoEmbedding:
     error: str = ""
     smallest_face: int = 0  # px: the smallest face looked for in this photo (for the no-face hint)
     cut_tight: bool = False  # the photo leaves little room around the face (embed.cut_tight)
+    # with every_face: the embeddings of the photo's other faces, largest first (enroll chooses
+    # among them by likeness to the person's other photos); None for a photo with one face
+    other_faces: np.ndarray | None = None
 
 
 NO_FACE = "no face found"
@@ -248,13 +251,13 @@ def clear_face_hint(result: PhotoEmbedding, detector: DetectorSettings) -> str:
     return f"use a photo where the face is clear and at least {detector.min_face_size} px"
 
 
-def embed_photos(paths: list[str], settings: Settings) -> list[PhotoEmbedding]:
+def embed_photos(paths: list[str], settings: Settings, every_face: bool = False) -> list[PhotoEmbedding]:
     """The chunk work of enroll, verify and calibrate: the largest face of each photo (one person
-    each, tight crops welcome), embedded in one batch."""
+    each, tight crops welcome), embedded in one batch; with `every_face`, a photo's other faces too."""
     from .engines import get_engine
 
     engine = get_engine(settings)
-    found: list[tuple[str, np.ndarray, int, bool]] = []
+    found: list[tuple[str, list[np.ndarray], int, bool]] = []  # (path, crops largest first, faces, cut tight)
     results: dict[str, PhotoEmbedding] = {}
     for path in paths:
         try:
@@ -265,17 +268,24 @@ def embed_photos(paths: list[str], settings: Settings) -> list[PhotoEmbedding]:
                 results[path] = PhotoEmbedding(path, None, 0, NO_FACE,
                                                settings.detection.detector.min_face_for(*image.size))
             else:
-                found.append((path, engine.crop(image, face), len(faces),
+                chosen = sorted(faces, key=lambda f: -f.area) if every_face else [face]
+                found.append((path, [engine.crop(image, f) for f in chosen], len(faces),
                               cut_tight(face, engine.spec.crop, image.size)))
         except Exception as exc:  # noqa: BLE001 - one bad photo must not end the run
             results[path] = PhotoEmbedding(path, None, 0, _error_text(exc))
     if found:
         try:
-            embeddings = engine.embedder.embed(np.stack([crop for _, crop, _, _ in found]))
+            embeddings = engine.embedder.embed(np.stack([crop for _, crops, _, _ in found for crop in crops]))
         except Exception as exc:  # noqa: BLE001 - the same policy as annotate: an error per photo
-            embeddings = [None] * len(found)
+            embeddings = None
             error = _error_text(exc)
-        for (path, _, count, tight), embedding in zip(found, embeddings):
-            results[path] = PhotoEmbedding(path, embedding, count, "" if embedding is not None else error,
-                                           cut_tight=tight)
+        start = 0
+        for path, crops, count, tight in found:
+            if embeddings is None:
+                results[path] = PhotoEmbedding(path, None, count, error)
+                continue
+            mine = embeddings[start:start + len(crops)]
+            start += len(crops)
+            results[path] = PhotoEmbedding(path, mine[0], count, cut_tight=tight,
+                                           other_faces=mine[1:] if len(crops) > 1 else None)
     return [results[p] for p in paths]

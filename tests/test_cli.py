@@ -624,3 +624,53 @@ def test_annotate_with_nobody_enrolled_says_so(tmp_path, celebrity, models_root)
     assert (f"warning: {db}: nobody is enrolled, so every face is UNKNOWN; add people with facebatch enroll"
             in result.output)
     assert [r["name"] for r in report_rows(tmp_path / "out" / "report.csv")] == ["UNKNOWN"]
+
+
+def side_by_side(big: Path, small: Path, ratio: float = 0.6) -> Image.Image:
+    """A two-person photo: `big` as it is and `small` shrunk so that its face is the smaller one."""
+    first, second = Image.open(big).convert("RGB"), Image.open(small).convert("RGB")
+    scale = first.height / second.height * ratio
+    second = second.resize((round(second.width * scale), round(second.height * scale)))
+    canvas = Image.new("RGB", (first.width + second.width + 20, first.height), (128, 128, 128))
+    canvas.paste(first, (0, 0))
+    canvas.paste(second, (first.width + 20, (first.height - second.height) // 2))
+    return canvas
+
+
+def test_enroll_takes_the_face_of_a_group_photo_that_is_the_persons_not_the_largest(tmp_path, celebrity,
+                                                                                      models_root):
+    from facebatch import gallery
+    from facebatch.match import face_distance
+
+    val = {person.name: sorted(person.glob("*.jpg")) for person in (celebrity / "val").iterdir()}
+    people = tmp_path / "People"
+    (people / "madonna").mkdir(parents=True)
+    train = sorted((celebrity / "train" / "madonna").glob("*.jpg"))[:3]
+    for photo in train:
+        shutil.copy(photo, people / "madonna" / photo.name)
+    # Madonna with Elton John, whose face is the larger: hers is the one to enroll
+    side_by_side(val["elton_john"][0], val["madonna"][0]).save(people / "madonna" / "party.jpg")
+    # filed under Ben Affleck, who has no other photo, but the largest face is Madonna's
+    side_by_side(val["madonna"][1], val["ben_afflek"][0]).save(people / "ben_afflek.jpg")
+    # Elton John's only photo, with Mindy Kaling smaller beside him: the largest, with a warning
+    side_by_side(val["elton_john"][1], val["mindy_kaling"][0]).save(people / "elton_john.jpg")
+    db = tmp_path / "db.json"
+    result = run("enroll", people, "--db", db, "--model-dir", models_root, "-q")
+    assert result.exit_code == 3, result.output  # ben_afflek.jpg is refused
+    warnings = result.output.splitlines()
+    assert f"warning: {people}/ben_afflek.jpg: skipped, 2 faces and the largest is madonna's (as annotate would " \
+           "name it); crop the photo to ben_afflek" in warnings, result.output
+    assert f"warning: {people}/elton_john.jpg: 2 faces, enrolled the largest (elton_john has no other photo to " \
+           "tell which is theirs); crop the photo to one person to be sure" in warnings, result.output
+    assert any(line.startswith(f"warning: {people}/madonna/party.jpg: 2 faces, enrolled the one most like madonna's "
+                               "other photos (") and line.endswith(" from them), not the largest")
+               for line in warnings), result.output
+
+    stored = gallery.load(db, "facenet")
+    assert sorted(stored.people) == ["elton_john", "madonna"]
+    party = next(e.embedding for e in stored.people["madonna"] if e.source == "madonna/party.jpg")
+    others = np.stack([e.embedding for e in stored.people["madonna"] if e.source != "madonna/party.jpg"])
+    elton = stored.people["elton_john"][0].embedding
+    # the party face is Madonna's: near her other photos, far from Elton John
+    assert face_distance(party[np.newaxis], others).mean() < 1.0
+    assert face_distance(party[np.newaxis], elton[np.newaxis])[0, 0] > 1.2

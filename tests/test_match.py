@@ -1,6 +1,7 @@
 import numpy as np
 
-from facebatch.match import face_distance, label_faces, nearest_centroid, nearest_person, person_centroids
+from facebatch.match import (face_distance, face_of_person, label_faces, nearest_centroid, nearest_person,
+                             person_centroids)
 from facebatch.results import UNKNOWN
 
 
@@ -89,3 +90,26 @@ def test_centroids_follow_a_changed_gallery():
     assert label_faces(np.stack([unit(1, 0)]), known, np.array([0, 1]), ["ada", "bob"], 0.5)[0][0] == "ada"
     other = np.stack([unit(0, 1), unit(1, 0)])
     assert label_faces(np.stack([unit(1, 0)]), other, np.array([0, 1]), ["ada", "bob"], 0.5)[0][0] == "bob"
+
+
+def test_the_face_of_a_group_photo_enrolled_is_the_one_like_the_persons_other_photos():
+    names = ("ann", "bob")
+    # rows: the photo's faces, largest first; columns: distance to ann and to bob
+    near_second = np.array([[1.40, 1.30], [0.70, 1.35]])
+    choice = face_of_person(near_second, names, "ann", 1.1)
+    assert (choice.index, choice.likeness) == (1, 0.70)
+    # exactly at the threshold counts as like, as annotate names a face at the threshold
+    assert face_of_person(np.array([[1.40, 1.30], [1.10, 1.35]]), names, "ann", 1.1).index == 1
+
+
+def test_without_a_likeness_the_largest_is_taken_unless_it_is_someone_else():
+    names = ("ann", "bob")
+    unlike_anyone = np.array([[1.30, 1.25], [1.20, 1.40]])
+    assert face_of_person(unlike_anyone, names, "ann", 1.1) == face_of_person(unlike_anyone, names, "cy", 1.1)
+    assert face_of_person(unlike_anyone, names, "ann", 1.1).index == 0
+    largest_is_bob = np.array([[1.30, 0.60], [1.20, 1.40]])
+    refused = face_of_person(largest_is_bob, names, "ann", 1.1)
+    assert (refused.index, refused.looks_like) == (None, "bob")
+    # a new person (no photos of theirs yet): the largest, unless it is an enrolled person
+    assert face_of_person(largest_is_bob, names, "cy", 1.1).looks_like == "bob"
+    assert face_of_person(np.zeros((2, 0)), (), "cy", 1.1).index == 0  # an empty database
