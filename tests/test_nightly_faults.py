@@ -9,14 +9,17 @@ an unreadable file is unreadable because the run drops root's permission to read
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
+import queue
 import shutil
 import signal
 import sqlite3
 import stat
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -762,16 +765,33 @@ def test_a_signal_stops_calibrate_waiting_for_the_database_lock(tmp_path, small_
         calibrating = subprocess.Popen([sys.executable, "-m", "facebatch", "calibrate", str(labelled), "--db", str(db),
                                 "--write", "--model-dir", str(models_root), "-j", "1", "-q"],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        # read in a thread: a calibrate that waits in silence must fail the test, not hang it
+        lines: queue.Queue = queue.Queue()
+
+        def read_lines():
+            for line in calibrating.stdout:
+                lines.put(line)
+            lines.put("")  # the end of its output
+
+        reader = threading.Thread(target=read_lines, daemon=True)
+        reader.start()
         seen = []
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            line = calibrating.stdout.readline()
-            seen.append(line)
-            if "is writing it; waiting for it to finish" in line or not line:
-                break
-        assert "waiting for it to finish" in seen[-1], "".join(seen)
+        with contextlib.suppress(queue.Empty):
+            while not seen or ("is writing it; waiting for it to finish" not in seen[-1] and seen[-1]):
+                seen.append(lines.get(timeout=300))
+        if not seen or "waiting for it to finish" not in seen[-1]:
+            calibrating.kill()
+            pytest.fail("calibrate never said it was waiting for the lock:\n" + "".join(seen))
         calibrating.send_signal(signal.SIGTERM)
-        output = "".join(seen) + calibrating.communicate(timeout=30)[0]
+        try:
+            calibrating.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            calibrating.kill()
+            pytest.fail("SIGTERM did not stop calibrate waiting for the lock")
+        reader.join(timeout=10)
+        while not lines.empty():
+            seen.append(lines.get())
+        output = "".join(seen)
     assert calibrating.returncode == 143, output
     assert "interrupted by signal 15; nothing was stored; run the same command again" in output, output
     assert "Traceback" not in output and db.read_bytes() == before
