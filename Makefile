@@ -20,6 +20,6 @@ test: install
 	.venv/bin/python -m pytest -q $(PYTEST_ARGS) tests
 
 clean:
-	find People images Infered_image DataBase Model -mindepth 1 ! -name README.md -exec rm -rf {} +
+	find People images Infered_image DataBase Model -mindepth 1 ! -name README.md ! -name .facebatch-output -exec rm -rf {} +
 	rm -rf .venv .pytest_cache build dist *.egg-info
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -75,6 +75,28 @@ def check_output_places(input_dir: Path, output_dir: Path) -> str | None:
     return real_out.relative_to(real_in).as_posix() if real_out.is_relative_to(real_in) else None
 
 
+def refuse_a_folder_of_other_files(output_dir: Path) -> None:
+    """An --out that already holds files facebatch did not write (~/Pictures, a web folder, a
+    typo) would have them replaced by annotated copies and review pages, and its `review/`
+    pruned.  Only a new or empty folder, or an earlier run's, is written into.  An earlier run's
+    has the output marker, or (runs made before the marker) the default report's manifest.
+    Hidden files (.DS_Store, .nomedia) are left alone by every run, so they do not count."""
+    if os.path.lexists(output_dir / OUTPUT_MARKER) or os.path.lexists(state_path_for(output_dir / "report.csv")):
+        return
+    try:
+        with os.scandir(output_dir) as entries:
+            other = sorted(entry.name for entry in entries if not entry.name.startswith("."))
+    except (FileNotFoundError, NotADirectoryError):
+        return  # made below (a file in its place is refused there, in one line)
+    except OSError as exc:
+        raise OutputError(f"{output_dir}: cannot list the output folder ({describe_os_error(exc)}); "
+                          "choose a readable --out") from None
+    if other:
+        raise UsageProblem(f"{to_text(str(output_dir))}: holds files facebatch did not write (such as "
+                           f"{to_text(other[0])}), which annotated copies and review pages could replace; choose a "
+                           "new or empty --out, or the folder of an earlier annotate run")
+
+
 def images_to_annotate(input_dir: Path, output_dir: Path, unreadable: list[str] | None = None,
                        skipped: list[tuple[str, str]] | None = None, leftovers: list[str] | None = None) -> list[str]:
     """Images below input_dir, leaving out our own output when it lies inside the input folder
@@ -285,6 +307,7 @@ def annotate(input_dir: Path, db_path: Path, output_dir: Path, report_path: Path
     settings = replace(settings, labels=settings.labels.resolved(gallery.calibrated(spec.crop.key).get("annotate"),
                                                                   spec.default_threshold))
     check_output_places(input_dir, output_dir)
+    refuse_a_folder_of_other_files(output_dir)
     started = time.monotonic()
     created = not os.path.lexists(output_dir)
     try:

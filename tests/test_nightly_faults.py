@@ -637,6 +637,30 @@ def test_an_output_folder_deleted_during_the_run_is_an_error_not_a_report_of_mis
     assert annotate(four_photos, small_db, out, models_root).exit_code == 0
 
 
+def test_an_out_folder_of_other_files_is_refused_and_left_as_it_was(tmp_path, small_db, models_root):
+    images = blank_photos(tmp_path / "images", 2)
+    mine = tmp_path / "Documents"
+    (mine / "review" / "thumbs").mkdir(parents=True)
+    files = {mine / "blank_000.png": b"my own blank_000.png", mine / "review.html": b"<p>my page</p>",
+             mine / "review" / "thumbs" / "x.jpg": b"keep"}
+    for path, content in files.items():
+        path.write_bytes(content)
+    result = annotate(images, small_db, mine, models_root)
+    assert result.exit_code == 1
+    assert result.output == (f"Error: {mine}: holds files facebatch did not write (such as blank_000.png), which "
+                             "annotated copies and review pages could replace; choose a new or empty --out, or the "
+                             "folder of an earlier annotate run\n")
+    assert all(path.read_bytes() == content for path, content in files.items())
+    assert sorted(p.name for p in mine.iterdir()) == ["blank_000.png", "review", "review.html"]
+    # a folder of hidden files only (a share's .DS_Store) is empty to the user; an earlier run's is ours
+    hidden = tmp_path / "share"
+    hidden.mkdir()
+    (hidden / ".DS_Store").write_bytes(b"finder")
+    assert annotate(images, small_db, hidden, models_root).exit_code == 0
+    assert (hidden / ".DS_Store").read_bytes() == b"finder"
+    assert annotate(images, small_db, hidden, models_root).exit_code == 0
+
+
 # 10. A symlinked database ----------------------------------------------------------------------
 
 def test_a_symlinked_database_is_updated_through_the_link(tmp_path, small_db, models_root, celebrity):
