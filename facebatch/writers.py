@@ -118,8 +118,13 @@ class XmpSidecarWriter:
 
     def remove(self, relative: str, annotated: str) -> None:
         """Raises SidecarError for a sidecar that cannot be cleaned (read-only, damaged): it may
-        still name someone, so the caller must say so."""
-        sidecar.remove_our_regions(self.input_root / relative)
+        still name someone, so the caller must say so.  Only inside the input folder: a photo whose
+        folder became a link out of it (moved away, with its sidecar) is no longer this run's, and a
+        manifest's paths are data, never trusted to stay inside."""
+        photo = output_file(self.input_root, to_text(relative))
+        if photo is None or not inside_folder(photo.parent, self.real_root):
+            return
+        sidecar.remove_our_regions(photo)
 
 
 class ThumbnailWriter:
@@ -165,8 +170,11 @@ def output_file(output_dir: Path, relative_text: str) -> Path | None:
     if relative.is_absolute() or ".." in relative.parts or not relative.parts:
         return None
     path = output_dir / relative
-    if not path.parent.resolve().is_relative_to(Path(output_dir).resolve()):
-        return None  # a symlinked folder inside --out pointing elsewhere
+    try:
+        if not path.parent.resolve().is_relative_to(Path(output_dir).resolve()):
+            return None  # a symlinked folder inside --out pointing elsewhere
+    except (OSError, RuntimeError):  # a loop of links (RuntimeError before Python 3.13): not a place to write
+        return None
     return path
 
 

@@ -237,3 +237,39 @@ def test_a_new_sidecar_starts_as_a_copy_of_the_photos_own_xmp(tmp_path, celebrit
     again = run("annotate", images, "--db", smaller, "--out", out, "--model-dir", models_root, "-q", "--xmp")
     assert again.exit_code == 0, again.output
     assert not (images / "mindy.jpg.xmp").exists()
+
+
+def test_a_folder_moved_out_and_linked_back_keeps_its_sidecars(tmp_path, celebrity, db, models_root):
+    """A subfolder moved elsewhere with its sidecars, and replaced by a link to where it went: the
+    link is not followed, its photos leave the run, and their sidecars out there are not ours to clean."""
+    images = tmp_path / "images"
+    (images / "sub").mkdir(parents=True)
+    shutil.copy(sorted((celebrity / "val" / "elton_john").glob("*.jpg"))[0], images / "sub" / "elton.jpg")
+    out = tmp_path / "out"
+    assert run("annotate", images, "--db", db, "--out", out, "--model-dir", models_root, "-q", "--xmp").exit_code == 0
+    elsewhere = tmp_path / "elsewhere"
+    shutil.move(images / "sub", elsewhere)
+    (images / "sub").symlink_to(elsewhere)
+    sidecar = elsewhere / "elton.jpg.xmp"
+    before = sidecar.read_bytes()
+    again = run("annotate", images, "--db", db, "--out", out, "--model-dir", models_root, "-q", "--xmp",
+                "--confirm-purge")  # its only photo left
+    assert again.exit_code == 0, again.output
+    assert "a link to a folder" in again.output
+    assert sidecar.read_bytes() == before and [r["Name"] for r in regions(exiftool(sidecar))] == ["elton_john"]
+
+
+@pytest.mark.parametrize("stored", ["../victim/x.jpg", "{victim}/x.jpg", "loop/x.jpg"])
+def test_a_manifest_path_out_of_the_input_folder_never_reaches_a_sidecar(tmp_path, stored):
+    from facebatch.writers import XmpSidecarWriter
+
+    images, victim = tmp_path / "images", tmp_path / "victim"
+    images.mkdir()
+    victim.mkdir()
+    (images / "loop").symlink_to(images / "loop")
+    theirs = victim / "x.jpg.xmp"
+    theirs.write_text(f'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-'
+                      f'ns#"><rdf:Description xmlns:fb="{xmp.OUR_NS}" fb:created="1"/></rdf:RDF></x:xmpmeta>')
+    before = theirs.read_bytes()
+    XmpSidecarWriter(images).remove(stored.format(victim=victim), "")
+    assert theirs.read_bytes() == before
