@@ -54,7 +54,7 @@ def run_locks(output_dir: Path, report_path: Path) -> Iterator[None]:
     with contextlib.ExitStack() as stack:
         # Only the folder is resolved: the lock file itself is never followed if it is a link
         # (locks.py opens it with O_NOFOLLOW), or a planted link would have us empty its target.
-        for path in dict.fromkeys(p.parent.resolve() / p.name for p in paths):
+        for path in dict.fromkeys(Path(os.path.realpath(p.parent)) / p.name for p in paths):
             try:
                 stack.enter_context(locks.held(path, wait=False))
             except locks.LockBusy as busy:
@@ -66,7 +66,7 @@ def run_locks(output_dir: Path, report_path: Path) -> Iterator[None]:
 def check_output_places(input_dir: Path, output_dir: Path) -> str | None:
     """Refuse an --out where a copy could land on an original; the output folder's path inside
     the input folder (to leave out of the scan), or None."""
-    real_in, real_out = Path(input_dir).resolve(), Path(output_dir).resolve()
+    real_in, real_out = Path(os.path.realpath(input_dir)), Path(os.path.realpath(output_dir))
     if real_out == real_in:
         raise UsageProblem(f"{output_dir}: is the input folder itself; choose another --out")
     if real_in.is_relative_to(real_out):

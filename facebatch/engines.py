@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -66,7 +65,7 @@ def configure_tensorflow(threads: int) -> None:
 def get_engine(settings: Settings) -> Engine:
     """This process's detector and embedder for `settings`, created on first use."""
     detection, execution = settings.detection, settings.execution
-    key = (str(Path(execution.models_root).resolve()), detection.model, detection.detector)
+    key = (os.path.realpath(execution.models_root), detection.model, detection.detector)
     with _ENGINES_LOCK:
         if key not in _ENGINES:
             spec = weights.get_spec(detection.model)

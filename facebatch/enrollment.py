@@ -110,7 +110,7 @@ def enroll(people_dir: Path, db_path: Path, settings: Settings, hooks: RunHooks 
     outcome.failed = outcome.skipped
     hashes = _hashes(people_dir, pairs, outcome)
     pairs = [(person, rel) for person, rel in pairs if rel in hashes]
-    folder = to_text(str(people_dir.resolve()))
+    folder = to_text(os.path.realpath(people_dir))
     # Hold the lock from reading to writing, so two enrolls never lose each other's entries.
     with gallery_db.locked(db_path, hooks.waiting_for(str(db_path))):
         gallery = gallery_db.load_or_new(db_path, spec.name, spec.embedding_size)

@@ -87,7 +87,7 @@ class RunSource:
 
 
 def record_run_source(manifest: RunState, db_path: Path, model: str) -> None:
-    document = json.dumps({"database": to_text(str(Path(db_path).resolve())), "model": model}, ensure_ascii=False)
+    document = json.dumps({"database": to_text(os.path.realpath(db_path)), "model": model}, ensure_ascii=False)
     if manifest.get_meta(_RUN_KEY) != document:  # a nightly rerun writes nothing (a write is an fsync)
         manifest.put_meta(_RUN_KEY, document)
 
@@ -123,7 +123,7 @@ def database_for(source: RunSource | None, given: Path | None, where: Path, defa
             raise UsageProblem(f"{where}: the annotate run there used the database {source.database}, which is not "
                                "there any more; run facebatch annotate with the database's --db, then name the group")
         return recorded
-    if source is not None and to_text(str(Path(given).resolve())) != source.database:
+    if source is not None and to_text(os.path.realpath(given)) != source.database:
         raise UsageProblem(f"{where}: the annotate run there used the database {source.database}, not {given}; "
                            "leave out --db to name into that one (or run facebatch annotate with this --db first)")
     return given

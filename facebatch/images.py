@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from .atomicio import TEMP_SUFFIX, write_bytes_atomic
+from .atomicio import TEMP_SUFFIX, describe_os_error, write_bytes_atomic
 from .errors import ImageError, UsageProblem
 from .pathtext import to_text
 
@@ -79,16 +79,24 @@ def find_images(root: Path, unreadable: list[str] | None = None,
         if skipped is not None:
             skipped.append((path.relative_to(root).as_posix(), why))
 
+    def too_long(path: Path, exc: OSError) -> None:
+        # Path's checks raise on a path longer than the system allows (4,096 bytes on Linux, made
+        # by nesting) instead of answering False: one photo or folder skipped, not the scan ended
+        skip(path, f"cannot be read by its path ({describe_os_error(exc)}); move it into a shallower folder")
+
     for dirpath, dirnames, filenames in _walk(root, cannot_list):
         kept = []
         for name in sorted(d for d in dirnames if not d.startswith(".")):
             folder = Path(dirpath) / name
-            if folder.is_symlink():
-                skip(folder, "a link to a folder; links are not followed, copy or move the photos in")
-            elif os.path.lexists(folder / OUTPUT_MARKER):
-                skip(folder, "an output folder of facebatch annotate; its copies are not read as photos")
-            else:
-                kept.append(name)
+            try:
+                if folder.is_symlink():
+                    skip(folder, "a link to a folder; links are not followed, copy or move the photos in")
+                elif os.path.lexists(folder / OUTPUT_MARKER):
+                    skip(folder, "an output folder of facebatch annotate; its copies are not read as photos")
+                else:
+                    kept.append(name)
+            except OSError as exc:
+                too_long(folder, exc)
         dirnames[:] = kept
         for name in filenames:
             if name.startswith(".") and name.endswith(TEMP_SUFFIX) and leftovers is not None:
@@ -96,24 +104,37 @@ def find_images(root: Path, unreadable: list[str] | None = None,
             if name.startswith(".") or not is_image_name(name):
                 continue
             path = Path(dirpath) / name
-            if path.is_symlink():
-                try:
-                    target = path.resolve(strict=True)
-                except (OSError, RuntimeError):
-                    skip(path, "a broken link, or a loop; fix or remove it")
+            try:
+                if _passed_over(path, real_root, skip):
                     continue
-                if not target.is_file():
-                    skip(path, "a link to something that is not a file; remove it")
-                    continue
-                if not target.is_relative_to(real_root):
-                    skip(path, "a link out of the folder; links are not followed, copy or move the photo in")
-                    continue
-            elif not path.is_file():
-                if not path.is_dir():
-                    skip(path, "not a regular file (a FIFO, device or socket); remove it or put a photo there")
+            except OSError as exc:
+                too_long(path, exc)
                 continue
             found.append(path.relative_to(root).as_posix())
     return sorted(found)
+
+
+def _passed_over(path: Path, real_root: Path, skip) -> bool:
+    """Whether the image file `path` is not read (and `skip` says why): a link that is broken, a
+    loop, to something not a file or out of the folder; or not a regular file."""
+    if path.is_symlink():
+        try:
+            target = path.resolve(strict=True)
+        except (OSError, RuntimeError):
+            skip(path, "a broken link, or a loop; fix or remove it")
+            return True
+        if not target.is_file():
+            skip(path, "a link to something that is not a file; remove it")
+            return True
+        if not target.is_relative_to(real_root):
+            skip(path, "a link out of the folder; links are not followed, copy or move the photo in")
+            return True
+        return False
+    if not path.is_file():
+        if not path.is_dir():
+            skip(path, "not a regular file (a FIFO, device or socket); remove it or put a photo there")
+        return True
+    return False
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:

@@ -17,7 +17,7 @@ from .pathtext import to_text
 
 
 def _same_file(a: Path, b: Path) -> bool:
-    return Path(a).resolve() == Path(b).resolve()
+    return os.path.realpath(a) == os.path.realpath(b)  # (not Path.resolve, which raises on a loop of links)
 
 
 def _first_line(path: Path) -> str:
@@ -58,14 +58,14 @@ def check_annotate_outputs(input_dir: Path, output_dir: Path, db_path: Path, rep
                            summary_json: Path | None, report_header: list[str], review_names: tuple[str, ...]) -> None:
     """The report and the summary must not land on the database, in the input folder, on each
     other, or on an annotated copy or the review pages in the output folder."""
-    real_in, real_out = Path(input_dir).resolve(), Path(output_dir).resolve()
+    real_in, real_out = Path(os.path.realpath(input_dir)), Path(os.path.realpath(output_dir))
     places = [("--report", Path(report_path), ".csv")]
     if summary_json is not None:
         places.append(("--summary-json", Path(summary_json), ".json"))
         if _same_file(report_path, summary_json):
             raise UsageProblem(f"{to_text(str(summary_json))}: is the report too; choose another --summary-json")
     for option, path, suffix in places:
-        real = path.resolve()
+        real = Path(os.path.realpath(path))
         shown = to_text(str(path))
         if _same_file(real, db_path):
             raise UsageProblem(f"{shown}: is the face database (--db); choose another {option}")

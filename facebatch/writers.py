@@ -81,9 +81,9 @@ class AnnotatedCopyWriter:
             path.unlink()
         # Folders the copies leave empty go too: a photo folder `x.jpg/` replaced by a photo
         # `x.jpg` would otherwise find an empty folder where its copy goes, every night.
-        root = self.output_root.resolve()
+        root = Path(os.path.realpath(self.output_root))
         for folder in path.parents:
-            real = folder.resolve()
+            real = Path(os.path.realpath(folder))
             if real == root or not real.is_relative_to(root):
                 break
             try:
@@ -171,7 +171,7 @@ def output_file(output_dir: Path, relative_text: str) -> Path | None:
         return None
     path = output_dir / relative
     try:
-        if not path.parent.resolve().is_relative_to(Path(output_dir).resolve()):
+        if not Path(os.path.realpath(path.parent)).is_relative_to(Path(os.path.realpath(output_dir))):
             return None  # a symlinked folder inside --out pointing elsewhere
     except (OSError, RuntimeError):  # a loop of links (RuntimeError before Python 3.13): not a place to write
         return None

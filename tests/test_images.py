@@ -123,3 +123,21 @@ def test_folders_nested_deeper_than_python_can_walk_are_one_error(tmp_path, monk
     monkeypatch.setattr(os, "walk", too_deep)
     with pytest.raises(UsageProblem, match="folders nested too deep to search"):
         find_images(tmp_path)
+
+
+def test_a_path_longer_than_the_system_allows_is_skipped_with_its_reason(tmp_path):
+    (tmp_path / "ok.jpg").write_bytes(b"x")
+    here = os.getcwd()
+    try:  # nested by relative steps: no single path given to the system is too long while making it
+        os.chdir(tmp_path)
+        for _ in range(21):
+            os.mkdir("d" * 200)
+            os.chdir("d" * 200)
+        open("deep.jpg", "wb").close()
+    finally:
+        os.chdir(here)
+    skipped: list[tuple[str, str]] = []
+    assert find_images(tmp_path, [], skipped) == ["ok.jpg"]
+    [(path, why)] = skipped
+    assert path.startswith("d" * 200 + "/") and why == ("cannot be read by its path (File name too long); move it "
+                                                         "into a shallower folder")
