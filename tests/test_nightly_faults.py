@@ -661,6 +661,22 @@ def test_an_out_folder_of_other_files_is_refused_and_left_as_it_was(tmp_path, sm
     assert annotate(images, small_db, hidden, models_root).exit_code == 0
 
 
+def test_a_loop_of_links_given_as_a_path_is_one_line(tmp_path, small_db, models_root):
+    images = blank_photos(tmp_path / "images", 1)
+    (tmp_path / "l1").symlink_to(tmp_path / "l2")
+    (tmp_path / "l2").symlink_to(tmp_path / "l1")
+    loop = tmp_path / "l1"
+    for args in (["annotate", loop, "--db", small_db], ["annotate", images, "--db", small_db, "--out", loop],
+                 ["annotate", images, "--db", small_db, "--out", tmp_path / "out", "--report", loop],
+                 ["annotate", images, "--db", small_db, "--out", tmp_path / "out", "--summary-json", loop],
+                 ["annotate", images, "--db", loop, "--out", tmp_path / "out"], ["people", "list", "--db", loop],
+                 ["people", "name", "g0001", "ada", "--db", loop, "--out", tmp_path / "out"]):
+        result = run(*args, *(["--model-dir", models_root] if args[0] == "annotate" else []))
+        assert result.exit_code == 1, (args, result.output)
+        lines = result.output.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("Error: ") and "Traceback" not in result.output, (args, lines)
+
+
 # 10. A symlinked database ----------------------------------------------------------------------
 
 def test_a_symlinked_database_is_updated_through_the_link(tmp_path, small_db, models_root, celebrity):
