@@ -221,7 +221,9 @@ class SummaryJsonWriter:
 
     def _ending(self, exit_code: int, error: str) -> dict:
         finished = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-        return {"exit_code": exit_code, "error": error, "finished_at": finished, "report": str(self.report_path)}
+        # in its printable form (pathtext): JSON holds text, and a folder name may be Latin-1 bytes
+        return {"exit_code": exit_code, "error": to_text(error), "finished_at": finished,
+                "report": to_text(str(self.report_path))}
 
     def _write(self, document: dict) -> None:
         try:

@@ -115,6 +115,14 @@ def test_latin1_file_names_are_annotated_and_listed_losslessly(tmp_path, four_ph
     from facebatch.pathtext import from_text
     assert from_text("caf\\xe9 madonna.jpg") == latin1
 
+    # a report in a Latin-1 folder: the summary names it in its printable form
+    report = tmp_path / os.fsdecode(b"rapport \xe9t\xe9") / "r.csv"
+    summary = tmp_path / "summary.json"
+    result = annotate(four_photos, small_db, out, models_root, "--report", report, "--summary-json", summary)
+    assert result.exit_code == 0, result.output
+    document = json.loads(summary.read_text(encoding="utf-8"))
+    assert document["report"] == str(tmp_path) + "/rapport \\xe9t\\xe9/r.csv" and document["images"] == 6
+
 
 def test_enroll_refuses_a_person_name_that_is_not_utf8_and_keeps_latin1_photo_names(tmp_path, celebrity, models_root):
     people = tmp_path / "People"
