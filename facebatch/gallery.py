@@ -226,6 +226,9 @@ def parse(text: str, path: Path) -> Gallery:
     except json.JSONDecodeError as exc:
         raise DatabaseError(f"{path}: not valid JSON ({exc.msg.removesuffix(' at')} at line {exc.lineno}); the file is left untouched, "
                             f"restore it from a backup or {_reenroll_hint(path)}") from None
+    except ValueError as exc:  # a number of more than 4,300 digits, which Python refuses to read
+        raise DatabaseError(f"{path}: damaged database ({str(exc).split(':')[0]}); the file is left untouched, "
+                            f"restore it from a backup or {_reenroll_hint(path)}") from None
     except _DuplicateKey as exc:
         # JSON readers keep one of the two silently: one person's faces would take another's name.
         raise DatabaseError(f"{path}: damaged database (the key {exc.key!r} appears twice in one object); the file "

@@ -129,7 +129,7 @@ def database_for(source: RunSource | None, given: Path | None, where: Path, defa
     return given
 
 
-_GROUP_PAGE = re.compile(r"group-g(\d+)-[0-9a-f]{8}-\d+\.html")
+_GROUP_PAGE = re.compile(r"group-g(\d{1,9})-[0-9a-f]{8}-\d+\.html")  # (a longer number is not ours)
 
 
 # Beside the review pages: the highest group number given out.  Pages alone do not say it: a
@@ -156,7 +156,9 @@ def _recorded_issued(review_folder: Path) -> int:
         text = (review_folder / _ISSUED).read_text(encoding="ascii").strip()
     except (OSError, ValueError):
         return 0
-    return int(text) if text.isascii() and text.isdigit() else 0
+    # 9 digits at most: a file of thousands of digits (damaged, or planted) is not ours either,
+    # and Python refuses to convert more than 4,300
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 9 else 0
 
 
 def record_numbers_issued(review_folder: Path, groups: Groups) -> None:
@@ -212,7 +214,7 @@ def refresh(manifest: RunState, redetected: Iterable[str], embedding_size: int, 
 def _group(groups: Groups, group_id: str, where: Path) -> cluster.Group:
     group = groups.clusters.group(group_id)
     if group is None:
-        number = re.fullmatch(r"g(\d+)", group_id)
+        number = re.fullmatch(r"g(\d{1,9})", group_id)
         if number and int(number.group(1)) < groups.clusters.next_number:
             # an id that was given out: named already (the usual case: a command run twice), or
             # its faces are named by the database now, or their photos left the folder

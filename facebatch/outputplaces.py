@@ -32,7 +32,7 @@ def _csv_with_header(header: list[str]):
 def _our_summary(path: Path) -> bool:
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, a number too long to read, nested too deep
         return False
     return isinstance(document, dict) and {"images", "faces", "report"} <= set(document)
 

@@ -104,7 +104,7 @@ def read_manifest(models_root: Path, name: str) -> dict | None:
     path = model_dir(models_root, name) / MANIFEST_FILE
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+    except (OSError, ValueError, RecursionError):  # ValueError: bad JSON, bad UTF-8, a number too long to read
         return None  # missing, not a file, or not ours: reported as "not installed" with what to do
     if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
         return None

@@ -320,6 +320,27 @@ def test_database_embeddings_that_are_not_finite_unit_vectors_are_refused(change
     assert not (tmp_path / "out").exists()
 
 
+def test_numbers_too_long_for_python_to_read_are_one_line_or_ignored(tmp_path, small_db, models_root, four_photos):
+    huge = "1" * 5001  # Python refuses to convert more than 4,300 digits (ValueError, not a JSON error)
+    db = tmp_path / "db.json"
+    db.write_text(small_db.read_text().replace('"embedding_size": 128', f'"embedding_size": {huge}', 1))
+    assert huge in db.read_text()
+    for args in (["people", "list", "--db", db], ["annotate", four_photos, "--db", db, "--out", tmp_path / "o",
+                                                  "--model-dir", models_root]):
+        result = run(*args)
+        assert result.exit_code == 1
+        assert_one_line_error(result.output, f"{db}: damaged database (Exceeds the limit (4300 digits)",
+                              "the file is left untouched")
+    out = tmp_path / "out"
+    assert annotate(four_photos, small_db, out, models_root).exit_code == 0
+    (out / "review" / ".group-numbers-issued").write_text(huge)  # damaged: not ours, so no number was issued
+    assert annotate(four_photos, small_db, out, models_root, "--force").exit_code == 0
+    for command in ("name", "ignore"):
+        result = run("people", command, "g" + huge, *(["Zed"] if command == "name" else []), "--out", out)
+        assert result.exit_code == 1
+        assert_one_line_error(result.output, f"there is no group 'g{huge}' of unknown faces")
+
+
 # 5. Unreadable inputs --------------------------------------------------------------------------
 
 def test_an_unreadable_enrollment_photo_is_skipped_and_the_rest_enroll(tmp_path, celebrity, models_root):
