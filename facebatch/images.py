@@ -140,14 +140,19 @@ def _passed_over(path: Path, real_root: Path, skip) -> bool:
 def _to_rgb(image: Image.Image) -> Image.Image:
     """Any Pillow mode to 8-bit RGB: CMYK, greyscale, alpha, palette, 16-bit and 1-bit included."""
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        # NaN and infinities (a float TIFF's holes) read as black, not as whatever the cast makes of them
-        array = np.nan_to_num(np.asarray(image, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
-        top = array.max() if array.size else 1.0
+        array = np.asarray(image, dtype=np.float64)
+        finite = array[np.isfinite(array)]
+        low, top = (finite.min(), finite.max()) if finite.size else (0.0, 0.0)
         # Floating-point images hold 0 to 1 by convention (scientific and HDR tools write them so),
-        # integer ones up to 65535: either is stretched to 0-255, and 8-bit values are kept.
-        scale = 255.0 if image.mode == "F" and 0 < top <= 1.0 else 255.0 / top if top > 255 else 1.0
-        array = np.clip(array * scale, 0, 255).astype(np.uint8)
-        image = Image.fromarray(array, "L")
+        # integer ones up to 65535: either is stretched to 0-255, and 8-bit values are kept.  Values
+        # below 0 (a signed or float image) stretch the whole range instead.
+        if low < 0:
+            array, scale = array - low, 255.0 / (top - low) if top > low else 1.0
+        else:
+            scale = 255.0 if image.mode == "F" and 0 < top <= 1.0 else 255.0 / top if top > 255 else 1.0
+        # NaN and infinities (a float TIFF's holes) read as black, not as whatever the cast makes of them
+        array = np.nan_to_num(np.clip(array * scale, 0, 255), nan=0.0, posinf=0.0, neginf=0.0)
+        image = Image.fromarray(array.astype(np.uint8), "L")
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         # Transparent areas become white, as a viewer shows them, instead of whatever colour hides there.
         rgba = image.convert("RGBA")

@@ -85,9 +85,9 @@ def test_sixteen_bit_greyscale_keeps_its_contrast(tmp_path):
     assert pixels.min() == 0 and pixels.max() == 255
 
 
-@pytest.mark.parametrize("top", [1.0, 255.0, 4000.0])
-def test_floating_point_images_keep_their_contrast_whatever_their_range(tmp_path, top):
-    values = np.linspace(0, top, 64 * 48).reshape(48, 64).astype(np.float32)
+@pytest.mark.parametrize("bottom, top", [(0, 1.0), (0, 255.0), (0, 4000.0), (-1000.0, -745.0), (-1.0, 1.0)])
+def test_floating_point_images_keep_their_contrast_whatever_their_range(tmp_path, bottom, top):
+    values = np.linspace(bottom, top, 64 * 48).reshape(48, 64).astype(np.float32)
     values[0, 0] = np.nan
     path = tmp_path / "float.tif"
     Image.fromarray(values, "F").save(path)
