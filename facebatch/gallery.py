@@ -125,6 +125,11 @@ class Gallery:
         for name in sorted(self.people):
             for entry in sorted(self.people[name], key=_entry_order):
                 digest.update(name.encode() + b"\0" + entry.source.encode() + b"\0")
+                if entry.from_annotate:
+                    # a named group's faces have a centroid of their own (matrix): which group they
+                    # are counts.  Only for them, so enrolled photos hash as they always did and an
+                    # upgrade relabels nothing.
+                    digest.update(f"group:{entry.group or ''}\0".encode())
                 digest.update(np.ascontiguousarray(entry.embedding, "<f4").tobytes())
         return digest.hexdigest()
 

@@ -94,10 +94,28 @@ def test_matrix_groups_embeddings_by_person():
     assert names == ["ada", "bob"] and known.shape == (3, 128) and starts.tolist() == [0, 2]
 
 
-def test_fingerprint_changes_with_content():
-    a, b = sample(), sample()
-    b.people.pop("bob")
-    assert a.fingerprint() != b.fingerprint()
+def test_fingerprint_changes_with_everything_matching_uses():
+    from dataclasses import replace
+
+    original = sample().fingerprint()
+    assert sample().fingerprint() == original
+    fewer = sample()
+    fewer.people.pop("bob")
+    renamed = sample()
+    renamed.people["cy"] = renamed.people.pop("bob")  # the same face under another name
+    other_embedding = sample()
+    other_embedding.people["bob"][0] = replace(other_embedding.people["bob"][0],
+                                               embedding=-other_embedding.people["bob"][0].embedding)
+    named = sample()  # a face named from a group: a centroid of its own (Gallery.matrix)
+    named.people["ada"][1] = replace(named.people["ada"][1], box=(1, 2, 30, 40), group="g0001")
+    regrouped = sample()
+    regrouped.people["ada"][1] = replace(regrouped.people["ada"][1], box=(1, 2, 30, 40), group="g0002")
+    prints = [g.fingerprint() for g in (fewer, renamed, other_embedding, named, regrouped)]
+    assert original not in prints and len(set(prints)) == len(prints)
+    # what matching does not use leaves it alone: the photo's folder and hash
+    moved = sample()
+    moved.people["bob"][0] = replace(moved.people["bob"][0], folder="/elsewhere", sha256="d" * 64)
+    assert moved.fingerprint() == original
 
 
 def test_missing_database_says_to_enroll_first(tmp_path):
