@@ -308,9 +308,9 @@ def enroll(people_dir, db_path, model, model_dir, max_pixels, min_face_size, min
     if outcome.remade:
         console.print(f"note: {outcome.remade} embeddings made by an older facebatch were made anew with its "
                       "current face crop", markup=False)
-    if not quiet:
-        console.print(f"enrolled: {outcome.added} added, {outcome.replaced} replaced, {outcome.unchanged} unchanged, "
-                      f"{outcome.skipped} skipped" + ("" if outcome.saved else " (database not changed)"))
+    # the summary line even with -q, as annotate's: --quiet drops the progress, not the outcome
+    console.print(f"enrolled: {outcome.added} added, {outcome.replaced} replaced, {outcome.unchanged} unchanged, "
+                  f"{outcome.skipped} skipped" + ("" if outcome.saved else " (database not changed)"))
     if outcome.failed:
         sys.exit(EXIT_SOME_FAILED)
 

@@ -352,6 +352,8 @@ def test_a_newline_in_a_file_name_cannot_split_an_error_or_a_warning(tmp_path, m
     warnings = [line for line in enrolled.output.splitlines() if line.startswith("warning: ")]
     assert warnings == [f"warning: {people}/bad\\nname.jpg: skipped, not an image Pillow can read (wrong suffix, or "
                         "damaged); replace or remove the file"], enrolled.output
+    # -q drops the progress, not the summary (as annotate -q)
+    assert enrolled.output.splitlines()[-1] == "enrolled: 1 added, 0 replaced, 0 unchanged, 1 skipped"
 
 
 def test_verify_warns_that_it_compared_the_largest_of_several_faces(celebrity, insightface_dir, models_root):
