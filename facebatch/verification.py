@@ -89,22 +89,27 @@ def read_pairs(pairs_csv: Path, base: Path | None = None) -> list[tuple[str, str
     neither an image name nor a file under `base` (a photo may lack a known suffix)."""
     try:
         text = read_file(pairs_csv, _MAX_PAIRS_BYTES).decode("utf-8-sig")
-        rows = [row for row in csv.reader(io.StringIO(text, newline="")) if any(cell.strip() for cell in row)]
+        if "\0" in text:  # no path holds one (a UTF-16 file, or a binary one)
+            raise UsageProblem(f"{pairs_csv}: line {text.count(chr(10), 0, text.index(chr(0))) + 1} holds a NUL "
+                               "character, which no path can; save it as UTF-8 CSV")
+        reader = csv.reader(io.StringIO(text, newline=""))
+        # (line, row): errors name the line an editor shows, counting the header and blank lines
+        rows = [(reader.line_num, row) for row in reader if any(cell.strip() for cell in row)]
     except ImageError as exc:
         problem = str(exc).split("; ", 1)[0]  # the image reader's own hint is about photos
         raise UsageProblem(f"{to_text(str(pairs_csv))}: {problem}; pass a CSV of image pairs") from None
     except (UnicodeDecodeError, csv.Error) as exc:
         raise UsageProblem(f"{pairs_csv}: not a readable CSV ({exc}); save it as UTF-8 CSV") from None
-    if rows and not _names_a_photo(rows[0][0].strip(), base):
+    if rows and not _names_a_photo(rows[0][1][0].strip(), base):
         rows = rows[1:]
     if not rows:
         raise UsageProblem(f"{pairs_csv}: no pairs in it; write two image paths per row")
-    for number, row in enumerate(rows, start=1):
+    for line, row in rows:
         if len(row) < 2:
-            raise UsageProblem(f"{pairs_csv}: row {number} has fewer than two columns; each row needs two image paths")
+            raise UsageProblem(f"{pairs_csv}: line {line} has fewer than two columns; each row needs two image paths")
         if not row[0].strip() or not row[1].strip():
-            raise UsageProblem(f"{pairs_csv}: row {number} has an empty path; each row needs two image paths")
-    return [(_path_in(row[0], base), _path_in(row[1], base)) for row in rows]
+            raise UsageProblem(f"{pairs_csv}: line {line} has an empty path; each row needs two image paths")
+    return [(_path_in(row[0], base), _path_in(row[1], base)) for _, row in rows]
 
 
 def _path_in(cell: str, base: Path | None) -> str:

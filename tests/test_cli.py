@@ -330,10 +330,15 @@ def test_pairs_csv_header_empty_cells_and_no_pairs(tmp_path):
     pairs.write_text(" spaced.jpg, c.jpg\n")
     assert read_pairs(pairs, tmp_path) == [(" spaced.jpg", "c.jpg")]
     for text, problem in (("first,second\n", "no pairs in it"), ("", "no pairs in it"),
-                          ("a.jpg,\n", "row 1 has an empty path"), ("a.jpg,b.jpg\n ,b.jpg\n", "row 2 has an empty path")):
+                          ("a.jpg,\n", "line 1 has an empty path"), ("a.jpg,b.jpg\n ,b.jpg\n", "line 2 has an empty path"),
+                          # the line an editor shows, counting the header and blank lines
+                          ("first,second\n\na.jpg,b.jpg\nc.jpg\n", "line 4 has fewer than two columns")):
         pairs.write_text(text)
         with pytest.raises(UsageProblem, match=rf"pairs.csv: {problem}; .*two image paths"):
             read_pairs(pairs, tmp_path)
+    pairs.write_text("a.jpg,b.jpg\nc\0.jpg,d.jpg\n")
+    with pytest.raises(UsageProblem, match=r"pairs.csv: line 2 holds a NUL character, which no path can; save it as"):
+        read_pairs(pairs, tmp_path)
 
 
 def test_a_newline_in_a_file_name_cannot_split_an_error_or_a_warning(tmp_path, models_root, celebrity):
