@@ -752,9 +752,10 @@ def people_remove(name, db_path, model):
                 _fail(f"{db_path}: nobody called {name!r} is enrolled; see: facebatch people list")
             removed = [entry for n in matches for entry in db.people.pop(n)]
             gallery.save(db_path, db)
-            return removed
+            return removed, matches
 
-    removed = _run(remove)
+    removed, matches = _run(remove)
+    name = ", ".join(matches)  # as stored, not as typed (" Ada" removes Ada)
     console = _console()
     console.print(f"removed {name} ({len(removed)} embeddings) from {db_path}", markup=False)
     # enroll would add back the photos still in a people folder: "for good" needs them moved too

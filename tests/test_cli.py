@@ -165,6 +165,15 @@ def workspace(tmp_path_factory, celebrity, insightface_dir, models_root):
     return root
 
 
+@pytest.fixture(scope="module")
+def workspace_db(workspace, models_root):
+    """The workspace's People/ enrolled, for the tests that need a database (each runs on its own too)."""
+    db = workspace / "enrolled" / "DataBase.json"
+    run("enroll", workspace / "People", "--db", db, "--model-dir", models_root, "--jobs", "1", "-q")
+    assert db.is_file()
+    return db
+
+
 def test_enroll_warns_and_skips_bad_photos_and_names(workspace, models_root):
     db = workspace / "DataBase" / "DataBase.json"
     result = run("enroll", workspace / "People", "--db", db, "--model-dir", models_root, "--jobs", "1")
@@ -179,8 +188,8 @@ def test_enroll_warns_and_skips_bad_photos_and_names(workspace, models_root):
     assert listing.output.splitlines() == ["ben_afflek\t1", "elton_john\t17", "madonna\t18"]
 
 
-def test_annotate_reports_bad_images_and_exits_3(workspace, models_root):
-    db = workspace / "DataBase" / "DataBase.json"
+def test_annotate_reports_bad_images_and_exits_3(workspace, workspace_db, models_root):
+    db = workspace_db
     out = workspace / "out"
     result = run("annotate", workspace / "images", "--db", db, "--out", out, "--model-dir", models_root,
                  "--jobs", "1", "--quiet")
@@ -201,9 +210,9 @@ def test_annotate_reports_bad_images_and_exits_3(workspace, models_root):
     assert f"images 5, faces {faces}, known 1, unknown {faces - 1}, no face 1, errors 2" in result.output
 
 
-def test_people_remove_deletes_for_good(workspace, models_root, tmp_path):
+def test_people_remove_deletes_for_good(workspace_db, tmp_path):
     db = tmp_path / "db.json"
-    shutil.copy(workspace / "DataBase" / "DataBase.json", db)
+    shutil.copy(workspace_db, db)
     result = run("people", "remove", "madonna", "--db", db)
     lines = result.output.splitlines()
     assert result.exit_code == 0 and lines[0] == f"removed madonna (18 embeddings) from {db}"
@@ -214,11 +223,12 @@ def test_people_remove_deletes_for_good(workspace, models_root, tmp_path):
     assert again.output.strip() == f"Error: {db}: nobody called 'madonna' is enrolled; see: facebatch people list"
 
 
-def test_database_of_an_older_crop_is_refused_for_matching_and_made_anew_by_enroll(workspace, models_root, tmp_path):
+def test_database_of_an_older_crop_is_refused_for_matching_and_made_anew_by_enroll(workspace, workspace_db,
+                                                                                     models_root, tmp_path):
     """A version-1 database (made before the face crop was recorded, with the square crop) must not
     be matched against faces cut out the new way; enroll makes its embeddings again."""
     db = tmp_path / "db.json"
-    current = json.loads((workspace / "DataBase" / "DataBase.json").read_text())
+    current = json.loads(workspace_db.read_text())
     old = json.loads(json.dumps(current))
     old["version"] = 1
     for entries in old["people"].values():
