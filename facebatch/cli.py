@@ -178,7 +178,8 @@ def execution_options(func):
                              "processes: --jobs processes, one model each; dask: a Dask cluster (a LocalCluster "
                              "of --jobs workers unless --scheduler is given), needs facebatch[dask].")(func)
     func = click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
-                        help="Parallel workers (see --backend). [default: number of cores]")(func)
+                        help="Parallel workers (see --backend); worker processes are at most one per core and "
+                             "per chunk of photos. [default: number of cores]")(func)
     return func
 
 

@@ -65,8 +65,12 @@ def run_ordered(work: Callable[..., T], chunks: Iterable[list], jobs: int, *args
     from joblib import Parallel, delayed
 
     chunks = list(chunks)
+    if backend != "threads" and not scheduler:
+        # Each worker process loads its own models (about 0.8 GB): more than one per core, or than
+        # there are chunks, only costs memory and start-up (--jobs 10000 would start 10000)
+        jobs = min(jobs, os.cpu_count() or 1)
     if backend == "dask" or scheduler:
-        with _dask_backend(scheduler, jobs, list(shared)):
+        with _dask_backend(scheduler, max(1, min(jobs, len(chunks))), list(shared)):
             yield from Parallel(return_as="generator")(delayed(work)(chunk, *args) for chunk in chunks)
         return
     if jobs <= 1 or len(chunks) <= 1:

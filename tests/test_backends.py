@@ -69,3 +69,33 @@ def test_unreachable_scheduler_is_a_clear_error(tmp_path, models_root, celebrity
     assert result.exit_code == 1
     assert result.output.startswith("Error: cannot reach the Dask scheduler at tcp://127.0.0.1:9 (")
     assert result.output.strip().endswith("check the address and that the scheduler is running")
+
+
+def _pid_of_worker(chunk):
+    import os
+
+    return os.getpid()
+
+
+def test_worker_processes_are_at_most_one_per_core_and_per_chunk(monkeypatch):
+    import os
+
+    import distributed
+
+    from facebatch.runner import run_ordered
+
+    pids = set(run_ordered(_pid_of_worker, [[1], [2], [3], [4], [5]], 10000, backend="processes"))
+    assert 1 <= len(pids) <= min(os.cpu_count() or 1, 5)
+
+    started = []
+
+    class CountingCluster(distributed.LocalCluster):
+        def __init__(self, *args, n_workers, **kwargs):
+            started.append(n_workers)
+            super().__init__(*args, n_workers=n_workers, **kwargs)
+
+    import dask.distributed
+
+    monkeypatch.setattr(dask.distributed, "LocalCluster", CountingCluster)  # where the runner takes it from
+    assert list(run_ordered(_pid_of_worker, [[1]], 6, backend="dask"))
+    assert started == [1]  # one chunk of work: one worker, not six
