@@ -217,13 +217,14 @@ def load_upright(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS, data: bytes |
     `data`, when given, is the file's content already read (so the caller can hash the same bytes).
     """
     path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix in HEIF_SUFFIXES:
-        if not _heif_available():
-            raise ImageError("HEIC/HEIF needs the optional pillow-heif package; install it: pip install 'facebatch[heif]'")
-        import pillow_heif
+    heif_missing = False
+    if path.suffix.lower() in HEIF_SUFFIXES:
+        if _heif_available():
+            import pillow_heif
 
-        pillow_heif.register_heif_opener()
+            pillow_heif.register_heif_opener()
+        else:  # asked for only if Pillow cannot read it: a JPEG named .heic (some exports) reads as one
+            heif_missing = True
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -245,6 +246,9 @@ def load_upright(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS, data: bytes |
     except ImageError:
         raise
     except Image.UnidentifiedImageError:
+        if heif_missing:
+            raise ImageError("HEIC/HEIF needs the optional pillow-heif package; install it: pip install "
+                             "'facebatch[heif]'") from None
         raise ImageError("not an image Pillow can read (wrong suffix, or damaged)") from None
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

@@ -78,6 +78,7 @@ def outcome(tmp_path_factory, face_photo, celebrity, models_root):
     save("photo.bmp", face_photo)
     save("UPPER.JPG", face_photo)
     (images / "phone.heic").write_bytes(b"\0\0\0\x18ftypheic")
+    (images / "exported.heic").write_bytes(buffer.getvalue())  # a JPEG under a HEIC name: read as what it is
     # EXIF orientations
     for orientation, steps in STORE_FOR_ORIENTATION.items():
         stored = face_photo
@@ -145,7 +146,7 @@ def test_tiny_and_sliver_images_have_no_face(outcome, name):
 
 
 @pytest.mark.parametrize("name", ["cmyk.jpg", "grey.jpg", "grey_alpha.png", "rgba.png", "palette.png", "deep16.png",
-                                  "float32.tif", "animated.gif", "photo.webp", "photo.tiff", "photo.bmp", "UPPER.JPG"])
+                                  "float32.tif", "exported.heic", "animated.gif", "photo.webp", "photo.tiff", "photo.bmp", "UPPER.JPG"])
 def test_modes_and_formats_find_and_name_the_face(outcome, name):
     rows = outcome["rows"][name]
     assert rows[0]["status"] == "ok" and "madonna" in [r["name"] for r in rows], rows
