@@ -77,9 +77,22 @@ def check_annotate_outputs(input_dir: Path, output_dir: Path, db_path: Path, rep
         elif real.is_relative_to(real_in):
             raise UsageProblem(f"{shown}: lies in the input folder {to_text(str(input_dir))}, where it could "
                                f"overwrite a photo or be read as one; choose another {option}")
+    for option, path, _ in places:
+        _refuse_a_file_on_the_way(path, option)
     refuse_unless_ours(report_path, "--report", _csv_with_header(report_header))
     if summary_json is not None:
         refuse_unless_ours(summary_json, "--summary-json", _our_summary)
+
+
+def _refuse_a_file_on_the_way(path: Path, option: str) -> None:
+    """A file where the path needs a folder (out.csv/summary.json) can only fail, and the summary
+    is written after the whole run: say so before it starts."""
+    for folder in Path(path).parents:
+        if os.path.lexists(folder):
+            if not os.path.isdir(folder):
+                raise UsageProblem(f"{to_text(str(path))}: {to_text(str(folder))} is a file, not a folder; choose "
+                                   f"another {option}")
+            return
 
 
 def check_pairs_report(pairs_csv: Path, report_path: Path | None, report_header: list[str]) -> None:

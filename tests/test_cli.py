@@ -435,6 +435,8 @@ def test_enroll_says_which_links_it_skips_and_when_it_found_no_photo(tmp_path, c
     ("--summary-json", "out/review/s.json", "stay out of the review pages"),
     ("--report", "notes.txt", "already exists and is not a file facebatch wrote for --report"),
     ("--summary-json", "notes.txt", "already exists and is not a file facebatch wrote for --summary-json"),
+    ("--summary-json", "notes.txt/s.json", "notes.txt is a file, not a folder"),  # said before the run, not after
+    ("--report", "notes.txt/deeper/r.csv", "notes.txt is a file, not a folder"),
 ])
 def test_annotate_never_writes_its_report_over_an_input_or_another_file(tmp_path, option, target, problem):
     (tmp_path / "in").mkdir()
