@@ -85,7 +85,9 @@ def refuse_a_folder_of_other_files(output_dir: Path) -> None:
         return
     try:
         with os.scandir(output_dir) as entries:
-            other = sorted(entry.name for entry in entries if not entry.name.startswith("."))
+            # lock files are ours by name, and the locks refuse a planted one (a link) themselves
+            other = sorted(entry.name for entry in entries
+                           if not entry.name.startswith(".") and not entry.name.endswith(".lock"))
     except (FileNotFoundError, NotADirectoryError):
         return  # made below (a file in its place is refused there, in one line)
     except OSError as exc:

@@ -122,8 +122,8 @@ class XmpSidecarWriter:
         folder became a link out of it (moved away, with its sidecar) is no longer this run's, and a
         manifest's paths are data, never trusted to stay inside."""
         photo = output_file(self.input_root, to_text(relative))
-        if photo is None or not inside_folder(photo.parent, self.real_root):
-            return
+        if photo is None or not os.path.isdir(photo.parent) or not inside_folder(photo.parent, self.real_root):
+            return  # (not a folder, a loop of links say: no sidecar can be there)
         sidecar.remove_our_regions(photo)
 
 

@@ -254,10 +254,12 @@ def test_a_disk_too_full_for_the_lock_file_is_one_line_for_calibrate_and_enroll(
 
 def test_a_copy_that_cannot_be_written_becomes_an_error_row(tmp_path, four_photos, small_db, models_root):
     out = tmp_path / "out"
-    out.mkdir()
+    assert annotate(four_photos, small_db, out, models_root).exit_code == 0
     victim = sorted(four_photos.iterdir())[0].name
+    (out / victim).unlink()
     (out / victim).mkdir()  # a folder where the copy should go: the rename fails
-    result = annotate(four_photos, small_db, out, models_root)
+    (out / victim / "keep").write_text("not empty")
+    result = annotate(four_photos, small_db, out, models_root, "--force")
     assert result.exit_code == 3
     row = next(r for r in report_rows(out / "report.csv") if r["image"] == victim)
     assert row["status"] == "error" and row["error"].startswith("cannot write the annotated copy")
