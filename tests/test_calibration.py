@@ -211,3 +211,41 @@ def test_calibrate_reads_at_most_its_budget_of_photos_and_uses_all_of_it():
     kept, why = _within_budget(crowd)
     assert len(kept) == MAX_PHOTOS and why.endswith("of the first 2,500 people by name")
     assert _within_budget(crowd[:100]) == (crowd[:100], "")
+
+
+def test_thresholds_are_stored_rounded_down_to_three_decimals():
+    # rounded down, the stricter way: 0.8129 must not become a looser 0.813
+    assert calibration._floor3(0.8129) == 0.812
+    # a value already of 3 decimals stays, even when its float is a hair below (1.001 * 1000 < 1001)
+    assert calibration._floor3(0.812) == 0.812 and calibration._floor3(1.001) == 1.001
+
+
+def test_a_pair_at_the_threshold_counts_as_same():
+    out = calibration.accuracy_at(np.array([0.5, 0.5]), np.array([True, False]), 0.5)
+    assert (out["false_different"], out["false_same"]) == (0, 1)
+
+
+def test_rows_from_one_photo_are_never_a_pair_in_recommend():
+    # person0 and person1 each have a 7th face, both from one group photo (one source): the two are
+    # never compared, so that pair is missing from the different-people distances
+    emb, labels = clusters(people=5, photos=7, spread=0.3, seed=1)
+    sources = np.arange(len(labels))
+    sources[13] = sources[6]  # rows 6 (person0's last) and 13 (person1's last): the same photo
+    d, same = calibration.pair_distances(emb, labels)
+    rec = calibration.recommend(emb, labels, sources=sources)
+    assert rec.different["count"] == np.sum(~same) - 1 and rec.same["count"] == np.sum(same)
+
+
+def test_distinct_photos_never_joins_photos_of_different_people_however_near():
+    # rows 0 and 2: one photo of ann twice (a copy); row 1: the same pixels filed under bob
+    emb = np.array([[1, 0], [1, 0], [1, 0]], np.float32)
+    d, same = calibration.pair_distances(emb, np.array(["ann", "bob", "ann"]))
+    assert calibration.distinct_photos(d, same, 3).tolist() == [0, 1, 0]
+
+
+def test_with_no_candidate_within_the_budget_the_strictest_is_taken():
+    # Every trial set names no stranger below its smallest distance, so only a budget below zero
+    # reaches this fallback; it must then be the strictest threshold, never the loosest.
+    trials = calibration.Trials(known_right=np.array([True]), known_d1=np.array([0.4]), known_d2=np.array([1.2]),
+                                stranger_d1=np.array([0.9, 1.1]), stranger_d2=np.array([1.3, 1.4]))
+    assert calibration._largest_within(trials, Rule("centroid"), -1.0) == pytest.approx(0.4 - 1e-3)

@@ -215,3 +215,74 @@ def test_real_photos_group_without_mixing_people(real_faces):
         for label, c in Counter(label_of[k] for k in g.keys).items():
             largest[label] = max(largest[label], c)
     assert all(largest[p] >= 4 for p in set(labels) if not p.startswith("t1-")), largest
+
+
+# --- the documented rules, at their boundaries ------------------------------------------------
+
+def axis(i: int, dim: int = 4) -> np.ndarray:
+    v = np.zeros(dim, np.float32)
+    v[i] = 1
+    return v
+
+
+def stored(*groups: list) -> ClusterState:
+    """A state of ready-made groups g0001, g0002, ... (oldest first), each from a list of embeddings."""
+    made = [cluster.Group(cluster.group_id(n), tuple((f"g{n}-{k}.jpg", 0) for k in range(len(vectors))),
+                          np.stack(vectors)) for n, vectors in enumerate(groups, 1)]
+    return ClusterState(tuple(made), len(made) + 1)
+
+
+def test_a_face_exactly_at_the_start_minimums_may_start_a_group():
+    # the docstring: faces *below* min_start_size or min_start_confidence never start a group
+    at_size = NewFace(("size.jpg", 0), axis(0), cluster.MIN_START_SIZE, 0.999)
+    at_confidence = NewFace(("confidence.jpg", 0), axis(1), 200, cluster.MIN_START_CONFIDENCE)
+    result = cluster.update(ClusterState(), [at_size, at_confidence])
+    assert result.started == ("g0001", "g0002") and result.unplaced == ()
+
+
+def test_the_quorum_is_a_share_of_members_rounded_up():
+    # a group of 3 at quorum 0.5 needs 2 members near (1.5 rounded up): 1 of 3 is not "at least half"
+    state = stored([axis(0), axis(1), axis(1)])
+    settings = ClusterSettings(join_threshold=0.5, quorum=0.5)
+    near_one = cluster.update(state, [NewFace(("probe.jpg", 0), axis(0), 100, 1.0)], settings)
+    assert near_one.placed == {("probe.jpg", 0): "g0002"}  # a group of its own, not g0001
+    near_two = cluster.update(state, [NewFace(("probe.jpg", 0), axis(1), 100, 1.0)], settings)
+    assert near_two.placed == {("probe.jpg", 0): "g0001"}
+    # and 2 of 5 is short of the 3 that 2.5 rounds up to
+    two_of_five = cluster.update(stored([axis(0), axis(0), axis(1), axis(1), axis(1)]),
+                                 [NewFace(("probe.jpg", 0), axis(0), 100, 1.0)], settings)
+    assert two_of_five.placed == {("probe.jpg", 0): "g0002"}
+
+
+def test_a_face_joins_the_group_it_agrees_with_most_as_a_share_not_a_count():
+    # g0001: 3 of its 6 members near the probe (half); g0002: 2 of 2 (all).  Both meet quorum 0.5.
+    near, far = axis(0), axis(1)
+    state = stored([near, near, near, far, far, far], [near, near])
+    result = cluster.update(state, [NewFace(("probe.jpg", 0), near, 100, 1.0)], ClusterSettings(quorum=0.5))
+    assert result.placed == {("probe.jpg", 0): "g0002"}
+
+
+def test_a_tie_between_groups_goes_to_the_oldest():
+    near = axis(0)
+    state = stored([near, near], [near, near], [near, near])
+    result = cluster.update(state, [NewFace(("probe.jpg", 0), near, 100, 1.0)])
+    assert result.placed == {("probe.jpg", 0): "g0001"}
+
+
+def test_each_face_found_again_is_taken_by_one_member_only_the_nearest():
+    # two groups each hold a face of this photo; it now has one face, near both old ones (within
+    # FOLLOW_DISTANCE): the nearer member follows it, the other leaves (one face, one group)
+    face = axis(0)
+    nearer = (axis(0) + 0.1 * axis(1)) / np.linalg.norm(axis(0) + 0.1 * axis(1))
+    farther = (axis(0) + 0.3 * axis(2)) / np.linalg.norm(axis(0) + 0.3 * axis(2))
+    state = ClusterState((cluster.Group("g0001", (("p.jpg", 1),), farther[None]),
+                          cluster.Group("g0002", (("p.jpg", 0),), nearer[None])), 3)
+    followed = cluster.without_changed_faces(state, {"p.jpg"}, {("p.jpg", 0): face})
+    assert [(g.id, g.keys) for g in followed.groups] == [("g0002", (("p.jpg", 0),))]
+
+
+def test_a_document_with_one_group_id_twice_is_refused():
+    document = cluster.to_document(stored([axis(0)], [axis(1)]))
+    document["groups"][1]["id"] = document["groups"][0]["id"]
+    with pytest.raises(ValueError, match="damaged face groups: an id appears twice"):
+        cluster.from_document(document, 4)

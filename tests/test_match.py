@@ -1,7 +1,7 @@
 import numpy as np
 
-from facebatch.match import (face_distance, face_of_person, label_faces, nearest_centroid, nearest_person,
-                             person_centroids)
+from facebatch.match import (KnownPeople, face_distance, face_of_person, label_faces, name_photo, nearest_centroid,
+                             nearest_person, person_centroids, person_distances)
 from facebatch.results import UNKNOWN
 
 
@@ -113,3 +113,33 @@ def test_without_a_likeness_the_largest_is_taken_unless_it_is_someone_else():
     # a new person (no photos of theirs yet): the largest, unless it is an enrolled person
     assert face_of_person(largest_is_bob, names, "cy", 1.1).looks_like == "bob"
     assert face_of_person(np.zeros((2, 0)), (), "cy", 1.1).index == 0  # an empty database
+
+
+def two_appearances_of_ada_and_bob():
+    # Gallery.matrix(): ada has two appearances (her photos, and a group named as her), bob one
+    e = np.eye(3, dtype=np.float32)
+    return KnownPeople.from_matrix(["ada", "ada", "bob"], np.asfortranarray(e), np.array([0, 1, 2])), e
+
+
+def test_a_person_with_several_centroids_is_one_person_at_the_nearest_of_them():
+    people, e = two_appearances_of_ada_and_bob()
+    assert people.names == ("ada", "bob") and len(people.centroids) == 3
+    # a face at ada's first centroid is 0 from ada (her nearest centroid), not sqrt(2) (her farthest)
+    np.testing.assert_allclose(person_distances(e[:1], people), [[0.0, np.sqrt(2)]], atol=1e-6)
+    np.testing.assert_allclose(person_distances(e[1:2], people), [[0.0, np.sqrt(2)]], atol=1e-6)
+
+
+def test_two_faces_of_one_photo_never_share_a_name_through_two_centroids_of_one_person():
+    people, e = two_appearances_of_ada_and_bob()
+    # each face sits on one of ada's two centroids: only one of them may be ada
+    labels = name_photo(e[:2], people, threshold=0.5)
+    assert [name for name, _ in labels] == ["ada", UNKNOWN]
+
+
+def test_a_distance_exactly_at_the_threshold_is_named():
+    # "UNKNOWN when the nearest centroid is farther than threshold": at it, the face is named
+    known = np.stack([unit(1, 0), unit(0, 1)])
+    probe = np.stack([unit(1, 0.3)])
+    _, distance = label_faces(probe, known, np.array([0, 1]), ["ada", "bob"], threshold=1.0)[0]
+    assert 0 < distance < 1
+    assert label_faces(probe, known, np.array([0, 1]), ["ada", "bob"], threshold=distance)[0] == ("ada", distance)

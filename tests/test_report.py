@@ -57,3 +57,24 @@ def test_a_carriage_return_in_a_file_name_stays_inside_its_cell():
     text = buffer.getvalue()
     assert text.startswith("plain.jpg,0,ada\n")  # rows without one are written as before
     assert list(csv.reader(io.StringIO(text, newline=""))) == rows
+
+
+def test_tab_and_carriage_return_prefixes_are_neutralised_too():
+    # OWASP lists both: a spreadsheet may strip them and run the formula behind
+    assert safe_cell("\t=cmd()") == "'\t=cmd()"
+    assert safe_cell("\r=cmd()") == "'\r=cmd()"
+
+
+def test_name_error_and_annotated_cells_are_formula_safe():
+    formula = '=HYPERLINK("http://x","y")'
+    face = LabelledFace(Face(0, 0, 10, 10, 0.9), formula, 0.5)
+    row = rows_for(ImageResult("a.jpg", "ok", (face,), annotated="@a.jpg"))[0]
+    assert (row[2], row[11]) == ("'" + formula, "'@a.jpg")
+    error = rows_for(ImageResult("b.jpg", "error", error="+bad", annotated="-b.jpg"))[0]
+    assert (error[10], error[11]) == ("'+bad", "'-b.jpg")
+
+
+def test_an_infinite_distance_is_an_empty_cell():
+    # UNKNOWN with nobody enrolled: no distance to show, and "inf" is no number a spreadsheet reads
+    face = LabelledFace(Face(0, 0, 10, 10, 0.9), UNKNOWN, float("inf"))
+    assert rows_for(ImageResult("a.jpg", "ok", (face,)))[0][3] == ""

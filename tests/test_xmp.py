@@ -266,6 +266,27 @@ def test_same_face_needs_each_centre_inside_the_other():
     assert xmp.same_face((0.5, 0.5, 0.1, 0.1), (0.52, 0.48, 0.2, 0.2))
     assert not xmp.same_face((0.5, 0.5, 0.1, 0.1), (0.58, 0.5, 0.2, 0.2))  # a big box's centre is outside the small one
     assert not xmp.same_face((0.5, 0.5, 0.1, 0.1), (0.6, 0.5, 0.1, 0.1))
+    # a centre on the other box's edge is inside it (binary fractions: the edge is exact)
+    assert xmp.same_face((0.5, 0.5, 0.25, 0.25), (0.625, 0.5, 0.25, 0.25))
+    assert xmp.same_face((0.5, 0.5, 0.25, 0.25), (0.5, 0.375, 0.25, 0.25))
+
+
+CAROL = b'<rdf:Description mwg-rs:Name="Carol" mwg-rs:Type="Face">'
+CAROLS_AREA = b'stArea:x="0.5" stArea:y="0.5" stArea:w="0.1" stArea:h="0.1" stArea:unit="normalized"'
+
+
+@pytest.mark.parametrize("foreign", [
+    FOREIGN.replace(CAROL, b'<rdf:Description mwg-rs:Name="Carol" mwg-rs:Type="Pet">'),  # Carol is the cat
+    FOREIGN.replace(CAROLS_AREA, CAROLS_AREA.replace(b'"normalized"', b'"pixel"')),  # 0.5 px: not this face
+], ids=["pet", "pixel-units"])
+def test_a_foreign_region_that_is_no_normalized_face_does_not_hide_ours(foreign):
+    # only foreign *face* regions in normalised units mark a face (_foreign_faces); Dave's box holds
+    # Carol's centre, as in test_a_face_that_already_has_a_foreign_region_gets_none_of_ours
+    on_carols_place = FaceRegion("Dave", 170, 120, 235, 185)
+    assert names(xmp.update_sidecar(FOREIGN, SIZE, [on_carols_place]), ours=True) == []  # the control
+    data = xmp.update_sidecar(foreign, SIZE, [on_carols_place])
+    assert names(data, ours=True) == ["Dave"]
+    assert names(data, ours=False) == ["Alice", "Carol"]  # the foreign region stays as it was
 
 
 def test_region_info_is_dropped_only_when_no_region_is_left():
