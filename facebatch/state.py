@@ -100,8 +100,10 @@ class RunState:
                 os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, PRIVATE))
             self._db = sqlite3.connect(self.path, isolation_level=None)
         except (OSError, sqlite3.Error) as exc:
-            raise OutputError(f"{self.path}: cannot create the manifest ({_describe(exc)}); "
-                              "check the report folder is writable, or choose another --report") from None
+            exists = os.path.lexists(self.path)
+            raise OutputError(f"{self.path}: cannot {'open' if exists else 'create'} the manifest ({_describe(exc)}); "
+                              + ("make it readable and writable (chmod 600), or choose another --report" if exists
+                                 else "check the report folder is writable, or choose another --report")) from None
         try:
             self._open()
         except sqlite3.DatabaseError as exc:
