@@ -95,14 +95,14 @@ def _companions(path: Path) -> list[Path]:
 class RunState:
     def __init__(self, path: Path):
         self.path = Path(path)
+        existed = os.path.lexists(self.path)
         try:
             if not self.path.exists():
                 os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, PRIVATE))
             self._db = sqlite3.connect(self.path, isolation_level=None)
         except (OSError, sqlite3.Error) as exc:
-            exists = os.path.lexists(self.path)
-            raise OutputError(f"{self.path}: cannot {'open' if exists else 'create'} the manifest ({_describe(exc)}); "
-                              + ("make it readable and writable (chmod 600), or choose another --report" if exists
+            raise OutputError(f"{self.path}: cannot {'open' if existed else 'create'} the manifest ({_describe(exc)}); "
+                              + ("make it readable and writable (chmod 600), or choose another --report" if existed
                                  else "check the report folder is writable, or choose another --report")) from None
         try:
             self._open()
