@@ -566,14 +566,9 @@ def _where_options(out_dir: Path, report_path: Path | None) -> tuple[str, ...]:
 
 
 def _shown_path(path: Path) -> str:
-    """A path for a command on a web page: absolute, unless that is not valid UTF-8 (a page holds
-    text, a folder name may be Latin-1 bytes), then as given, else in its printable form."""
-    from .pathtext import is_clean, to_text
-
-    for candidate in (str(Path(path).absolute()), str(path)):
-        if is_clean(candidate):
-            return candidate
-    return to_text(str(Path(path).absolute()))
+    """A path for a command on a web page: absolute (the page quotes it for the shell, and a name
+    that is not valid UTF-8 in the $'...' form that gives back its bytes: review.name_command)."""
+    return str(Path(path).absolute())
 
 
 def run_source_options(func):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 
 _ESCAPE = re.compile(rb"\\(\\|x[0-9a-f]{2})")
 
@@ -57,3 +58,13 @@ def one_line(message: str) -> str:
     spelled out, so a name cannot reverse the line.  For display only."""
     message = direction_controls_spelled_out(message)
     return _CONTROL.sub(lambda m: _CONTROL_NAMES.get(m.group(), f"\\x{ord(m.group()):02x}"), message)
+
+
+def shell_word(word: str) -> str:
+    """`word` quoted for a POSIX shell, as shlex.quote does; a name that is not valid UTF-8 (a web
+    page or a terminal shows it only as text) in bash's $'...' form, whose \\xHH escapes give the
+    shell the original bytes, so the command still works when pasted."""
+    if is_clean(word):
+        return shlex.quote(word)
+    escaped = "".join(chr(b) if 32 <= b < 127 and b not in b"'\\" else f"\\x{b:02x}" for b in os.fsencode(word))
+    return f"$'{escaped}'"

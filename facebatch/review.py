@@ -27,13 +27,12 @@ import math
 import os
 import posixpath
 import re
-import shlex
 import unicodedata
 from dataclasses import dataclass
 from html import escape
 from urllib.parse import quote
 
-from .pathtext import direction_controls_spelled_out, from_text
+from .pathtext import direction_controls_spelled_out, from_text, shell_word
 
 INDEX = "review.html"
 FOLDER = "review"
@@ -134,13 +133,13 @@ def thumbnails_of(data: ReviewData) -> set[str]:
 
 
 def name_command(group_id: str, options: tuple[str, ...] = ()) -> str:
-    return shlex.join(["facebatch", "people", "name", group_id, "NAME", *options])
+    return " ".join(map(shell_word, ["facebatch", "people", "name", group_id, "NAME", *options]))
 
 
 def ignore_command(group_id: str, options: tuple[str, ...] = ()) -> str:
     # `people ignore` touches only the run's manifest: it takes no --db
     kept = [word for i, word in enumerate(options) if word != "--db" and (i == 0 or options[i - 1] != "--db")]
-    return shlex.join(["facebatch", "people", "ignore", group_id, *kept])
+    return " ".join(map(shell_word, ["facebatch", "people", "ignore", group_id, *kept]))
 
 
 # --- pages -----------------------------------------------------------------------------------
