@@ -213,7 +213,7 @@ def test_annotate_reports_bad_images_and_exits_3(workspace, workspace_db, models
 def test_people_remove_deletes_for_good(workspace_db, tmp_path):
     db = tmp_path / "db.json"
     shutil.copy(workspace_db, db)
-    result = run("people", "remove", "madonna", "--db", db)
+    result = run("people", "remove", " madonna ", "--db", db)  # names are stored trimmed, and said as stored
     lines = result.output.splitlines()
     assert result.exit_code == 0 and lines[0] == f"removed madonna (18 embeddings) from {db}"
     assert lines[1].startswith("note: photos of madonna are still in ")  # the workspace's People/ holds them
