@@ -61,20 +61,25 @@ def remove_stale_temporaries(folder: Path, recursive: bool = True, stem: str | N
 
 
 @contextlib.contextmanager
-def atomic_writer(path: Path, mode: str = "wb", permissions: int | None = None) -> Iterator[IO]:
+def atomic_writer(path: Path, mode: str = "wb", permissions: int | None = None, group: int | None = None
+                  ) -> Iterator[IO]:
     """Open a temporary file beside `path`; on success fsync it and rename it over `path`.
 
     On any exception the temporary file is removed and `path` is left as it was.  A full disk
     shows as an OSError from write, flush or fsync, always before the rename, so nothing short
     is ever renamed into place.  `permissions` (0o600 for biometric data) is applied before the
     rename, so the final file is never visible with looser ones; by default the file gets what
-    the user's umask gives.
+    the user's umask gives.  `group` (the replaced file's) is kept when the system lets us: a
+    file shared with a group by `chgrp` would otherwise take the writer's own group.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=temporary_prefix(path.name), suffix=TEMP_SUFFIX, dir=path.parent)
     try:
         os.fchmod(fd, public_mode() if permissions is None else permissions)
+        if group is not None:
+            with contextlib.suppress(OSError):  # not one of the writer's groups: the writer's own
+                os.fchown(fd, -1, group)
         encoding = None if "b" in mode else "utf-8"
         newline = None if "b" in mode else ""
         with os.fdopen(fd, mode, encoding=encoding, newline=newline) as handle:
@@ -88,8 +93,8 @@ def atomic_writer(path: Path, mode: str = "wb", permissions: int | None = None) 
         raise
 
 
-def write_bytes_atomic(path: Path, data: bytes, permissions: int | None = None) -> None:
-    with atomic_writer(path, "wb", permissions) as handle:
+def write_bytes_atomic(path: Path, data: bytes, permissions: int | None = None, group: int | None = None) -> None:
+    with atomic_writer(path, "wb", permissions, group) as handle:
         handle.write(data)
         handle.flush()
         written = os.fstat(handle.fileno()).st_size
@@ -97,8 +102,8 @@ def write_bytes_atomic(path: Path, data: bytes, permissions: int | None = None) 
             raise OSError(f"short write ({written} of {len(data)} bytes)")
 
 
-def write_text_atomic(path: Path, text: str, permissions: int | None = None) -> None:
-    write_bytes_atomic(path, text.encode("utf-8"), permissions)
+def write_text_atomic(path: Path, text: str, permissions: int | None = None, group: int | None = None) -> None:
+    write_bytes_atomic(path, text.encode("utf-8"), permissions, group)
 
 
 def describe_os_error(exc: OSError) -> str:

@@ -128,6 +128,8 @@ def enroll(people_dir: Path, db_path: Path, settings: Settings, hooks: RunHooks 
                 if entry is None or entry.sha256 != hashes[rel] or entry.crop != spec.crop.key]
         outcome.remade = sum(1 for key in todo if stored[key] is not None and stored[key].crop != spec.crop.key)
         outcome.unchanged += len(pairs) - len(todo)
+        if todo:  # photos to embed: a read-only database is refused before that work, not after
+            gallery_db.refuse_read_only(db_path)
         hooks.on_start(len(todo))
         person_of = dict((rel, person) for person, rel in todo)
         paths = [str(people_dir / rel) for _, rel in todo]

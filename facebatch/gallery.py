@@ -416,7 +416,6 @@ def locked(path: Path, while_waiting=None) -> Iterator[None]:
         raise OutputError(f"{target.parent}: cannot create the database folder ({describe_os_error(exc)}); "
                           "choose another --db") from None
     with locks.held(target.with_name(target.name + ".lock"), while_waiting=while_waiting):
-        refuse_read_only(target)
         remove_stale_temporaries(target.parent, recursive=False, stem=target.name)
         yield
 
@@ -424,7 +423,8 @@ def locked(path: Path, while_waiting=None) -> Iterator[None]:
 def refuse_read_only(path: Path) -> None:
     """A database its owner made read-only (chmod a-w) is one they meant to keep as it is.  The
     atomic rename would replace it all the same (renaming needs only the folder's permission, and
-    root may write anything), so ask first, before any work is done."""
+    root may write anything).  Asked by save(), and before costly work by the commands that will
+    change it; a run that changes nothing (a nightly enroll of an unchanged folder) is fine."""
     target = real_path(path)
     with contextlib.suppress(FileNotFoundError):
         mode = stat.S_IMODE(target.stat().st_mode)
@@ -433,22 +433,23 @@ def refuse_read_only(path: Path) -> None:
                               "writable (chmod u+w) to change it")
 
 
-def _mode_to_keep(target: Path) -> int:
-    """The permissions of the file being replaced (a user who shares the database with a group by
-    chmod 640 keeps that), or owner-only for a new database."""
+def _access_to_keep(target: Path) -> tuple[int, int | None]:
+    """(permissions, group) of the file being replaced (a database shared with a group by chgrp
+    and chmod 640 stays shared), or owner-only for a new database."""
     try:
-        return stat.S_IMODE(target.stat().st_mode)
+        info = target.stat()
     except FileNotFoundError:
-        return PRIVATE
+        return PRIVATE, None
+    return stat.S_IMODE(info.st_mode), info.st_gid
 
 
 def save(path: Path, gallery: Gallery) -> None:
     """Write atomically through a symlink: a new database readable by its owner only, an existing one
-    with the mode its owner gave it.  Call inside `locked(path)`."""
+    with the mode and group its owner gave it.  Call inside `locked(path)`."""
     target = real_path(path)
     refuse_read_only(target)
     try:
-        write_text_atomic(target, gallery.to_json(), permissions=_mode_to_keep(target))
+        write_text_atomic(target, gallery.to_json(), *_access_to_keep(target))
     except OSError as exc:
         raise OutputError(f"{target}: cannot write the database ({describe_os_error(exc)}); nothing was "
                           "changed, free some space or fix the permissions and run again") from None

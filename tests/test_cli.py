@@ -693,3 +693,22 @@ def test_enroll_takes_the_face_of_a_group_photo_that_is_the_persons_not_the_larg
     # the party face is Madonna's: near her other photos, far from Elton John
     assert face_distance(party[np.newaxis], others).mean() < 1.0
     assert face_distance(party[np.newaxis], elton[np.newaxis])[0, 0] > 1.2
+
+
+def test_a_read_only_database_is_refused_only_by_an_enroll_that_would_change_it(tmp_path, celebrity, models_root):
+    people = tmp_path / "People"
+    (people / "madonna").mkdir(parents=True)
+    photos = sorted((celebrity / "train" / "madonna").glob("*.jpg"))[1:3]  # (the first has no face found)
+    shutil.copy(photos[0], people / "madonna")
+    db = tmp_path / "db.json"
+    assert run("enroll", people, "--db", db, "--model-dir", models_root, "-q").exit_code == 0
+    db.chmod(0o444)  # protected; a nightly `enroll && annotate` of an unchanged folder must go on
+    before = db.read_bytes()
+    unchanged = run("enroll", people, "--db", db, "--model-dir", models_root, "-q")
+    assert unchanged.exit_code == 0 and unchanged.output.endswith("(database not changed)\n"), unchanged.output
+    shutil.copy(photos[1], people / "madonna")
+    refused = run("enroll", people, "--db", db, "--model-dir", models_root, "-q")
+    assert refused.exit_code == 1
+    assert refused.output == (f"Error: {db.resolve()}: the database is read-only (mode 0444); nothing was changed, "
+                              "make it writable (chmod u+w) to change it\n")
+    assert db.read_bytes() == before
