@@ -16,7 +16,7 @@ from .hooks import RunHooks
 from .images import find_images
 from .packages import sha256_of_file
 from .pathtext import from_text, to_text
-from .match import KnownPeople, face_of_person, person_distances
+from .match import FaceChoice, KnownPeople, face_of_person, person_distances, recurring_face
 from .pipeline import NO_FACE, PhotoEmbedding, clear_face_hint, embed_photos
 from .runner import chunked, run_stoppable
 
@@ -116,6 +116,7 @@ def enroll(people_dir: Path, db_path: Path, settings: Settings, hooks: RunHooks 
         gallery = gallery_db.load_or_new(db_path, spec.name, spec.embedding_size)
         _drop_outdated_group_faces(gallery, spec.crop.key, outcome)
         _drop_outdated_thresholds(gallery, spec.crop.key, outcome)
+        found = {(person, to_text(rel)) for person, rel in pairs}  # in the folder, enrolled now or not
         pairs = _home_entries(gallery, folder, pairs, hashes, outcome)
         pairs = _one_person_per_photo(gallery, folder, pairs, hashes, outcome)
         outcome.warnings += look_alike_warnings({person for person, _ in pairs}, set(gallery.people), people_dir,
@@ -155,8 +156,7 @@ def enroll(people_dir: Path, db_path: Path, settings: Settings, hooks: RunHooks 
         threshold = gallery.calibrated(spec.crop.key).get("annotate", spec.default_threshold)
         for relative, result in _choose_faces(gallery, folder, spec.crop.key, several, person_of, threshold, outcome):
             _add(gallery, outcome, person_of[relative], relative, hashes[relative], result, settings, folder)
-        present = {(person, to_text(rel)) for person, rel in pairs}
-        outcome.orphans = sum(1 for key in current if key not in present)
+        outcome.orphans = sum(1 for key in current if key not in found)
         _save_if_changed(db_path, gallery, outcome)
         _warn_still_outdated(gallery, spec.crop.key, db_path, outcome)
     return outcome
@@ -256,7 +256,7 @@ def _one_person_per_photo(gallery, folder: str, pairs: list[tuple[str, str]], ha
             outcome.skipped += 1
             outcome.failed += 1
             outcome.warnings.append(f"{shown}: skipped, the same photo is filed under {' and '.join(sorted(here))}; "
-                                    "its largest face is one person: keep it in that person's folder only")
+                                    f"{_ONE_FACE_A_PHOTO}")
             continue
         still_there = []
         for name, entry in enrolled.get(hashes[relative], []):
@@ -277,11 +277,17 @@ def _one_person_per_photo(gallery, folder: str, pairs: list[tuple[str, str]], ha
             outcome.skipped += 1
             outcome.failed += 1
             outcome.warnings.append(f"{shown}: skipped, the same photo is enrolled for {name} from "
-                                    f"{entry.folder or 'a people folder'}/{entry.source}; its largest face is one "
-                                    "person: keep it in that person's folder only")
+                                    f"{entry.folder or 'a people folder'}/{entry.source}; {_ONE_FACE_A_PHOTO}")
             continue
         kept.append((person, relative))
     return kept
+
+
+# A photo gives the database one face; the same bytes filed under two people would give both the
+# face chosen for either (or, for a group photo, two faces of one file that annotate cannot tell
+# apart from a relabelling).  Copies cropped to each person are separate photos.
+_ONE_FACE_A_PHOTO = ("enroll takes one face from a photo: keep it in one person's folder, and put a copy cropped "
+                     "to each other person in theirs")
 
 
 def _still_holds(entry, folder: str, hashes: dict[str, str]) -> bool:
@@ -384,25 +390,39 @@ def _choose_faces(gallery, folder: str, crop: str, several: list[tuple[str, Phot
         name: [e for e in entries if e.crop == crop and not (e.source in these and _enrolled_from(e, folder))]
         for name, entries in gallery.people.items()})
     people = KnownPeople.from_matrix(*snapshot.matrix())
+    faces_of = {relative: np.vstack([result.embedding[np.newaxis], result.other_faces]) for relative, result in several}
+    group_photos_of: dict[str, list[str]] = {}  # each person's photos with several faces, in this run
+    for relative, _ in several:
+        group_photos_of.setdefault(person_of[relative], []).append(relative)
     chosen = []
     for relative, result in several:
-        person, shown = person_of[relative], to_text(result.path)
-        faces = np.vstack([result.embedding[np.newaxis], result.other_faces])
-        choice = face_of_person(person_distances(faces, people), people.names, person, threshold)
+        person, shown, faces = person_of[relative], to_text(result.path), faces_of[relative]
+        distances = person_distances(faces, people)
+        choice, basis = face_of_person(distances, people.names, person, threshold), f"{person}'s other photos"
+        theirs = group_photos_of[person]
+        if choice.likeness is None and person not in people.names and len(theirs) > 1:
+            # no photo with one face to go by: the face the person's group photos share, never
+            # one annotate would name as someone else
+            others = [i for i, name in enumerate(people.names) if name != person]
+            someone_else = (distances[:, others].min(axis=1) <= threshold) if others else np.zeros(len(faces), bool)
+            found = recurring_face([faces_of[r] for r in theirs], theirs.index(relative), someone_else, threshold)
+            if found is not None:
+                choice, basis = FaceChoice(*found), f"{person}'s other group photos"
         if choice.index is None:
             outcome.skipped += 1
             outcome.failed += 1
-            outcome.warnings.append(f"{shown}: skipped, {result.faces_found} faces and the largest is {choice.looks_like}'s "
-                                    f"(as annotate would name it); crop the photo to {person}")
+            outcome.warnings.append(f"{shown}: skipped, {result.faces_found} faces and the largest is "
+                                    f"{choice.looks_like}'s (as annotate would name it); crop the photo to {person}")
             continue
         if choice.likeness is None:
             why = (f"none is like {person}'s other photos" if person in people.names else
+                   f"none recurs in {person}'s other group photos" if len(theirs) > 1 else
                    f"{person} has no other photo")
             outcome.warnings.append(f"{shown}: {result.faces_found} faces, enrolled the largest ({why} to tell which "
                                     "is theirs); crop the photo to one person to be sure")
         elif choice.index > 0:
-            outcome.warnings.append(f"{shown}: {result.faces_found} faces, enrolled the one most like {person}'s other "
-                                    f"photos ({choice.likeness:.3f} from them), not the largest")
+            outcome.warnings.append(f"{shown}: {result.faces_found} faces, enrolled the one most like {basis} "
+                                    f"({choice.likeness:.3f} from them), not the largest")
         chosen.append((relative, replace(result, embedding=faces[choice.index], other_faces=None)))
     return chosen
 

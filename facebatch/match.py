@@ -130,6 +130,25 @@ def face_of_person(distances: np.ndarray, names: tuple[str, ...], person: str, t
     return FaceChoice(0)
 
 
+def recurring_face(photos: list[np.ndarray], index: int, excluded: np.ndarray, threshold: float
+                   ) -> tuple[int, float] | None:
+    """For a person whose photos all hold several faces: (face, distance) of photo `index`'s face
+    that recurs nearest in the person's other photos, when within `threshold`; else None.
+
+    `photos` holds each photo's face embeddings (K_i, D); `excluded` (K_index,) marks faces not
+    to take (someone else enrolled).  The person is who the photos share; a stranger beside them
+    in one photo is rarely in the next.
+    """
+    mine = photos[index]
+    others = [faces for i, faces in enumerate(photos) if i != index and len(faces)]
+    if not others or not len(mine):
+        return None
+    distances = face_distance(mine, np.vstack(others)).min(axis=1).astype(np.float64)
+    distances[np.asarray(excluded, bool)] = np.inf
+    best = int(np.argmin(distances))
+    return (best, float(distances[best])) if distances[best] <= threshold else None
+
+
 def nearest_centroid(faces: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For each face: the index of the nearest centroid and the distance to it (-1 and inf if none)."""
     if len(centroids) == 0 or len(faces) == 0:

@@ -712,3 +712,24 @@ def test_a_read_only_database_is_refused_only_by_an_enroll_that_would_change_it(
     assert refused.output == (f"Error: {db.resolve()}: the database is read-only (mode 0444); nothing was changed, "
                               "make it writable (chmod u+w) to change it\n")
     assert db.read_bytes() == before
+
+
+def test_a_person_known_only_from_group_photos_is_the_face_they_share(tmp_path, celebrity, models_root):
+    from facebatch import gallery
+    from facebatch.match import face_distance
+
+    val = {person.name: sorted(person.glob("*.jpg")) for person in (celebrity / "val").iterdir()}
+    people = tmp_path / "People"
+    (people / "jerry_seinfeld").mkdir(parents=True)
+    # Jerry Seinfeld smaller beside a different, larger stranger in each photo; nobody else enrolled
+    side_by_side(val["elton_john"][0], val["jerry_seinfeld"][0]).save(people / "jerry_seinfeld" / "one.jpg")
+    side_by_side(val["madonna"][0], val["jerry_seinfeld"][1]).save(people / "jerry_seinfeld" / "two.jpg")
+    db = tmp_path / "db.json"
+    result = run("enroll", people, "--db", db, "--model-dir", models_root, "-q")
+    assert result.exit_code == 0, result.output
+    for name in ("one.jpg", "two.jpg"):
+        assert any(line.startswith(f"warning: {people}/jerry_seinfeld/{name}: 2 faces, enrolled the one most like "
+                                   "jerry_seinfeld's other group photos (") for line in result.output.splitlines()), \
+            result.output
+    one, two = (e.embedding for e in gallery.load(db, "facenet").people["jerry_seinfeld"])
+    assert face_distance(one[np.newaxis], two[np.newaxis])[0, 0] < 1.0  # the same man, not Elton John and Madonna

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from facebatch.match import (KnownPeople, face_distance, face_of_person, label_faces, name_photo, nearest_centroid,
                              nearest_person, person_centroids, person_distances)
@@ -143,3 +144,16 @@ def test_a_distance_exactly_at_the_threshold_is_named():
     _, distance = label_faces(probe, known, np.array([0, 1]), ["ada", "bob"], threshold=1.0)[0]
     assert 0 < distance < 1
     assert label_faces(probe, known, np.array([0, 1]), ["ada", "bob"], threshold=distance)[0] == ("ada", distance)
+
+
+def test_the_face_a_persons_group_photos_share_is_theirs():
+    from facebatch.match import recurring_face
+
+    person, stranger_a, stranger_b, enrolled = np.eye(4, dtype=np.float32)
+    photos = [np.stack([stranger_a, person]), np.stack([stranger_b, person * 0.8 + stranger_b * 0.6])]
+    assert recurring_face(photos, 0, np.zeros(2, bool), 1.1) == (1, pytest.approx(0.632, abs=1e-3))
+    assert recurring_face(photos, 1, np.zeros(2, bool), 1.1)[0] == 1
+    # someone enrolled in both photos is never taken, and nothing recurs within the threshold: None
+    both = [np.stack([enrolled, person]), np.stack([enrolled, stranger_b])]
+    assert recurring_face(both, 0, np.array([True, False]), 1.1) is None
+    assert recurring_face(photos[:1], 0, np.zeros(2, bool), 1.1) is None  # one photo: nothing to share
