@@ -26,7 +26,7 @@ from .errors import (FacebatchError, Interrupted, OutputError, PurgeRefused, Run
 from .hooks import RunHooks
 from .images import OUTPUT_MARKER, annotated_name, find_images
 from .packages import sha256_of_file
-from .pathtext import to_text
+from .pathtext import shell_word, to_text
 from .pipeline import LABEL_RULE, annotate_chunk, label_image, relabel_chunk
 from .report import Summary
 from .results import STATUS_ERROR, STATUS_OK, ImageResult
@@ -96,7 +96,8 @@ def refuse_a_folder_of_other_files(output_dir: Path) -> None:
     if other:
         raise UsageProblem(f"{to_text(str(output_dir))}: holds files facebatch did not write (such as "
                            f"{to_text(other[0])}), which annotated copies and review pages could replace; choose a "
-                           "new or empty --out, or the folder of an earlier annotate run")
+                           "new or empty --out, or the folder of an earlier annotate run (one made before facebatch "
+                           f"marked its folders: mark it with touch {shell_word(str(output_dir / OUTPUT_MARKER))})")
 
 
 def images_to_annotate(input_dir: Path, output_dir: Path, unreadable: list[str] | None = None,

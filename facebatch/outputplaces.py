@@ -77,6 +77,7 @@ def check_annotate_outputs(input_dir: Path, output_dir: Path, db_path: Path, rep
         elif real.is_relative_to(real_in):
             raise UsageProblem(f"{shown}: lies in the input folder {to_text(str(input_dir))}, where it could "
                                f"overwrite a photo or be read as one; choose another {option}")
+    _refuse_a_file_on_the_way(Path(output_dir), "--out", [Path(output_dir), *Path(output_dir).parents])
     for option, path, _ in places:
         _refuse_a_file_on_the_way(path, option)
     refuse_unless_ours(report_path, "--report", _csv_with_header(report_header))
@@ -84,14 +85,15 @@ def check_annotate_outputs(input_dir: Path, output_dir: Path, db_path: Path, rep
         refuse_unless_ours(summary_json, "--summary-json", _our_summary)
 
 
-def _refuse_a_file_on_the_way(path: Path, option: str) -> None:
-    """A file where the path needs a folder (out.csv/summary.json) can only fail, and the summary
-    is written after the whole run: say so before it starts."""
-    for folder in Path(path).parents:
+def _refuse_a_file_on_the_way(path: Path, option: str, folders=None) -> None:
+    """A file (or a link to nothing) where the path needs a folder (out.csv/summary.json) can
+    only fail, and the summary is written after the whole run: say so before it starts."""
+    for folder in Path(path).parents if folders is None else folders:
         if os.path.lexists(folder):
             if not os.path.isdir(folder):
-                raise UsageProblem(f"{to_text(str(path))}: {to_text(str(folder))} is a file, not a folder; choose "
-                                   f"another {option}")
+                what = "a link to nothing" if os.path.islink(folder) else "a file, not a folder"
+                where = "" if folder == path else f"{to_text(str(folder))} is "
+                raise UsageProblem(f"{to_text(str(path))}: {where}{what}; choose another {option}")
             return
 
 

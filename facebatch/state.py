@@ -101,9 +101,12 @@ class RunState:
                 os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, PRIVATE))
             self._db = sqlite3.connect(self.path, isolation_level=None)
         except (OSError, sqlite3.Error) as exc:
+            advice = ("a folder stands there: move it aside" if os.path.isdir(self.path) else
+                      "it is a link to nothing: fix or remove the link" if not os.path.exists(self.path) and existed else
+                      "make it readable and writable (chmod 600)" if existed else
+                      "check the report folder is writable")
             raise OutputError(f"{self.path}: cannot {'open' if existed else 'create'} the manifest ({_describe(exc)}); "
-                              + ("make it readable and writable (chmod 600), or choose another --report" if existed
-                                 else "check the report folder is writable, or choose another --report")) from None
+                              f"{advice}, or choose another --report") from None
         try:
             self._open()
         except sqlite3.DatabaseError as exc:

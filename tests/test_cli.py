@@ -452,6 +452,14 @@ def test_annotate_never_writes_its_report_over_an_input_or_another_file(tmp_path
     assert not (tmp_path / "out").exists()
 
 
+def test_an_out_below_a_file_is_named_as_the_out_not_the_report(tmp_path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "afile").write_text("x")
+    result = run("annotate", tmp_path / "in", "--db", tmp_path / "db.json", "--out", tmp_path / "afile" / "sub")
+    assert result.exit_code == 1
+    assert result.output == f"Error: {tmp_path}/afile/sub: {tmp_path}/afile is a file, not a folder; choose another --out\n"
+
+
 def test_verify_never_writes_its_report_over_the_pairs_or_another_file(tmp_path):
     pairs = tmp_path / "pairs.csv"
     pairs.write_text("a.jpg,b.jpg\n")

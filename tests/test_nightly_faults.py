@@ -680,7 +680,8 @@ def test_an_out_folder_of_other_files_is_refused_and_left_as_it_was(tmp_path, sm
     assert result.exit_code == 1
     assert result.output == (f"Error: {mine}: holds files facebatch did not write (such as blank_000.png), which "
                              "annotated copies and review pages could replace; choose a new or empty --out, or the "
-                             "folder of an earlier annotate run\n")
+                             "folder of an earlier annotate run (one made before facebatch marked its folders: mark "
+                             f"it with touch {mine}/.facebatch-output)\n")
     assert all(path.read_bytes() == content for path, content in files.items())
     assert sorted(p.name for p in mine.iterdir()) == ["blank_000.png", "review", "review.html"]
     # a folder of hidden files only (a share's .DS_Store) is empty to the user; an earlier run's is ours

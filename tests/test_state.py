@@ -22,3 +22,10 @@ def test_a_manifest_that_is_there_but_cannot_be_opened_says_so(tmp_path, monkeyp
     manifest.unlink()
     with pytest.raises(OutputError, match=r"cannot create the manifest .*check the report folder is writable"):
         RunState(manifest)
+
+
+def test_a_folder_where_the_manifest_goes_is_named_as_one(tmp_path):
+    (tmp_path / "report.state.sqlite").mkdir()
+    with pytest.raises(OutputError, match=r"cannot open the manifest .*; a folder stands there: move it aside, or "
+                                          r"choose another --report"):
+        RunState(tmp_path / "report.state.sqlite")
