@@ -18,9 +18,10 @@ from . import calibration
 from . import gallery as gallery_db
 from . import weights
 from .config import IMAGES_PER_CHUNK, Settings
-from .enrollment import look_alike_warnings, person_photos
+from .enrollment import choose_faces, look_alike_warnings, person_photos
 from .errors import DatabaseError, Interrupted, OutputError, UsageProblem, folder_refused, with_hint
 from .hooks import RunHooks
+from .match import KnownPeople
 from .pathtext import to_text
 from .packages import sha256_of_file
 from .pipeline import NO_FACE, PhotoEmbedding, clear_face_hint, embed_photos
@@ -120,22 +121,26 @@ def _calibrate(labelled_dir: Path, db_path: Path, settings: Settings, hooks: Run
     paths = sorted(person_of)
     hooks.on_start(len(paths))
     usable: list[PhotoEmbedding] = []
+    several: list[tuple[str, PhotoEmbedding]] = []
     unreadable = 0
     for chunk_results in run_stoppable(embed_photos, chunked(paths, IMAGES_PER_CHUNK), settings.execution,
-                                       hooks.should_stop, settings):
+                                       hooks.should_stop, settings, True):
         for result in chunk_results:
             hooks.on_result(result)
             if result.embedding is None:
                 warnings.append(f"{to_text(result.path)}: skipped, "
                                 f"{with_hint(result.error, clear_face_hint(result, settings.detection.detector))}")
                 unreadable += result.error != NO_FACE
-                continue
-            usable.append(result)
-            if result.faces_found > 1:
-                # As enroll does.  If the largest face is another labelled person's, the pair
-                # check below finds it; a stranger's only widens the same-person distances.
-                warnings.append(f"{to_text(result.path)}: {result.faces_found} faces, used the largest; crop the "
-                                "photo to the one person to be sure")
+            elif result.other_faces is not None:
+                several.append((result.path, result))
+            else:
+                usable.append(result)
+    # A photo with several faces takes its person's face as enroll does (likeness to their photos
+    # with one face); one whose largest face is another labelled person's is left out.
+    chosen, refused = choose_faces(several, person_of, _known_from(usable, person_of), current_annotate, warnings,
+                                   "used")
+    usable = sorted(usable + [result for _, result in chosen], key=lambda result: result.path)
+    unreadable += refused
     embedded = len(usable)
     usable = _one_copy_each(usable, person_of, warnings)
     skipped = refused + len(paths) - len(usable)
@@ -191,6 +196,17 @@ def _measure(embeddings, labels, usable, person_of, warnings, counts, skipped, f
             outcome.store_error = str(exc)
             outcome.written, outcome.reset = [], []
     return outcome
+
+
+def _known_from(photos: list[PhotoEmbedding], person_of: dict[str, str]) -> KnownPeople:
+    """The labelled people as annotate would know them, from these photos (with one face each)."""
+    ordered = sorted(photos, key=lambda photo: person_of[photo.path])
+    names = sorted({person_of[photo.path] for photo in ordered})
+    if not ordered:
+        return KnownPeople.from_matrix([], np.zeros((0, 0), np.float32), np.zeros(0, np.int64))
+    labels = [person_of[photo.path] for photo in ordered]
+    starts = np.asarray([labels.index(name) for name in names], np.int64)
+    return KnownPeople.from_matrix(names, np.stack([photo.embedding for photo in ordered]), starts)
 
 
 def _within_budget(pairs: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], str]:

@@ -389,14 +389,26 @@ def _choose_faces(gallery, folder: str, crop: str, several: list[tuple[str, Phot
     snapshot = gallery_db.Gallery(gallery.model, gallery.embedding_size, {
         name: [e for e in entries if e.crop == crop and not (e.source in these and _enrolled_from(e, folder))]
         for name, entries in gallery.people.items()})
-    people = KnownPeople.from_matrix(*snapshot.matrix())
-    faces_of = {relative: np.vstack([result.embedding[np.newaxis], result.other_faces]) for relative, result in several}
-    group_photos_of: dict[str, list[str]] = {}  # each person's photos with several faces, in this run
-    for relative, _ in several:
-        group_photos_of.setdefault(person_of[relative], []).append(relative)
-    chosen = []
-    for relative, result in several:
-        person, shown, faces = person_of[relative], to_text(result.path), faces_of[relative]
+    chosen, refused = choose_faces(several, person_of, KnownPeople.from_matrix(*snapshot.matrix()), threshold,
+                                   outcome.warnings, "enrolled")
+    outcome.skipped += refused
+    outcome.failed += refused
+    return chosen
+
+
+def choose_faces(several: list[tuple[str, PhotoEmbedding]], person_of: dict[str, str], people: KnownPeople,
+                 threshold: float, warnings: list[str], verb: str) -> tuple[list[tuple[str, PhotoEmbedding]], int]:
+    """(key, photo with its person's face as its embedding) for each photo with several faces that
+    can be decided (match.face_of_person, match.recurring_face), and how many were refused; each
+    guess and refusal is warned about.  `several` holds (key, photo) with `person_of[key]` its
+    label; `people` is who is known apart from these photos; `verb` says what is done with the face."""
+    faces_of = {key: np.vstack([result.embedding[np.newaxis], result.other_faces]) for key, result in several}
+    group_photos_of: dict[str, list[str]] = {}  # each person's photos with several faces
+    for key, _ in several:
+        group_photos_of.setdefault(person_of[key], []).append(key)
+    chosen, refused = [], 0
+    for key, result in several:
+        person, shown, faces = person_of[key], to_text(result.path), faces_of[key]
         distances = person_distances(faces, people)
         choice, basis = face_of_person(distances, people.names, person, threshold), f"{person}'s other photos"
         theirs = group_photos_of[person]
@@ -405,26 +417,25 @@ def _choose_faces(gallery, folder: str, crop: str, several: list[tuple[str, Phot
             # one annotate would name as someone else
             others = [i for i, name in enumerate(people.names) if name != person]
             someone_else = (distances[:, others].min(axis=1) <= threshold) if others else np.zeros(len(faces), bool)
-            found = recurring_face([faces_of[r] for r in theirs], theirs.index(relative), someone_else, threshold)
+            found = recurring_face([faces_of[k] for k in theirs], theirs.index(key), someone_else, threshold)
             if found is not None:
                 choice, basis = FaceChoice(*found), f"{person}'s other group photos"
         if choice.index is None:
-            outcome.skipped += 1
-            outcome.failed += 1
-            outcome.warnings.append(f"{shown}: skipped, {result.faces_found} faces and the largest is "
-                                    f"{choice.looks_like}'s (as annotate would name it); crop the photo to {person}")
+            refused += 1
+            warnings.append(f"{shown}: skipped, {result.faces_found} faces and the largest is {choice.looks_like}'s "
+                            f"(as annotate would name it); crop the photo to {person}")
             continue
         if choice.likeness is None:
             why = (f"none is like {person}'s other photos" if person in people.names else
                    f"none recurs in {person}'s other group photos" if len(theirs) > 1 else
                    f"{person} has no other photo")
-            outcome.warnings.append(f"{shown}: {result.faces_found} faces, enrolled the largest ({why} to tell which "
-                                    "is theirs); crop the photo to one person to be sure")
+            warnings.append(f"{shown}: {result.faces_found} faces, {verb} the largest ({why} to tell which is "
+                            "theirs); crop the photo to one person to be sure")
         elif choice.index > 0:
-            outcome.warnings.append(f"{shown}: {result.faces_found} faces, enrolled the one most like {basis} "
-                                    f"({choice.likeness:.3f} from them), not the largest")
-        chosen.append((relative, replace(result, embedding=faces[choice.index], other_faces=None)))
-    return chosen
+            warnings.append(f"{shown}: {result.faces_found} faces, {verb} the one most like {basis} "
+                            f"({choice.likeness:.3f} from them), not the largest")
+        chosen.append((key, replace(result, embedding=faces[choice.index], other_faces=None)))
+    return chosen, refused
 
 
 def _save_if_changed(db_path: Path, gallery, outcome: EnrollOutcome) -> None:

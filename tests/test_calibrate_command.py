@@ -284,3 +284,22 @@ def test_a_database_that_cannot_be_written_at_the_end_still_gets_the_report(tmp_
     assert f"nothing stored in {db}: it could not be written (the error below)" in lines
     assert lines[-1].startswith(f"Error: {db}: cannot write the database (No space left on device)")
     assert db.read_bytes() == before
+
+
+def test_a_group_photo_counts_with_its_persons_face_not_the_largest(tmp_path, celebrity, models_root):
+    from test_cli import side_by_side
+
+    labelled = tmp_path / "labelled"
+    shutil.copytree(celebrity / "val", labelled)
+    madonna = sorted((labelled / "madonna").glob("*.jpg"))
+    ben = sorted((labelled / "ben_afflek").glob("*.jpg"))
+    # Ben Affleck's photo with Madonna larger beside him: by size it would be a copy of her photo
+    # under his name, and calibrate would call the labels wrong and store nothing
+    side_by_side(madonna[2], ben[0]).save(labelled / "ben_afflek" / "party.jpg")
+    db = empty_database(tmp_path / "db.json")
+    result = run("calibrate", labelled, "--db", db, "--model-dir", models_root, "-q", "--write")
+    assert result.exit_code == 0, result.output
+    assert "too near to be two people" not in result.output
+    assert any(line.startswith(f"warning: {labelled}/ben_afflek/party.jpg: ") and " faces, used the one most like "
+               "ben_afflek's other photos (" in line for line in result.output.splitlines()), result.output
+    assert "calibrated on 26 photos of 5 people" in result.output
