@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import html
 import json
 import os
 import queue
+import re
 import shutil
 import signal
 import sqlite3
@@ -819,7 +821,13 @@ def test_a_run_from_a_folder_whose_name_is_not_utf8_writes_its_review_pages(tmp_
                          cwd=here)
     assert result.returncode == 0, result.stderr
     page = (Path(os.fsdecode(here)) / "out" / "review.html").read_text(encoding="utf-8")
-    assert "people name" not in page or "--out out" in page  # the path as given: a page holds text
+    # a page holds text: the folder is shown in bash's $'...' form, which pasted gives back its bytes
+    commands = re.findall(r'<code class="cmd">(facebatch people name [^<]*)</code>', page)
+    assert commands, "no group to name in the review page"
+    word = html.unescape(commands[0]).split(" --out ", 1)[1]
+    assert word.startswith("$'") and word.isascii()
+    printed = subprocess.run(["bash", "-c", f"printf %s {word}"], capture_output=True, check=True).stdout
+    assert printed == os.path.join(here, b"out")
 
 
 def test_a_signal_stops_calibrate_waiting_for_the_database_lock(tmp_path, small_db, models_root, celebrity):
