@@ -78,6 +78,13 @@ def test_one_photo_is_enrolled_for_one_person_only(tmp_path, celebrity, settings
     (people / "mindy" / "party.jpg").unlink()  # fixed: the photo is Madonna's
     outcome = enroll(people, db, settings)
     assert (outcome.added, outcome.failed) == (1, 0), outcome
+    shutil.copy(madonna[0], people / "mindy" / "party.jpg")  # filed under both again, once enrolled for her
+    outcome = enroll(people, db, settings)
+    said = [w for w in outcome.warnings if "the same photo is filed under madonna and mindy" in w]
+    assert len(said) == 2 and all(w.endswith("enroll takes one face from a photo: keep it in one person's folder, "
+                                             "and put a copy cropped to each other person in theirs") for w in said)
+    assert outcome.orphans == 0, outcome  # her entry's photo is still in her folder
+    (people / "mindy" / "party.jpg").unlink()
     # moved to another person's folder: relabelled, not enrolled twice
     (people / "mindy" / "moved.jpg").write_bytes((people / "madonna" / madonna[1].name).read_bytes())
     (people / "madonna" / madonna[1].name).unlink()
