@@ -422,7 +422,8 @@ def annotate(images_dir, db_path, out_dir, report_path, threshold, force, try_ro
 @quiet_option
 def verify(images, pairs_csv, root, report_path, threshold, db_path, model, model_dir, max_pixels, min_face_size,
            min_face_fraction, jobs, backend, scheduler, quiet):
-    """Is this the same person?  Compare the largest face of A and B, or every pair in --pairs."""
+    """Is this the same person?  Compare the largest face of A and B (exit 0 SAME, 2 DIFFERENT), or
+    every pair in --pairs."""
     from . import verification
 
     if pairs_csv is None and len(images) != 2:
