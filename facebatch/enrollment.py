@@ -16,7 +16,9 @@ from .hooks import RunHooks
 from .images import find_images
 from .packages import sha256_of_file
 from .pathtext import from_text, to_text
-from .match import FaceChoice, KnownPeople, face_of_person, person_distances, recurring_face
+from .calibration import SUSPECT_DISTANCE
+from .match import (FaceChoice, KnownPeople, face_of_person, person_distances, recurring_face,
+                    too_near_to_be_two_people)
 from .pipeline import NO_FACE, PhotoEmbedding, clear_face_hint, embed_photos
 from .runner import chunked, run_stoppable
 
@@ -129,6 +131,7 @@ def enroll(people_dir: Path, db_path: Path, settings: Settings, hooks: RunHooks 
                 if entry is None or entry.sha256 != hashes[rel] or entry.crop != spec.crop.key]
         outcome.remade = sum(1 for key in todo if stored[key] is not None and stored[key].crop != spec.crop.key)
         outcome.unchanged += len(pairs) - len(todo)
+        before = {id(entry) for entries in gallery.people.values() for entry in entries}
         if todo:  # photos to embed: a read-only database is refused before that work, not after
             gallery_db.refuse_read_only(db_path)
         hooks.on_start(len(todo))
@@ -156,6 +159,7 @@ def enroll(people_dir: Path, db_path: Path, settings: Settings, hooks: RunHooks 
         threshold = gallery.calibrated(spec.crop.key).get("annotate", spec.default_threshold)
         for relative, result in _choose_faces(gallery, folder, spec.crop.key, several, person_of, threshold, outcome):
             _add(gallery, outcome, person_of[relative], relative, hashes[relative], result, settings, folder)
+        outcome.warnings += _too_near_to_be_two_people(gallery, before, spec.crop.key)
         outcome.orphans = sum(1 for key in current if key not in found)
         _save_if_changed(db_path, gallery, outcome)
         _warn_still_outdated(gallery, spec.crop.key, db_path, outcome)
@@ -436,6 +440,39 @@ def choose_faces(several: list[tuple[str, PhotoEmbedding]], person_of: dict[str,
                             f"({choice.likeness:.3f} from them), not the largest")
         chosen.append((key, replace(result, embedding=faces[choice.index], other_faces=None)))
     return chosen, refused
+
+
+MAX_NEAR_PAIRS_SHOWN = 10
+
+
+def _too_near_to_be_two_people(gallery, before: set[int], crop: str) -> list[str]:
+    """Warnings for the photos enrolled now that are nearer than calibrate's SUSPECT_DISTANCE to
+    a photo of another person (nearer than photos of one person usually are to each other)."""
+    entries = [(name, e) for name, listed in sorted(gallery.people.items()) for e in listed if e.crop == crop]
+    new = [(name, e) for name, e in entries if id(e) not in before]
+    if not new or len({name for name, _ in entries}) < 2:
+        return []
+    found = too_near_to_be_two_people(np.stack([e.embedding for _, e in new]), [name for name, _ in new],
+                                      np.stack([e.embedding for _, e in entries]), [name for name, _ in entries],
+                                      SUSPECT_DISTANCE)
+    warnings, seen = [], set()
+    for row, column, distance in found:
+        (name, entry), (other, theirs) = new[row], entries[column]
+        if frozenset([id(entry), id(theirs)]) in seen:
+            continue  # both enrolled now: once
+        seen.add(frozenset([id(entry), id(theirs)]))
+        warnings.append(f"{_shown(entry)} ({name}) and {_shown(theirs)} ({other}) are only {distance:.3f} apart, too near to be two people: one person under two "
+                        "names, or a photo in the wrong folder? annotate names such a face by a hair; fix the folders "
+                        "(facebatch people remove the wrong one)")
+    if len(warnings) > MAX_NEAR_PAIRS_SHOWN:
+        warnings = warnings[:MAX_NEAR_PAIRS_SHOWN] + [f"{len(warnings) - MAX_NEAR_PAIRS_SHOWN} more pairs of photos of "
+                                                      f"different people nearer than {SUSPECT_DISTANCE}"]
+    return warnings
+
+
+def _shown(entry) -> str:
+    """Where an entry's photo is, as far as the database knows."""
+    return f"{entry.folder}/{entry.source}" if entry.folder else entry.source
 
 
 def _save_if_changed(db_path: Path, gallery, outcome: EnrollOutcome) -> None:

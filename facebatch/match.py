@@ -149,6 +149,25 @@ def recurring_face(photos: list[np.ndarray], index: int, excluded: np.ndarray, t
     return (best, float(distances[best])) if distances[best] <= threshold else None
 
 
+def too_near_to_be_two_people(new: np.ndarray, new_names: list[str], known: np.ndarray, known_names: list[str],
+                              below: float, rows_at_once: int = 1024) -> list[tuple[int, int, float]]:
+    """(row of `new`, row of `known`, distance) for each new embedding whose nearest embedding of
+    another person is nearer than `below`, nearest first: one person under two names, or a photo
+    in the wrong folder, which would otherwise name that face by a hair.  `rows_at_once` bounds
+    the memory: a first enroll of 10,000 photos compares them in blocks, not all at once."""
+    found = []
+    known_names_array = np.asarray(known_names, dtype=object)
+    for start in range(0, len(new), rows_at_once):
+        block = face_distance(new[start:start + rows_at_once], known).astype(np.float64)
+        mine = np.asarray(new_names[start:start + rows_at_once], dtype=object)
+        block[mine[:, None] == known_names_array[None, :]] = np.inf  # the same person's own photos
+        nearest = np.argmin(block, axis=1) if block.size else np.zeros(len(block), np.int64)
+        for offset, column in enumerate(nearest):
+            if block.size and block[offset, column] < below:
+                found.append((start + offset, int(column), float(block[offset, column])))
+    return sorted(found, key=lambda row: row[2])
+
+
 def nearest_centroid(faces: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For each face: the index of the nearest centroid and the distance to it (-1 and inf if none)."""
     if len(centroids) == 0 or len(faces) == 0:

@@ -741,3 +741,22 @@ def test_a_person_known_only_from_group_photos_is_the_face_they_share(tmp_path, 
             result.output
     one, two = (e.embedding for e in gallery.load(db, "facenet").people["jerry_seinfeld"])
     assert face_distance(one[np.newaxis], two[np.newaxis])[0, 0] < 1.0  # the same man, not Elton John and Madonna
+
+
+def test_enroll_warns_of_photos_of_two_people_too_near_to_be_two(tmp_path, celebrity, models_root):
+    people = tmp_path / "People"
+    (people / "madonna").mkdir(parents=True)
+    (people / "madge").mkdir()
+    photos = sorted((celebrity / "train" / "madonna").glob("*.jpg"))[1:4]
+    for photo in photos:
+        shutil.copy(photo, people / "madonna")
+    # her photo again, re-encoded (other bytes), under another name: annotate would pick by a hair
+    Image.open(photos[0]).convert("RGB").save(people / "madge" / "again.jpg", quality=80)
+    shutil.copytree(celebrity / "train" / "elton_john", people / "elton_john")  # nobody near him
+    db = tmp_path / "db.json"
+    result = run("enroll", people, "--db", db, "--model-dir", models_root, "-q")
+    near = [line for line in result.output.splitlines() if "too near to be two people" in line]
+    assert len(near) == 1, result.output
+    assert near[0].startswith("warning: ") and "/madge/again.jpg (madge) and " in near[0] and \
+        f"/madonna/{photos[0].name} (madonna) are only 0." in near[0]
+    assert result.exit_code == 0  # a warning: both names are enrolled as asked

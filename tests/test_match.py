@@ -157,3 +157,19 @@ def test_the_face_a_persons_group_photos_share_is_theirs():
     both = [np.stack([enrolled, person]), np.stack([enrolled, stranger_b])]
     assert recurring_face(both, 0, np.array([True, False]), 1.1) is None
     assert recurring_face(photos[:1], 0, np.zeros(2, bool), 1.1) is None  # one photo: nothing to share
+
+
+def test_photos_of_two_people_too_near_to_be_two_are_found_in_blocks_nearest_first():
+    from facebatch.match import too_near_to_be_two_people
+
+    ada, bob, cy = np.eye(3, dtype=np.float32)
+    near_ada = np.array([0.96, 0.28, 0], np.float32)  # 0.283 from ada
+    known = np.stack([ada, bob, cy, near_ada])
+    names = ["ada", "bob", "cy", "dee"]
+    new = np.stack([near_ada, bob])
+    for rows_at_once in (1, 1024):
+        found = too_near_to_be_two_people(new, ["dee", "bob"], known, names, 0.5, rows_at_once)
+        # dee's photo is near ada's; bob's own photo does not count for bob
+        assert [(row, column) for row, column, _ in found] == [(0, 0)]
+        assert found[0][2] == pytest.approx(0.283, abs=1e-3)
+    assert too_near_to_be_two_people(new[:0], [], known, names, 0.5) == []
