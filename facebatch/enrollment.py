@@ -10,15 +10,15 @@ import numpy as np
 from . import gallery as gallery_db
 from . import weights
 from .atomicio import describe_os_error
+from .calibration import SUSPECT_DISTANCE
 from .config import IMAGES_PER_CHUNK, Settings
 from .errors import Interrupted, UsageProblem, folder_refused, with_hint
 from .hooks import RunHooks
 from .images import find_images
-from .packages import sha256_of_file
-from .pathtext import from_text, to_text
-from .calibration import SUSPECT_DISTANCE
 from .match import (FaceChoice, KnownPeople, face_of_person, person_distances, recurring_face,
                     too_near_to_be_two_people)
+from .packages import sha256_of_file
+from .pathtext import from_text, to_text
 from .pipeline import NO_FACE, PhotoEmbedding, clear_face_hint, embed_photos
 from .runner import chunked, run_stoppable
 
