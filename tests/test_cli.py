@@ -437,9 +437,11 @@ def test_enroll_says_which_links_it_skips_and_when_it_found_no_photo(tmp_path, c
     ("--summary-json", "notes.txt", "already exists and is not a file facebatch wrote for --summary-json"),
     ("--summary-json", "notes.txt/s.json", "notes.txt is a file, not a folder"),  # said before the run, not after
     ("--report", "notes.txt/deeper/r.csv", "notes.txt is a file, not a folder"),
+    ("--report", "broken/r.csv", "broken is a link to nothing"),
 ])
 def test_annotate_never_writes_its_report_over_an_input_or_another_file(tmp_path, option, target, problem):
     (tmp_path / "in").mkdir()
+    (tmp_path / "broken").symlink_to(tmp_path / "nowhere")
     for name in ("db.json", "in/a.jpg", "notes.txt"):
         (tmp_path / name).write_bytes(b"precious")
     result = run("annotate", tmp_path / "in", "--db", tmp_path / "db.json", "--out", tmp_path / "out", option,
