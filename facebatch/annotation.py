@@ -26,7 +26,8 @@ from .errors import (FacebatchError, Interrupted, OutputError, PurgeRefused, Run
 from .hooks import RunHooks
 from .images import OUTPUT_MARKER, annotated_name, find_images
 from .packages import sha256_of_file
-from .pathtext import shell_word, to_text
+from .outputplaces import refuse_a_folder_of_other_files
+from .pathtext import to_text
 from .pipeline import LABEL_RULE, annotate_chunk, label_image, relabel_chunk
 from .report import Summary
 from .results import STATUS_ERROR, STATUS_OK, ImageResult
@@ -73,31 +74,6 @@ def check_output_places(input_dir: Path, output_dir: Path) -> str | None:
         raise UsageProblem(f"{output_dir}: contains the input folder {input_dir}, so an annotated copy could "
                            "overwrite an original; choose an --out outside it")
     return real_out.relative_to(real_in).as_posix() if real_out.is_relative_to(real_in) else None
-
-
-def refuse_a_folder_of_other_files(output_dir: Path) -> None:
-    """An --out that already holds files facebatch did not write (~/Pictures, a web folder, a
-    typo) would have them replaced by annotated copies and review pages, and its `review/`
-    pruned.  Only a new or empty folder, or an earlier run's, is written into.  An earlier run's
-    has the output marker, or (runs made before the marker) the default report's manifest.
-    Hidden files (.DS_Store, .nomedia) are left alone by every run, so they do not count."""
-    if os.path.lexists(output_dir / OUTPUT_MARKER) or os.path.lexists(state_path_for(output_dir / "report.csv")):
-        return
-    try:
-        with os.scandir(output_dir) as entries:
-            # lock files are ours by name, and the locks refuse a planted one (a link) themselves
-            other = sorted(entry.name for entry in entries
-                           if not entry.name.startswith(".") and not entry.name.endswith(".lock"))
-    except (FileNotFoundError, NotADirectoryError):
-        return  # made below (a file in its place is refused there, in one line)
-    except OSError as exc:
-        raise OutputError(f"{output_dir}: cannot list the output folder ({describe_os_error(exc)}); "
-                          "choose a readable --out") from None
-    if other:
-        raise UsageProblem(f"{to_text(str(output_dir))}: holds files facebatch did not write (such as "
-                           f"{to_text(other[0])}), which annotated copies and review pages could replace; choose a "
-                           "new or empty --out, or the folder of an earlier annotate run (one made before facebatch "
-                           f"marked its folders: mark it with touch {shell_word(str(output_dir / OUTPUT_MARKER))})")
 
 
 def images_to_annotate(input_dir: Path, output_dir: Path, unreadable: list[str] | None = None,

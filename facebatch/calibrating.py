@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -123,8 +124,8 @@ def _calibrate(labelled_dir: Path, db_path: Path, settings: Settings, hooks: Run
     usable: list[PhotoEmbedding] = []
     several: list[tuple[str, PhotoEmbedding]] = []
     unreadable = 0
-    for chunk_results in run_stoppable(embed_photos, chunked(paths, IMAGES_PER_CHUNK), settings.execution,
-                                       hooks.should_stop, settings, True):
+    for chunk_results in run_stoppable(partial(embed_photos, every_face=True), chunked(paths, IMAGES_PER_CHUNK),
+                                       settings.execution, hooks.should_stop, settings):
         for result in chunk_results:
             hooks.on_result(result)
             if result.embedding is None:

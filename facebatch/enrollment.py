@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -143,8 +144,8 @@ def enroll(people_dir: Path, db_path: Path, settings: Settings, hooks: RunHooks 
         # before then, they are left for the next run, as photos not yet embedded are.
         several: list[tuple[str, PhotoEmbedding]] = []
         try:
-            for chunk_results in run_stoppable(embed_photos, chunked(paths, IMAGES_PER_CHUNK), settings.execution,
-                                               hooks.should_stop, settings, True):
+            for chunk_results in run_stoppable(partial(embed_photos, every_face=True), chunked(paths, IMAGES_PER_CHUNK),
+                                               settings.execution, hooks.should_stop, settings):
                 for result in chunk_results:
                     relative = relative_of[result.path]
                     if result.other_faces is not None:

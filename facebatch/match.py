@@ -155,16 +155,17 @@ def too_near_to_be_two_people(new: np.ndarray, new_names: list[str], known: np.n
     another person is nearer than `below`, nearest first: one person under two names, or a photo
     in the wrong folder, which would otherwise name that face by a hair.  `rows_at_once` bounds
     the memory: a first enroll of 10,000 photos compares them in blocks, not all at once."""
+    if len(new) == 0 or len(known) == 0:
+        return []
     found = []
     known_names_array = np.asarray(known_names, dtype=object)
     for start in range(0, len(new), rows_at_once):
         block = face_distance(new[start:start + rows_at_once], known).astype(np.float64)
         mine = np.asarray(new_names[start:start + rows_at_once], dtype=object)
         block[mine[:, None] == known_names_array[None, :]] = np.inf  # the same person's own photos
-        nearest = np.argmin(block, axis=1) if block.size else np.zeros(len(block), np.int64)
-        for offset, column in enumerate(nearest):
-            if block.size and block[offset, column] < below:
-                found.append((start + offset, int(column), float(block[offset, column])))
+        nearest = np.argmin(block, axis=1)
+        distance = block[np.arange(len(block)), nearest]
+        found += [(start + int(row), int(nearest[row]), float(distance[row])) for row in np.flatnonzero(distance < below)]
     return sorted(found, key=lambda row: row[2])
 
 

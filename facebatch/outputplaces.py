@@ -12,8 +12,10 @@ import os
 from pathlib import Path
 
 from .atomicio import describe_os_error
-from .errors import UsageProblem
-from .pathtext import to_text
+from .errors import OutputError, UsageProblem
+from .images import OUTPUT_MARKER
+from .pathtext import shell_word, to_text
+from .state import state_path_for
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -104,3 +106,28 @@ def check_pairs_report(pairs_csv: Path, report_path: Path | None, report_header:
     if _same_file(report_path, pairs_csv):
         raise UsageProblem(f"{to_text(str(report_path))}: is the --pairs file itself; choose another --report")
     refuse_unless_ours(report_path, "--report", _csv_with_header(report_header))
+
+
+def refuse_a_folder_of_other_files(output_dir: Path) -> None:
+    """An --out that already holds files facebatch did not write (~/Pictures, a web folder, a
+    typo) would have them replaced by annotated copies and review pages, and its `review/`
+    pruned.  Only a new or empty folder, or an earlier run's, is written into.  An earlier run's
+    has the output marker, or (runs made before the marker) the default report's manifest.
+    Hidden files (.DS_Store, .nomedia) are left alone by every run, so they do not count."""
+    if os.path.lexists(output_dir / OUTPUT_MARKER) or os.path.lexists(state_path_for(output_dir / "report.csv")):
+        return
+    try:
+        with os.scandir(output_dir) as entries:
+            # lock files are ours by name, and the locks refuse a planted one (a link) themselves
+            other = sorted(entry.name for entry in entries
+                           if not entry.name.startswith(".") and not entry.name.endswith(".lock"))
+    except (FileNotFoundError, NotADirectoryError):
+        return  # made below (a file in its place is refused there, in one line)
+    except OSError as exc:
+        raise OutputError(f"{output_dir}: cannot list the output folder ({describe_os_error(exc)}); "
+                          "choose a readable --out") from None
+    if other:
+        raise UsageProblem(f"{to_text(str(output_dir))}: holds files facebatch did not write (such as "
+                           f"{to_text(other[0])}), which annotated copies and review pages could replace; choose a "
+                           "new or empty --out, or the folder of an earlier annotate run (one made before facebatch "
+                           f"marked its folders: mark it with touch {shell_word(str(output_dir / OUTPUT_MARKER))})")
