@@ -80,7 +80,10 @@ def run_ordered(work: Callable[..., T], chunks: Iterable[list], jobs: int, *args
     pool = {"threads": "threading", "processes": "loky"}[backend]
     if backend == "processes":
         work = _DiesWithItsRun(work, os.getpid())
-    parallel = Parallel(n_jobs=min(jobs, len(chunks)), backend=pool, return_as="generator")
+    # max_nbytes=None: joblib would otherwise pickle any argument over 1 MB (the gallery of about
+    # 1,000 people and more) into a file under /dev/shm for the workers to map: biometric data on
+    # disk, and pickled.  Arguments then travel through the workers' pipes, in memory.
+    parallel = Parallel(n_jobs=min(jobs, len(chunks)), backend=pool, return_as="generator", max_nbytes=None)
     yield from parallel(delayed(work)(chunk, *args) for chunk in chunks)
 
 

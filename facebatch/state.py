@@ -119,6 +119,9 @@ class RunState:
     def _open(self) -> None:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
+        # Names and embeddings replaced or deleted (a person removed, a photo gone) are zeroed, not
+        # left in free pages: SQLite's own default leaves them, whatever this system's build does.
+        self._db.execute("PRAGMA secure_delete=ON")
         if self._db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
             raise sqlite3.DatabaseError("integrity check failed")
         self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")

@@ -99,3 +99,23 @@ def test_worker_processes_are_at_most_one_per_core_and_per_chunk(monkeypatch):
     monkeypatch.setattr(dask.distributed, "LocalCluster", CountingCluster)  # where the runner takes it from
     assert list(run_ordered(_pid_of_worker, [[1]], 6, backend="dask"))
     assert started == [1]  # one chunk of work: one worker, not six
+
+
+def _how_the_gallery_arrived(chunk, gallery):
+    import numpy as np
+
+    return type(gallery).__name__, isinstance(gallery, np.memmap), float(gallery.sum())
+
+
+def test_worker_processes_get_a_large_gallery_through_memory_not_a_pickle_on_disk(tmp_path, monkeypatch):
+    """joblib pickles an argument over 1 MB into a file for its workers to map: a gallery of about
+    1,000 people's embeddings would land under /dev/shm.  It must travel in memory instead."""
+    import numpy as np
+
+    from facebatch.runner import run_ordered
+
+    monkeypatch.setenv("JOBLIB_TEMP_FOLDER", str(tmp_path))
+    gallery = np.ones((2_000, 128))  # 2 MB of float64, as match.KnownPeople holds its centroids
+    arrivals = list(run_ordered(_how_the_gallery_arrived, [[1], [2]], 2, gallery, backend="processes"))
+    assert arrivals == [("ndarray", False, 256_000.0)] * 2
+    assert not [p for p in tmp_path.rglob("*") if p.is_file()]

@@ -29,3 +29,36 @@ def test_a_folder_where_the_manifest_goes_is_named_as_one(tmp_path):
     with pytest.raises(OutputError, match=r"cannot open the manifest .*; a folder stands there: move it aside, or "
                                           r"choose another --report"):
         RunState(tmp_path / "report.state.sqlite")
+
+
+def test_a_name_taken_off_a_record_leaves_no_copy_in_the_manifest_file(tmp_path, monkeypatch):
+    """A person removed, then relabelled away: SQLite keeps replaced rows in its free pages unless
+    secure_delete is on, which is not its default (this system's build may turn it on: the test
+    turns it off first, as such a build would have it)."""
+    import numpy as np
+
+    from facebatch.detect import Face
+    from facebatch.results import UNKNOWN, ImageResult, LabelledFace
+    from facebatch.state import ImageRecord
+
+    connect = sqlite3.connect
+
+    def connect_as_sqlite_defaults(*args, **kwargs):
+        db = connect(*args, **kwargs)
+        db.execute("PRAGMA secure_delete=OFF")
+        return db
+
+    monkeypatch.setattr(sqlite3, "connect", connect_as_sqlite_defaults)
+    manifest_path = tmp_path / "report.state.sqlite"
+    manifest = RunState(manifest_path)
+
+    def record(path: str, name: str) -> ImageRecord:
+        face = LabelledFace(Face(0, 0, 100, 100, 0.999), name, 0.5)
+        embedding = np.random.default_rng(0).random((1, 128), dtype=np.float32)
+        return ImageRecord(ImageResult(path, "ok", (face,), embeddings=embedding), "detection", "labels")
+
+    manifest.put_many([record(f"{i}.jpg", "Zebedee_Quux" if i % 3 == 0 else "Ann") for i in range(300)])
+    manifest.put_many([record(f"{i}.jpg", UNKNOWN) for i in range(0, 300, 3)])  # relabelled after the removal
+    manifest.close()
+    on_disk = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("report.state.sqlite"))
+    assert b"Ann" in on_disk and b"Zebedee_Quux" not in on_disk
