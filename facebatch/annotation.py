@@ -20,7 +20,7 @@ from typing import Iterator
 from . import draw, groups, locks, match, review, weights
 from . import gallery as gallery_db
 from .atomicio import describe_os_error, remove_stale_temporaries, write_failure_hint
-from .config import IMAGES_PER_CHUNK, Settings, part_key
+from .config import IMAGES_PER_CHUNK, SIDECARS_KEEP_TRUE, Settings, part_key
 from .errors import (FacebatchError, Interrupted, OutputError, PurgeRefused, RunLocked, SidecarError, UsageProblem,
                      folder_refused)
 from .hooks import RunHooks
@@ -236,7 +236,7 @@ def _forget(gone: list[str], input_dir: Path, output_dir: Path, state: RunState,
             hooks: RunHooks) -> int:
     """Drop images that left the folder: their manifest entries and what the writers made for them.
     Returns how many sidecars could not be cleaned (each is warned about)."""
-    writers = image_writers(input_dir, output_dir, settings.labels.xmp)
+    writers = image_writers(input_dir, output_dir, settings.labels.sidecars)
     problems = 0
     for path in gone:
         record = state.get(path)
@@ -442,7 +442,7 @@ def _detect(todo, input_dir, output_dir, settings, known, state, detect_key, lab
     run embeds exactly the batches an uninterrupted run would, and its results match to the bit.
     Returns how many sidecars could not be written (`_output_problems`).
     """
-    cleaners = _failure_cleaners(input_dir, output_dir, settings)
+    cleaners = _failure_cleaners(input_dir, output_dir)
     state.mark_outputs_unsure(to_text(relative) for relative in todo)  # in one transaction: cheap up front
     problems = 0
     for chunk_results in run_stoppable(annotate_chunk, chunked(todo, IMAGES_PER_CHUNK), settings.execution,
@@ -472,10 +472,10 @@ def _finish_chunk(results: list[ImageResult], detection_key_of, kept_copy_of, la
     return problems
 
 
-def _failure_cleaners(input_dir: Path, output_dir: Path, settings: Settings) -> list:
+def _failure_cleaners(input_dir: Path, output_dir: Path) -> list:
     """An image that fails now shows nothing: its copy goes, and so do our regions in its sidecar
-    (they could name someone since removed from the database)."""
-    return [AnnotatedCopyWriter(output_dir)] + ([XmpSidecarWriter(input_dir)] if settings.labels.xmp else [])
+    (they could name someone since removed from the database), with or without --xmp."""
+    return [AnnotatedCopyWriter(output_dir), XmpSidecarWriter(input_dir)]
 
 
 def _clean_up_failures(results: list[ImageResult], cleaners: list, input_dir: Path, hooks: RunHooks) -> int:
@@ -513,7 +513,7 @@ def _relabel(paths: list[str], input_dir, output_dir, settings, known, state, la
     sidecars could not be written.
     """
     problems = 0
-    cleaners = _failure_cleaners(input_dir, output_dir, settings)
+    cleaners = _failure_cleaners(input_dir, output_dir)
     for start in range(0, len(paths), RELABEL_BATCH):
         records = [r for r in (state.get(p) for p in paths[start:start + RELABEL_BATCH]) if r is not None]
         unchanged, work = [], []
@@ -524,7 +524,9 @@ def _relabel(paths: list[str], input_dir, output_dir, settings, known, state, la
             new = replace(old, faces=labelled)
             redraw = record.path in redraw_anyway or \
                 [draw.label_text(f) for f in labelled] != [draw.label_text(f) for f in old.faces]
-            if redraw or settings.labels.xmp:
+            if redraw or record.labels_key == SIDECAR_UNWRITTEN or \
+                    settings.labels.sidecars != SIDECARS_KEEP_TRUE:
+                # (kept true, a sidecar changes only with a label: those are redrawn)
                 work.append((new, redraw))
             else:
                 unchanged.append(ImageRecord(new, record.detection_key, label_key, record.copy_stat))

@@ -112,11 +112,11 @@ def _run(action):
 
 def _settings(model: str, model_dir: Path, threshold: float | None, jobs: int | None, min_face_size: int,
               min_face_fraction: float, max_pixels: int, backend: str, scheduler: str | None,
-              try_rotations: bool = False, xmp: bool = False):
+              try_rotations: bool = False, sidecars: str | None = None):
     """Options to Settings.  A threshold left out stays None: the job resolves it from the
     database's calibrated thresholds or the model's default (LabelSettings.resolved)."""
-    from .config import (DetectionSettings, ExecutionSettings, LabelSettings, Settings, default_jobs,
-                         tensorflow_threads)
+    from .config import (SIDECARS_KEEP_TRUE, DetectionSettings, ExecutionSettings, LabelSettings, Settings,
+                         default_jobs, tensorflow_threads)
     from .detect import DetectorSettings
     from .weights import get_spec
 
@@ -131,9 +131,15 @@ def _settings(model: str, model_dir: Path, threshold: float | None, jobs: int | 
         detection=DetectionSettings(model=model, max_pixels=max_pixels, try_rotations=try_rotations,
                                     detector=DetectorSettings(min_face_size=min_face_size,
                                                               min_face_fraction=min_face_fraction)),
-        labels=LabelSettings(threshold=threshold, xmp=xmp),
+        labels=LabelSettings(threshold=threshold, sidecars=sidecars or SIDECARS_KEEP_TRUE),
         execution=ExecutionSettings(models_root=model_dir, jobs=jobs, backend=backend, scheduler=scheduler,
                                     tf_threads=tensorflow_threads(backend, jobs, scheduler)))
+
+
+def _sidecar_mode(xmp: bool | None) -> str:
+    from .config import SIDECARS_KEEP_TRUE, SIDECARS_WITHDRAW, SIDECARS_WRITE
+
+    return SIDECARS_KEEP_TRUE if xmp is None else SIDECARS_WRITE if xmp else SIDECARS_WITHDRAW
 
 
 def model_options(func):
@@ -332,9 +338,11 @@ def enroll(people_dir, db_path, model, model_dir, max_pixels, min_face_size, min
               help="When a photo has no face, try it turned 90, 180 and 270 degrees (for scans without EXIF).")
 @click.option("--summary-json", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the summary counts as JSON, for monitoring.")
-@click.option("--xmp", is_flag=True,
-              help="Also write the named faces as MWG face regions into an XMP sidecar beside each original "
-                   "(photo.jpg.xmp, merged into an existing one), for digiKam, darktable and Lightroom.")
+@click.option("--xmp/--no-xmp", default=None,
+              help="--xmp: also write the named faces as MWG face regions into an XMP sidecar beside each "
+                   "original (photo.jpg.xmp, merged into an existing one), for digiKam and darktable. "
+                   "--no-xmp: take facebatch's regions back out of the sidecars. Neither: no sidecar is "
+                   "created, and the regions an earlier --xmp run wrote are kept up to date.")
 @click.option("--confirm-purge", is_flag=True,
               help="The images missing since the last run were really deleted: drop their rows and copies even "
                    "when that is most of them (otherwise refused with exit code 5).")
@@ -350,7 +358,7 @@ def annotate(images_dir, db_path, out_dir, report_path, threshold, force, try_ro
     from .results import STATUS_ERROR
 
     settings = _settings(model, model_dir, threshold, jobs, min_face_size, min_face_fraction, max_pixels, backend,
-                         scheduler, try_rotations=try_rotations, xmp=xmp)
+                         scheduler, try_rotations=try_rotations, sidecars=_sidecar_mode(xmp))
     report_path = report_path or out_dir / "report.csv"
     console = _console()
 
@@ -754,7 +762,9 @@ def people_remove(name, db_path, model):
     removed, matches = _run(remove)
     name = ", ".join(matches)  # as stored, not as typed (" Ada" removes Ada)
     console = _console()
-    console.print(f"removed {name} ({len(removed)} embeddings) from {db_path}", markup=False)
+    console.print(f"removed {name} ({len(removed)} embeddings) from {db_path}; the name stays in the reports, "
+                  "copies, review pages and sidecars of earlier annotate runs until facebatch annotate runs "
+                  "again on each of those folders", markup=False)
     # enroll would add back the photos still in a people folder: "for good" needs them moved too
     folders = sorted({e.folder for e in removed if e.folder is not None
                       and os.path.lexists(os.path.join(from_text(e.folder), from_text(e.source)))})

@@ -55,12 +55,25 @@ class DetectionSettings:
     try_rotations: bool = False  # retry photos with no face turned 90/180/270 degrees (docs/benchmarks.md)
 
 
+# What annotate does with the XMP sidecars beside the photos.  A sidecar that names someone must
+# never go stale, even in a run that was not asked for sidecars: after `people remove`, a run
+# without --xmp must still take the name out of the regions an earlier --xmp run wrote.
+SIDECARS_WRITE = "write"  # --xmp: facebatch's regions name the faces of every photo
+SIDECARS_KEEP_TRUE = "keep-true"  # neither flag: none is created; one holding facebatch's regions is kept true
+SIDECARS_WITHDRAW = "withdraw"  # --no-xmp: facebatch's regions are taken out of every sidecar
+SIDECAR_MODES = (SIDECARS_WRITE, SIDECARS_KEEP_TRUE, SIDECARS_WITHDRAW)
+
+
 @dataclass(frozen=True)
 class LabelSettings:
     """What decides only the names given to faces already found."""
 
     threshold: float | None = None  # None until resolved: see resolved()
-    xmp: bool = False  # also write face regions into XMP sidecars beside the originals
+    sidecars: str = SIDECARS_KEEP_TRUE  # one of SIDECAR_MODES
+
+    def __post_init__(self):
+        if self.sidecars not in SIDECAR_MODES:
+            raise ValueError(f"sidecars must be one of {SIDECAR_MODES}, not {self.sidecars!r}")
 
     def resolved(self, calibrated: float | None, model_default: float) -> "LabelSettings":
         """With the threshold in force: --threshold if given, else the one `facebatch calibrate

@@ -166,7 +166,7 @@ def _embed_label_save(engine, found: list[_Found], input_root: Path, output_root
     except Exception as exc:  # noqa: BLE001
         return {item.relative: ImageResult(item.relative, STATUS_ERROR, error=_error_text(exc), **item.identity)
                 for item in found}
-    writers = image_writers(input_root, output_root, settings.labels.xmp)
+    writers = image_writers(input_root, output_root, settings.labels.sidecars)
     results: dict[str, ImageResult] = {}
     position = 0
     for item in found:
@@ -204,7 +204,7 @@ def relabel_chunk(items: list[tuple[ImageResult, bool]], input_root: Path, outpu
                   settings: Settings) -> list[ImageResult]:
     """Write the outputs of images whose labels changed, from stored results: no detection, no
     TensorFlow.  The photo is decoded only when its annotated copy must be redrawn (the bool)."""
-    writers = image_writers(input_root, output_root, settings.labels.xmp)
+    writers = image_writers(input_root, output_root, settings.labels.sidecars)
     done = []
     for result, redraw in items:
         chosen = [w for w in writers if redraw or not w.needs_pixels]

@@ -71,6 +71,28 @@ def write_sidecar(image_path: Path, size: tuple[int, int], faces: Iterable[xmp.F
     return _apply(path, existing, mode, new)
 
 
+def keep_our_regions_true(image_path: Path, size: tuple[int, int], faces: Iterable[xmp.FaceRegion],
+                          orientation: int = 1) -> Path | None:
+    """Rewrite facebatch's regions in a sidecar that already holds them (annotate without --xmp).
+
+    No sidecar is created, and one facebatch never wrote into is left unread past its bytes: a
+    sidecar it cannot read (a link, unreadable) was never written by it, so it is no concern of a
+    run that did not ask for sidecars.  One that holds our regions and cannot be kept true (made
+    read-only, say) raises SidecarError: it may name someone since removed.
+    """
+    path = sidecar_path_for(image_path)
+    _leave_a_shared_sidecar(image_path, path)
+    try:
+        existing, mode = _read_what_we_may_have_written(path)
+    except SidecarError:
+        return None  # unreadable: a run that did not ask for sidecars does not complain of one
+    if existing is None or xmp.OUR_NS.encode() not in existing:
+        return None
+    with _naming(path):
+        new = xmp.update_sidecar(existing, size, faces, orientation, None)
+    return _apply(path, existing, mode, new)
+
+
 def _leave_a_shared_sidecar(image_path: Path, path: Path) -> None:
     """Take our data out of `photo.xmp` when it is not (or no longer) the photo's sidecar: facebatch
     before 2026-11-24 wrote into IMG_0001.xmp beside a raw IMG_0001.CR2, which is the raw file's."""
@@ -97,7 +119,7 @@ def remove_our_regions(image_path: Path) -> Path | None:
     """
     path = sidecar_path_for(image_path)
     _leave_a_shared_sidecar(image_path, path)
-    existing, mode = _read(path)
+    existing, mode = _read_what_we_may_have_written(path)
     if existing is None:
         return None
     with _naming(path):
@@ -128,6 +150,19 @@ def _naming(path: Path):
         yield
     except SidecarError as exc:
         raise SidecarError(f"{to_text(path.name)}: {exc}") from None
+
+
+def _read_what_we_may_have_written(path: Path) -> tuple[bytes | None, int | None]:
+    """`_read`, but (None, None) for a file facebatch never writes into, so none of its data can
+    be there: a link, something not a regular file, or a file over the size limit.  Taking our
+    regions out of such a file is not a failure to warn about."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return None, None  # not there, or no file can have this name
+    if not stat.S_ISREG(info.st_mode) or info.st_size > xmp.MAX_SIDECAR_BYTES:
+        return None, None
+    return _read(path)
 
 
 def _read(path: Path) -> tuple[bytes | None, int | None]:

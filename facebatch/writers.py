@@ -20,6 +20,7 @@ from PIL import Image
 
 from . import draw, review, sidecar, thumbnails, xmp
 from .atomicio import atomic_writer, describe_os_error, write_bytes_atomic
+from .config import SIDECARS_KEEP_TRUE, SIDECARS_WRITE
 from .errors import OutputError, SidecarError
 from .images import annotated_name, inside_folder, save_image_atomic
 from .pathtext import from_text, to_text
@@ -93,15 +94,18 @@ class AnnotatedCopyWriter:
 
 
 class XmpSidecarWriter:
-    """MWG face regions of the named faces, merged into the sidecar beside the original photo."""
+    """MWG face regions of the named faces, merged into the sidecar beside the original photo, as
+    `sidecars` (config.SIDECAR_MODES) says: written, kept true where facebatch wrote them, or
+    taken out."""
 
     needs_pixels = False
     essential = False
     what = "XMP sidecar"
     where = "the photo's folder"
 
-    def __init__(self, input_root: Path):
+    def __init__(self, input_root: Path, sidecars: str = SIDECARS_WRITE):
         self.input_root = Path(input_root)
+        self.sidecars = sidecars
         self.real_root = os.path.realpath(input_root)  # once per chunk: the folder's own path does not move
         self._folders_inside: dict[Path, bool] = {}  # a chunk's photos share few folders
 
@@ -112,8 +116,15 @@ class XmpSidecarWriter:
         if inside is None:
             inside = self._folders_inside[photo.parent] = inside_folder(photo.parent, self.real_root)
         if not inside:
+            if self.sidecars != SIDECARS_WRITE:
+                return ""  # (remove() says why nothing outside the input folder is touched)
             raise SidecarError("the photo's folder is now a link out of the folder; no sidecar is written there")
-        sidecar.write_sidecar(photo, (output.width, output.height), named, output.orientation)
+        if self.sidecars == SIDECARS_WRITE:
+            sidecar.write_sidecar(photo, (output.width, output.height), named, output.orientation)
+        elif self.sidecars == SIDECARS_KEEP_TRUE:
+            sidecar.keep_our_regions_true(photo, (output.width, output.height), named, output.orientation)
+        else:
+            sidecar.remove_our_regions(photo)
         return ""
 
     def remove(self, relative: str, annotated: str) -> None:
@@ -151,13 +162,13 @@ class ThumbnailWriter:
         pass  # thumbnails no face refers to are pruned after the run (ReviewWriter)
 
 
-def image_writers(input_root: Path, output_root: Path, xmp_sidecars: bool, thumbs: bool = True) -> list[ImageWriter]:
+def image_writers(input_root: Path, output_root: Path, sidecars: str, thumbs: bool = True) -> list[ImageWriter]:
     """The writers of one image's files, in the order they must run: thumbnails are cut before
-    the annotated copy draws its boxes onto the same decoded photo."""
+    the annotated copy draws its boxes onto the same decoded photo.  The sidecar writer is there
+    in every mode: without --xmp it still keeps the regions an earlier run wrote true."""
     writers: list[ImageWriter] = [ThumbnailWriter(output_root)] if thumbs else []
     writers.append(AnnotatedCopyWriter(output_root))
-    if xmp_sidecars:
-        writers.append(XmpSidecarWriter(input_root))
+    writers.append(XmpSidecarWriter(input_root, sidecars))
     return writers
 
 

@@ -651,3 +651,34 @@ def test_no_sidecar_is_written_through_a_folder_swapped_for_a_link_out_of_the_ph
     with pytest.raises(SidecarError, match="a link out of the folder"):
         XmpSidecarWriter(folder).write(ImageOutput("sub/photo.jpg", (face,), 40, 30, 1))
     assert not list(outside.rglob("*.xmp"))
+
+
+def test_keeping_regions_true_creates_nothing_and_touches_only_sidecars_holding_ours(tmp_path):
+    """The mode of a run without --xmp: our regions follow the names, nothing else is written."""
+    photo = _photo(tmp_path)
+    assert sidecar.keep_our_regions_true(photo, SIZE, [ALICE]) is None
+    assert not list(tmp_path.glob("*.xmp"))  # no sidecar is created
+
+    theirs = tmp_path / "photo.jpg.xmp"  # regions another program wrote: not ours to keep
+    theirs.write_bytes(xmp.update_sidecar(None, SIZE, [ALICE]).replace(xmp.OUR_NS.encode(), b"urn:x"))
+    before = theirs.read_bytes()
+    assert sidecar.keep_our_regions_true(photo, SIZE, [BOB]) is None and theirs.read_bytes() == before
+
+    theirs.unlink()
+    assert sidecar.write_sidecar(photo, SIZE, [ALICE, BOB]) == theirs
+    assert sidecar.keep_our_regions_true(photo, SIZE, [BOB]) == theirs  # Alice left the database
+    assert [r["Name"] for r in exiftool(theirs)["RegionInfo"]["RegionList"]] == ["Bob"]
+    assert sidecar.keep_our_regions_true(photo, SIZE, []) is None  # ours alone, and nobody named: it goes
+    assert not theirs.exists()
+
+
+def test_sidecars_that_facebatch_never_writes_are_no_concern_of_a_run_taking_regions_out(tmp_path):
+    photo = _photo(tmp_path)
+    elsewhere = tmp_path / "theirs.xmp"
+    elsewhere.write_bytes(xmp.update_sidecar(None, SIZE, [ALICE]))  # even with our data in it
+    (tmp_path / "photo.jpg.xmp").symlink_to(elsewhere)
+    assert sidecar.remove_our_regions(photo) is None
+    assert sidecar.keep_our_regions_true(photo, SIZE, []) is None
+    assert b"Alice" in elsewhere.read_bytes()
+    with pytest.raises(SidecarError, match="symbolic link"):
+        sidecar.write_sidecar(photo, SIZE, [ALICE])  # asked for with --xmp: said why not

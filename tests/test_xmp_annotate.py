@@ -273,3 +273,42 @@ def test_a_manifest_path_out_of_the_input_folder_never_reaches_a_sidecar(tmp_pat
     before = theirs.read_bytes()
     XmpSidecarWriter(images).remove(stored.format(victim=victim), "")
     assert theirs.read_bytes() == before
+
+
+def test_a_run_without_xmp_keeps_the_regions_true_and_no_xmp_takes_them_out(tmp_path, celebrity, db, models_root):
+    """A name must not outlive its person in a sidecar because the next run left out --xmp (the
+    nightly line of someone who tried --xmp once): without the flag, facebatch creates no sidecar
+    but keeps the regions it wrote true; --no-xmp takes them out."""
+    images = tmp_path / "images"
+    images.mkdir()
+    shutil.copy(sorted((celebrity / "val" / "ben_afflek").glob("*.jpg"))[0], images / "ben.jpg")
+    shutil.copy(sorted((celebrity / "val" / "mindy_kaling").glob("*.jpg"))[0], images / "mindy.jpg")
+    out = tmp_path / "out"
+    assert run("annotate", images, "--db", db, "--out", out, "--model-dir", models_root, "-q", "--xmp").exit_code == 0
+    assert [r["Name"] for r in regions(exiftool(images / "ben.jpg.xmp"))] == ["ben_afflek"]
+    assert [r["Name"] for r in regions(exiftool(images / "mindy.jpg.xmp"))] == ["mindy_kaling"]
+
+    # a photo added later, in runs without --xmp, gets no sidecar; another program's sidecar that
+    # is a link is none of the run's business (no warning, exit 0)
+    shutil.copy(sorted((celebrity / "val" / "ben_afflek").glob("*.jpg"))[1], images / "later.jpg")
+    (tmp_path / "theirs.xmp").write_text("not ours")
+    (images / "linked.jpg.xmp").symlink_to(tmp_path / "theirs.xmp")
+    shutil.copy(sorted((celebrity / "val" / "ben_afflek").glob("*.jpg"))[2], images / "linked.jpg")
+    layout = json.loads(db.read_text())
+    del layout["people"]["ben_afflek"]
+    without_ben = tmp_path / "without_ben.json"
+    without_ben.write_text(json.dumps(layout))
+    kept = run("annotate", images, "--db", without_ben, "--out", out, "--model-dir", models_root, "-q")
+    assert kept.exit_code == 0, kept.output
+    assert "warning" not in kept.output.lower() and "linked.jpg.xmp" not in kept.output
+    assert [r["name"] for r in report_rows(out / "report.csv") if r["image"] == "ben.jpg"] == ["UNKNOWN"]
+    # facebatch created ben.jpg.xmp for his name alone: with the name gone, so is the file
+    assert not (images / "ben.jpg.xmp").exists()
+    assert [r["Name"] for r in regions(exiftool(images / "mindy.jpg.xmp"))] == ["mindy_kaling"]
+    assert not (images / "later.jpg.xmp").exists()
+    assert (tmp_path / "theirs.xmp").read_text() == "not ours"
+
+    withdrawn = run("annotate", images, "--db", db, "--out", out, "--model-dir", models_root, "-q", "--no-xmp")
+    assert withdrawn.exit_code == 0, withdrawn.output
+    assert not (images / "mindy.jpg.xmp").exists() and not (images / "ben.jpg.xmp").exists()
+    assert (tmp_path / "theirs.xmp").read_text() == "not ours"
