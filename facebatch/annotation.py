@@ -25,10 +25,11 @@ from .errors import (FacebatchError, Interrupted, OutputError, PurgeRefused, Run
                      folder_refused)
 from .hooks import RunHooks
 from .images import OUTPUT_MARKER, annotated_name, find_images
+from .match import LABEL_RULE, label_image
 from .packages import sha256_of_file
 from .outputplaces import refuse_a_folder_of_other_files
 from .pathtext import to_text
-from .pipeline import LABEL_RULE, annotate_chunk, label_image, relabel_chunk
+from .pipeline import annotate_chunk, relabel_chunk
 from .report import Summary
 from .results import STATUS_ERROR, STATUS_OK, ImageResult
 from .runner import chunked, run_stoppable

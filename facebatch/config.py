@@ -1,4 +1,4 @@
-"""Settings shared by every command, and the default folders.
+"""Settings shared by every command.
 
 Settings come in three frozen parts, and the part a field sits in says what it invalidates:
 - `DetectionSettings`: what decides the faces found and their embeddings.  A change redoes the
@@ -20,12 +20,7 @@ from .detect import DetectorSettings
 from .images import DEFAULT_MAX_PIXELS
 from .weights import DEFAULT_MODEL
 
-PEOPLE_DIR = Path("People")
-IMAGES_DIR = Path("images")
-OUTPUT_DIR = Path("Infered_image")
-DATABASE = Path("DataBase") / "DataBase.json"
-MODELS_ROOT = Path("Model")
-REPORT_NAME = "report.csv"
+MODELS_ROOT = Path("Model")  # the command line's default folders are in cli.py, which imports no numpy for --help
 IMAGES_PER_CHUNK = 8  # small enough to spread a short run over the workers, big enough to batch faces
 
 

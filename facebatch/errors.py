@@ -8,7 +8,9 @@ EXIT_FATAL = 1  # bad usage, missing or damaged weights or database, an unwritab
 # verify A B answered DIFFERENT: a script asks `if facebatch verify a.jpg b.jpg; then` without reading
 # the line (as cmp and diff answer with their exit code); 1 stays an error, so the two never mix
 EXIT_DIFFERENT = 2
-EXIT_SOME_FAILED = 3  # the run finished, but some images got error rows
+# the run finished, but some images got error rows or some outputs (sidecars, review pages) could
+# not be written; enroll and calibrate: photos skipped (unreadable, filed twice, someone else's)
+EXIT_SOME_FAILED = 3
 EXIT_LOCKED = 4  # another annotate writes to the same output folder or report
 EXIT_PURGE_REFUSED = 5  # the folder lost most of its images since the last run; nothing was deleted
 

@@ -1,6 +1,6 @@
 """How a job talks to whoever started it: progress, per-item results, warnings, a stop request.
 
-The jobs (enroll, annotate, verify) take one `RunHooks`; the CLI fills it with a progress bar or
+The jobs (enroll, annotate, verify, calibrate) take one `RunHooks`; the CLI fills it with a progress bar or
 plain lines and the signal flag, tests with lists.  Nothing here prints.
 """
 from __future__ import annotations

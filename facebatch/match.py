@@ -10,11 +10,20 @@ distance is the one `verify` compares.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .assignment import assign_names
-from .results import UNKNOWN
+from .results import UNKNOWN, LabelledFace
+
+if TYPE_CHECKING:
+    from .config import LabelSettings
+    from .detect import Face
+
+# Bump when label_image would name the same stored faces differently, so that manifests made
+# by an older facebatch are relabelled (annotation.labels_key includes it).
+LABEL_RULE = "nearest centroid, one name per photo/1"
 
 
 def face_distance(faces: np.ndarray, known: np.ndarray) -> np.ndarray:
@@ -187,3 +196,13 @@ def label_faces(faces: np.ndarray, known: np.ndarray, person_starts: np.ndarray,
     each call: for evaluation and benchmarks; annotate uses KnownPeople and name_photo."""
     best, distance = nearest_centroid(faces, person_centroids(known, person_starts))
     return [(names[p] if p >= 0 and d <= threshold else UNKNOWN, float(d)) for p, d in zip(best, distance)]
+
+
+def label_image(faces: list[Face], embeddings: np.ndarray, labels: LabelSettings,
+                known: KnownPeople) -> tuple[LabelledFace, ...]:
+    """Names for one image's faces from their embeddings: the one function both the first run
+    and a relabel use, always on one image at a time, so both give the same bits."""
+    if not faces:
+        return ()
+    pairs = name_photo(np.asarray(embeddings, np.float32), known, labels.threshold)
+    return tuple(LabelledFace(face, name, distance) for face, (name, distance) in zip(faces, pairs))

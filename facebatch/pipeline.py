@@ -16,33 +16,20 @@ import numpy as np
 from PIL import Image
 
 from . import match
+from .match import label_image
 from .atomicio import describe_os_error, write_failure_hint
-from .config import LabelSettings, Settings
+from .config import Settings
 from .detect import DetectorSettings, Face, largest, unrotate
 from .embed import cut_tight
 from .errors import FacebatchError, ImageError, with_hint
 from .images import inside_folder, load_image, load_upright, max_file_bytes, read_file
 from .memory import return_freed_memory
-from .results import STATUS_ERROR, STATUS_NO_FACE, STATUS_OK, ImageResult, LabelledFace
+from .results import STATUS_ERROR, STATUS_NO_FACE, STATUS_OK, ImageResult
 from .writers import ImageOutput, image_writers
 
 if TYPE_CHECKING:
     from .engines import Engine  # importing it here would start TensorFlow for a relabel
 
-
-# Bump when label_image would name the same stored faces differently, so that manifests made
-# by an older facebatch are relabelled (annotation.labels_key includes it).
-LABEL_RULE = "nearest centroid, one name per photo/1"
-
-
-def label_image(faces: list[Face], embeddings: np.ndarray, labels: LabelSettings,
-                known: match.KnownPeople) -> tuple[LabelledFace, ...]:
-    """Names for one image's faces from their embeddings: the one function both the first run
-    and a relabel use, always on one image at a time, so both give the same bits."""
-    if not faces:
-        return ()
-    pairs = match.name_photo(np.asarray(embeddings, np.float32), known, labels.threshold)
-    return tuple(LabelledFace(face, name, distance) for face, (name, distance) in zip(faces, pairs))
 
 
 def _error_text(exc: BaseException) -> str:

@@ -15,7 +15,7 @@ STATUS_OK, STATUS_NO_FACE, STATUS_ERROR = "ok", "no_face", "error"
 class LabelledFace:
     face: Face
     name: str  # an enrolled person, or UNKNOWN
-    distance: float  # to the nearest enrolled embedding (inf when the database is empty)
+    distance: float  # to the nearest centroid of an enrolled person (match.py; inf when the database is empty)
 
 
 @dataclass(frozen=True)
