@@ -47,12 +47,21 @@ def person_photos(people_dir: Path) -> tuple[list[tuple[str, str]], list[str], i
     """(person, photo path relative to people_dir) pairs from both layouts, warnings, and how
     many photos were refused for their name.
 
-    `People/Name.jpg` is one photo of Name; `People/Name/*.jpg` (searched recursively) are several.
+    `People/Name.jpg` is one photo of Name; `People/Name/*.jpg` are several.  A photo deeper down
+    (`People/Family/madonna/a.jpg`) is refused, not filed under the top folder's name: such a
+    folder is as likely a group of people as one person's photos sorted by year, and a wrong
+    guess enrolls someone under another's name.
     """
     pairs, warnings, unreadable, skipped, refused = [], [], [], [], 0
     refused_paths: list[str] = []
+    too_deep: dict[str, int] = {}  # subfolder of a person's folder: photos refused there
     for relative in find_images(people_dir, unreadable, skipped):
         parts = relative.split("/")
+        if len(parts) > 2:
+            too_deep[to_text("/".join(parts[:2]))] = too_deep.get(to_text("/".join(parts[:2])), 0) + 1
+            refused += 1
+            refused_paths.append(relative)
+            continue
         person = parts[0] if len(parts) > 1 else Path(parts[0]).stem
         problem = gallery_db.name_problem(person)
         if problem:
@@ -66,6 +75,12 @@ def person_photos(people_dir: Path) -> tuple[list[tuple[str, str]], list[str], i
     warnings.extend(f"{people_dir / folder}: cannot list this folder (permission denied); make it readable to "
                     "enroll its photos" for folder in unreadable)
     warnings.extend(f"{to_text(str(people_dir / path))}: skipped, {why}" for path, why in skipped)
+    for subfolder, count in sorted(too_deep.items()):
+        person = subfolder.split("/", 1)[0]
+        warnings.append(f"{to_text(str(people_dir))}/{subfolder}: skipped {count} photo{'s' if count > 1 else ''} in a "
+                        f"folder inside {person}'s folder (enroll reads Name.jpg and Name/*.jpg only: a subfolder "
+                        f"may hold someone else); move them up into {person}/ if they are {person}, or into a "
+                        "person folder of their own")
     warnings.extend(_folders_without_photos(people_dir, pairs, unreadable + refused_paths, skipped))
     if not pairs and not warnings:
         warnings.append(f"{to_text(str(people_dir))}: no photos found; put photos in Name.jpg or Name/*.jpg there")

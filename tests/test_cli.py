@@ -763,3 +763,20 @@ def test_enroll_warns_of_photos_of_two_people_too_near_to_be_two(tmp_path, celeb
     assert near[0].startswith("warning: ") and "/madge/again.jpg (madge) and " in near[0] and \
         f"/madonna/{photos[0].name} (madonna) are only 0." in near[0]
     assert result.exit_code == 0  # a warning: both names are enrolled as asked
+
+
+def test_photos_below_a_persons_folder_are_refused_not_filed_under_its_name(tmp_path):
+    """People/Family/madonna/a.jpg is not Family: a folder inside a person's folder is refused,
+    with one line per subfolder, instead of enrolling whoever is in it under the top name."""
+    from facebatch.enrollment import person_photos
+
+    people = tmp_path / "People"
+    for folder in ("Family/madonna", "Family/elton", "Ada/2019"):
+        (people / folder).mkdir(parents=True)
+    for path in ("Family/madonna/a.jpg", "Family/elton/b.jpg", "Family/elton/c.jpg", "Ada/2019/d.jpg", "Ada/e.jpg"):
+        Image.new("RGB", (8, 8)).save(people / path)
+    pairs, warnings, refused = person_photos(people)
+    assert pairs == [("Ada", "Ada/e.jpg")] and refused == 4
+    assert sorted(w.split(": ", 1)[0] for w in warnings) == [f"{people}/Ada/2019", f"{people}/Family/elton",
+                                                             f"{people}/Family/madonna"]  # (Family: explained by them)
+    assert f"{people}/Family/elton: skipped 2 photos in a folder inside Family's folder" in "\n".join(warnings)
