@@ -20,7 +20,7 @@ from typing import Iterator
 from . import draw, groups, locks, match, review, weights
 from . import gallery as gallery_db
 from .atomicio import describe_os_error, remove_stale_temporaries, write_failure_hint
-from .config import IMAGES_PER_CHUNK, SIDECARS_KEEP_TRUE, Settings, part_key
+from .config import IMAGES_PER_CHUNK, SIDECARS_KEEP_TRUE, SIDECARS_WRITE, Settings, part_key
 from .errors import (FacebatchError, Interrupted, OutputError, PurgeRefused, RunLocked, SidecarError, UsageProblem,
                      folder_refused)
 from .hooks import RunHooks
@@ -31,8 +31,9 @@ from .outputplaces import refuse_a_folder_of_other_files
 from .pathtext import to_text
 from .pipeline import annotate_chunk, relabel_chunk
 from .report import Summary
-from .results import STATUS_ERROR, STATUS_OK, ImageResult
+from .results import STATUS_ERROR, STATUS_OK, UNKNOWN, ImageResult
 from .runner import chunked, run_stoppable
+from .sidecar import sidecar_path_for
 from .state import OUTPUTS_UNSURE, SIDECAR_UNWRITTEN, CopyStat, ImageRecord, RunState, open_state, state_path_for
 from .writers import AnnotatedCopyWriter, CsvReportWriter, ReviewWriter, XmpSidecarWriter, image_writers, output_file
 
@@ -179,8 +180,19 @@ def _outputs_differ(record: ImageRecord, output_dir: Path, plan: _Plan) -> bool:
         not os.path.lexists(output_dir / review.thumb_path(image, f.face.box, result.sha256)) for f in result.faces)
 
 
+def _sidecar_missing(record: ImageRecord, input_dir: Path) -> bool:
+    """A photo with a named face and no sidecar, in a run writing them (--xmp): deleted by hand,
+    or by a run over the same photos with another database.  A relabel writes it again without
+    redrawing the copy.  One stat or two per named photo; a photo whose names its own XMP already
+    holds needs no sidecar, and is looked at again each run for that price."""
+    result = record.result
+    if result.status != STATUS_OK or all(f.name == UNKNOWN for f in result.faces):
+        return False
+    return not os.path.lexists(sidecar_path_for(input_dir / result.image))
+
+
 def _plan(relatives: list[str], input_dir: Path, state: RunState, detect_key: str, label_key: str,
-          force: bool, output_dir: Path, kept_from_before_the_second_look) -> _Plan:
+          force: bool, output_dir: Path, kept_from_before_the_second_look, sidecars_written: bool) -> _Plan:
     plan = _Plan()
     rekeyed = []
     for relative in relatives:
@@ -208,7 +220,8 @@ def _plan(relatives: list[str], input_dir: Path, state: RunState, detect_key: st
                 continue
             state.update_stat(to_text(relative), stat.st_size, stat.st_mtime_ns)
         outputs_differ = _outputs_differ(record, output_dir, plan)
-        if record.labels_key != label_key or outputs_differ:
+        if record.labels_key != label_key or outputs_differ or \
+                (sidecars_written and _sidecar_missing(record, input_dir)):
             plan.relabel.append(record.path)
             if record.labels_key == OUTPUTS_UNSURE or outputs_differ:
                 plan.redraw.add(record.path)
@@ -336,7 +349,8 @@ def annotate(input_dir: Path, db_path: Path, output_dir: Path, report_path: Path
             before_the_second_look = detection_key(settings, manifest.get("weights_sha256", ""), _SECOND_LOOK_FORMAT - 1)
             plan = _plan(relatives, input_dir, state, detect_key, label_key, force, output_dir,
                          lambda record: record.detection_key == before_the_second_look
-                         and _unchanged_by_the_second_look(record, settings))
+                         and _unchanged_by_the_second_look(record, settings),
+                         settings.labels.sidecars == SIDECARS_WRITE)
             hooks.on_start(len(plan.detect) + len(plan.relabel))
             try:
                 sidecar_failures = _relabel(plan.relabel, input_dir, output_dir, settings, known, state, label_key,

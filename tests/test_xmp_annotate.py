@@ -312,3 +312,19 @@ def test_a_run_without_xmp_keeps_the_regions_true_and_no_xmp_takes_them_out(tmp_
     assert withdrawn.exit_code == 0, withdrawn.output
     assert not (images / "mindy.jpg.xmp").exists() and not (images / "ben.jpg.xmp").exists()
     assert (tmp_path / "theirs.xmp").read_text() == "not ours"
+
+
+def test_a_deleted_sidecar_is_written_again_by_the_next_xmp_run(tmp_path, celebrity, db, models_root):
+    """As a deleted annotated copy is redrawn: the report names the face, so its sidecar must too."""
+    images = tmp_path / "images"
+    images.mkdir()
+    shutil.copy(sorted((celebrity / "val" / "mindy_kaling").glob("*.jpg"))[0], images / "mindy.jpg")
+    out = tmp_path / "out"
+    assert run("annotate", images, "--db", db, "--out", out, "--model-dir", models_root, "-q", "--xmp").exit_code == 0
+    (images / "mindy.jpg.xmp").unlink()
+    again = run("annotate", images, "--db", db, "--out", out, "--model-dir", models_root, "-q", "--xmp")
+    assert again.exit_code == 0, again.output
+    assert "(0 processed, 1 relabelled, 0 unchanged)" in again.output
+    assert [r["Name"] for r in regions(exiftool(images / "mindy.jpg.xmp"))] == ["mindy_kaling"]
+    third = run("annotate", images, "--db", db, "--out", out, "--model-dir", models_root, "-q", "--xmp")
+    assert "(0 processed, 0 relabelled, 1 unchanged)" in third.output
