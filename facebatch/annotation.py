@@ -78,11 +78,26 @@ def check_output_places(input_dir: Path, output_dir: Path) -> str | None:
     return real_out.relative_to(real_in).as_posix() if real_out.is_relative_to(real_in) else None
 
 
+def own_files_in_out(output_dir: Path, report_path: Path) -> dict[str, str]:
+    """The paths inside --out (relative, as annotated copies are named) that hold facebatch's own
+    files, with what each is: an annotated copy there would be pruned as a stray thumbnail, or
+    stand where the report must go, every run."""
+    own = {review.FOLDER: "review pages", review.INDEX: "review index"}
+    real_out = Path(os.path.realpath(output_dir))
+    for path, what in ((report_path, "report"), (state_path_for(report_path), "manifest")):
+        real = Path(os.path.realpath(path))
+        if real.is_relative_to(real_out):
+            own[real.relative_to(real_out).as_posix()] = what
+    return own
+
+
 def images_to_annotate(input_dir: Path, output_dir: Path, unreadable: list[str] | None = None,
-                       skipped: list[tuple[str, str]] | None = None, leftovers: list[str] | None = None) -> list[str]:
+                       skipped: list[tuple[str, str]] | None = None, leftovers: list[str] | None = None,
+                       own_files: dict[str, str] | None = None) -> list[str]:
     """Images below input_dir, leaving out our own output when it lies inside the input folder
     (and any other annotate output folder: images.OUTPUT_MARKER).  What else was passed over,
-    with why, goes to `skipped`; our own output folder is not news."""
+    with why, goes to `skipped`; our own output folder is not news.  A photo whose copy would
+    land on one of `own_files` (own_files_in_out) is passed over too."""
     inside = check_output_places(input_dir, output_dir)
     passed_over: list[tuple[str, str]] = []
     relatives = find_images(input_dir, unreadable, passed_over, leftovers)
@@ -94,6 +109,13 @@ def images_to_annotate(input_dir: Path, output_dir: Path, unreadable: list[str] 
     clashing = {r for r in relatives if annotated_name(r) != r and annotated_name(r) in present}
     passed_over += [(r, f"its annotated copy would be {annotated_name(r)}, the copy of the photo of that name; "
                         "rename one of the two") for r in sorted(clashing)]
+    for relative in relatives:
+        copy = to_text(annotated_name(relative))
+        for own, what in (own_files or {}).items():
+            if copy == own or copy.startswith(own + "/"):
+                clashing.add(relative)
+                passed_over.append((relative, f"its annotated copy would be {copy} in --out, where facebatch keeps "
+                                              f"its {what} ({own}); rename the photo's folder"))
     if skipped is not None:
         skipped.extend((path, why) for path, why in passed_over if path != inside)
     return [r for r in relatives if r not in clashing]
@@ -327,7 +349,8 @@ def annotate(input_dir: Path, db_path: Path, output_dir: Path, report_path: Path
         unreadable: list[str] = []
         skipped: list[tuple[str, str]] = []
         leftovers: list[str] = []
-        relatives = images_to_annotate(input_dir, output_dir, unreadable, skipped, leftovers)
+        relatives = images_to_annotate(input_dir, output_dir, unreadable, skipped, leftovers,
+                                       own_files_in_out(output_dir, report_path))
         _remove_leftover_sidecar_temporaries(input_dir, leftovers)
         for path, why in skipped:
             hooks.warn(f"{to_text(str(input_dir / path))}: skipped, {why}")

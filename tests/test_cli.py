@@ -780,3 +780,25 @@ def test_photos_below_a_persons_folder_are_refused_not_filed_under_its_name(tmp_
     assert sorted(w.split(": ", 1)[0] for w in warnings) == [f"{people}/Ada/2019", f"{people}/Family/elton",
                                                              f"{people}/Family/madonna"]  # (Family: explained by them)
     assert f"{people}/Family/elton: skipped 2 photos in a folder inside Family's folder" in "\n".join(warnings)
+
+
+def test_photos_whose_copies_would_land_on_facebatchs_own_files_are_passed_over(tmp_path, workspace_db, models_root,
+                                                                                celebrity):
+    """images/review/thumbs/x.jpg's copy went where thumbnails live and was pruned after every
+    run (the report pointing at nothing); images/report.csv/b.jpg's made the report a folder, and
+    every run failed with advice about disk space.  Such photos are passed over, named."""
+    images = tmp_path / "images"
+    photo = sorted((celebrity / "val" / "madonna").glob("*.jpg"))[0]
+    for relative in ("review/thumbs/holiday.jpg", "report.csv/b.jpg", "review.html/c.jpg", "fine/d.jpg"):
+        (images / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(photo, images / relative)
+    out = tmp_path / "out"
+    for _ in range(2):
+        result = run("annotate", images, "--db", workspace_db, "--out", out, "--model-dir", models_root, "-q")
+        assert result.exit_code == 0, result.output
+        rows = report_rows(out / "report.csv")
+        assert [r["image"] for r in rows] == ["fine/d.jpg"] and (out / "fine" / "d.jpg").is_file()
+        for relative, what in (("review/thumbs/holiday.jpg", "review pages (review)"), ("report.csv/b.jpg", "report"),
+                               ("review.html/c.jpg", "review index")):
+            assert f"{images / relative}: skipped, its annotated copy would be {relative} in --out, where facebatch " \
+                   f"keeps its {what}" in result.output
