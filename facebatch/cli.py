@@ -29,6 +29,9 @@ DEFAULT_OUT = "Infered_image"
 # SIGINT/SIGTERM that arrived too late to stop a job before it finished (while the report was being
 # written, say): the command ends normally and then exits 128 + the signal.
 _SIGNALS_AFTER_THE_WORK: list[int] = []
+# Set when a second Ctrl-C stopped a command at once: main() then leaves without the interpreter's
+# shutdown, which can abort in C++ (exit 134) while TensorFlow's threads are still starting.
+_STOPPED_AT_ONCE: list[bool] = []
 
 
 class FacebatchClickError(click.ClickException):
@@ -65,6 +68,7 @@ class FacebatchGroup(click.Group):
             if isinstance(exc.__cause__, KeyboardInterrupt):  # a second Ctrl-C: stop at once, as a signal does
                 click.echo("Error: interrupted at once by a second Ctrl-C; finished work is saved, run the same command "
                            "to go on", err=True)
+                _STOPPED_AT_ONCE.append(True)
                 sys.exit(128 + signal.SIGINT)
             click.echo("Aborted!", err=True)
             sys.exit(EXIT_FATAL)
@@ -779,4 +783,14 @@ def people_remove(name, db_path, model):
 
 
 def main() -> None:
-    cli(prog_name="facebatch")
+    try:
+        cli(prog_name="facebatch")
+    except SystemExit as done:
+        if _STOPPED_AT_ONCE:
+            # Everything is unwound by now (locks released, temporaries removed, files whole), so
+            # leaving at once loses nothing; the interpreter's shutdown could abort under
+            # TensorFlow threads caught half-started (terminate called, exit 134 instead of 130).
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(done.code if isinstance(done.code, int) else EXIT_FATAL)
+        raise

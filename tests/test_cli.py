@@ -802,3 +802,32 @@ def test_photos_whose_copies_would_land_on_facebatchs_own_files_are_passed_over(
                                ("review.html/c.jpg", "review index")):
             assert f"{images / relative}: skipped, its annotated copy would be {relative} in --out, where facebatch " \
                    f"keeps its {what}" in result.output
+
+
+def test_a_second_ctrl_c_leaves_without_the_interpreters_shutdown(tmp_path, monkeypatch, capsys):
+    """The shutdown could abort in C++ under TensorFlow threads caught half-started (exit 134,
+    'terminate called', in 11 of 18 tries at start-up): main() leaves with os._exit(130) instead,
+    once everything is unwound.  Any other ending goes through the normal exit."""
+    from facebatch import cli as cli_module
+    from facebatch import gallery
+
+    class Left(Exception):
+        pass
+
+    def exit_at_once(code):
+        raise Left(code)
+
+    def second_ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_module.os, "_exit", exit_at_once)
+    monkeypatch.setattr(cli_module, "_STOPPED_AT_ONCE", [])
+    monkeypatch.setattr(sys, "argv", ["facebatch", "people", "list", "--db", str(tmp_path / "db.json")])
+    with pytest.raises(SystemExit) as normal:
+        cli_module.main()  # no database: an ordinary error, an ordinary exit
+    assert normal.value.code == 1
+    monkeypatch.setattr(gallery, "load", second_ctrl_c)
+    with pytest.raises(Left) as left:
+        cli_module.main()
+    assert left.value.args == (130,)
+    assert "interrupted at once by a second Ctrl-C" in capsys.readouterr().err
