@@ -16,6 +16,17 @@ from .pathtext import to_text
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
 HEIF_SUFFIXES = frozenset({".heic", ".heif"})
+# What a photo's bytes may be read as, whatever its suffix says (a JPEG named .heic is read).
+# Pillow would otherwise try every format it knows, and hands PostScript (EPS) to Ghostscript: an
+# untrusted file named x.jpg would run through an interpreter.  Photo formats only.
+PHOTO_FORMATS = ("JPEG", "PNG", "WEBP", "TIFF", "GIF", "BMP", "DIB", "AVIF", "JPEG2000", "PPM", "HEIF")
+
+
+def photo_formats() -> tuple[str, ...]:
+    """PHOTO_FORMATS that this Pillow can read now (HEIF once pillow-heif registered it): Image.open
+    raises KeyError for a format it does not know."""
+    Image.init()
+    return tuple(name for name in PHOTO_FORMATS if name in Image.OPEN)
 _ORIENTATION_TAG = 0x0112
 DEFAULT_MAX_PIXELS = 100_000_000  # 100 MP: larger than any camera, smaller than a decompression bomb
 
@@ -233,7 +244,7 @@ def load_upright(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS, data: bytes |
             if not data:
                 raise ImageError("an empty file (0 bytes), perhaps a copy that did not finish; copy the photo again "
                                  "or remove the file")
-            with Image.open(io.BytesIO(data)) as image:
+            with Image.open(io.BytesIO(data), formats=photo_formats()) as image:
                 width, height = image.size
                 if width * height > max_pixels:
                     raise ImageError(f"{width}x{height} pixels is over the limit of {max_pixels}; raise it with "

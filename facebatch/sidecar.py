@@ -16,7 +16,7 @@ from typing import Iterable
 from . import xmp
 from .atomicio import public_mode, write_bytes_atomic, write_failure_hint
 from .errors import SidecarError
-from .images import is_image_name
+from .images import is_image_name, photo_formats
 from .pathtext import to_text
 
 
@@ -134,7 +134,7 @@ def embedded_xmp(image_path: Path) -> bytes | None:
     from PIL import Image
 
     try:
-        with Image.open(image_path) as image:
+        with Image.open(image_path, formats=photo_formats()) as image:
             packet = image.info.get("xmp") or image.info.get("XML:com.adobe.xmp")
     except Exception:  # noqa: BLE001 - any failure to open means: no packet to copy
         return None

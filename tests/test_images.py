@@ -8,7 +8,8 @@ import pytest
 from PIL import Image
 
 from facebatch.errors import ImageError
-from facebatch.images import annotated_name, find_images, load_image
+from facebatch.images import annotated_name, find_images, load_image, load_upright
+from facebatch.sidecar import embedded_xmp
 
 
 def png_header_only(width, height):
@@ -141,3 +142,19 @@ def test_a_path_longer_than_the_system_allows_is_skipped_with_its_reason(tmp_pat
     [(path, why)] = skipped
     assert path.startswith("d" * 200 + "/") and why == ("cannot be read by its path (File name too long); move it "
                                                          "into a shallower folder")
+
+
+def test_postscript_named_as_a_photo_is_refused_without_ghostscript(tmp_path, monkeypatch):
+    """Pillow opens EPS whatever the suffix and runs Ghostscript to decode it: an untrusted file
+    named x.jpg must be refused before any interpreter sees it."""
+    from PIL import EpsImagePlugin
+
+    ran = []
+    monkeypatch.setattr(EpsImagePlugin, "Ghostscript", lambda *args, **kwargs: ran.append(args))
+    monkeypatch.setattr(EpsImagePlugin, "gs_binary", "gs", raising=False)
+    path = tmp_path / "x.jpg"
+    Image.new("RGB", (40, 30), "white").save(path, format="EPS")
+    with pytest.raises(ImageError, match="not an image Pillow can read"):
+        load_upright(path)
+    assert not ran
+    assert embedded_xmp(path) is None
