@@ -247,13 +247,15 @@ def parse(text: str, path: Path) -> Gallery:
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise DatabaseError(f"{path}: not a facebatch database; {_reenroll_hint(path)}")
     version = document.get("version")
-    if version not in _READABLE_VERSIONS:
+    if not _is_whole_number(version) or version not in _READABLE_VERSIONS:  # (True == 1 to Python)
         raise DatabaseError(f"{path}: database version {version} is not supported by this facebatch (it reads "
                             f"versions {', '.join(map(str, _READABLE_VERSIONS))}); upgrade facebatch or "
                             f"{_reenroll_hint(path)}")
     where = ""
     try:
-        size = int(document["embedding_size"])
+        size = document["embedding_size"]
+        if not _is_whole_number(size) or size <= 0:
+            raise ValueError(f"embedding_size is not a positive whole number: {size!r}")
         people = {}
         for stored_name, entries in document["people"].items():
             where = ""
@@ -279,12 +281,14 @@ def parse(text: str, path: Path) -> Gallery:
                     raise ValueError(f"group is not a text: {group!r}")
                 people[name].append(Enrollment(str(entry["source"]), str(entry["sha256"]),
                                                     _decode(entry["embedding"], size), crop,
-                                                    None if box is None else tuple(int(v) for v in box),
-                                                    folder=folder, group=group))
+                                                    None if box is None else _box(box), folder=folder, group=group))
         where = ""
         _check_embeddings(people)
         where = "thresholds: "
-        thresholds = {str(k): float(v) for k, v in document.get("thresholds", {}).items()}
+        stored = document.get("thresholds", {})
+        if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in stored.values()):
+            raise ValueError(f"not numbers: {stored}")
+        thresholds = {str(k): float(v) for k, v in stored.items()}
         if any(not 0.0 < v < 2.0 for v in thresholds.values()) or not set(thresholds) <= {"annotate", "verify"}:
             raise ValueError(f"not thresholds between 0 and 2 for annotate and verify: {thresholds}")
         thresholds_crop = (_version1_crop(str(document["model"])) if version == 1
@@ -295,6 +299,25 @@ def parse(text: str, path: Path) -> Gallery:
     except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
         raise DatabaseError(f"{path}: damaged database ({where}{exc}); the file is left untouched, restore it from "
                             f"a backup or {_reenroll_hint(path)}") from None
+
+
+def _is_whole_number(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+_LARGEST_SIDE = 1_000_000  # px: no photo under any --max-pixels limit is wider
+
+
+def _box(stored) -> tuple[int, int, int, int]:
+    """A named face's box as annotate stored it: four whole pixels, left < right, top < bottom,
+    inside any photo.  Anything else is damage: a box is what marks an entry as named from a
+    group, so a stray one would move an enrolled photo into a group."""
+    if not isinstance(stored, list) or len(stored) != 4 or not all(_is_whole_number(v) for v in stored):
+        raise ValueError(f"box is not four whole numbers: {stored!r}")
+    left, top, right, bottom = stored
+    if not (0 <= left < right <= _LARGEST_SIDE and 0 <= top < bottom <= _LARGEST_SIDE):
+        raise ValueError(f"box is not a face's box in a photo: {stored!r}")
+    return left, top, right, bottom
 
 
 class _DuplicateKey(Exception):
