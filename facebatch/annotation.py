@@ -406,8 +406,18 @@ def _finish(state: RunState, redetected: list[str], spec, output_dir: Path, repo
     found = groups.refresh(state, redetected, spec.embedding_size, spec.crop.key,
                            groups.highest_number_issued(output_dir / review.FOLDER), hooks.warn)
     _check_output_folder(output_dir)
-    groups.record_numbers_issued(output_dir / review.FOLDER, found)
-    return _write_report_and_pages(state, output_dir, report_path, settings, review_options, hooks, found)
+    try:
+        groups.record_numbers_issued(output_dir / review.FOLDER, found)
+        unrecorded = ""
+    except OutputError as exc:
+        # The manifest holds the number too; this record only guards a manifest rebuilt later, and
+        # is written again by the next run.  Not worth the night's report (a full --out disk).
+        unrecorded = str(exc)
+    summary = _write_report_and_pages(state, output_dir, report_path, settings, review_options, hooks, found)
+    if unrecorded:
+        hooks.warn(unrecorded)
+        summary.output_failures += 1
+    return summary
 
 
 def _detected_before_the_stop(planned: list[str], state: RunState) -> list[str]:

@@ -831,3 +831,32 @@ def test_a_second_ctrl_c_leaves_without_the_interpreters_shutdown(tmp_path, monk
         cli_module.main()
     assert left.value.args == (130,)
     assert "interrupted at once by a second Ctrl-C" in capsys.readouterr().err
+
+
+def test_a_record_of_group_ids_that_cannot_be_written_costs_a_warning_not_the_report(tmp_path, workspace_db,
+                                                                                   models_root, insightface_dir,
+                                                                                   monkeypatch):
+    """With --out's disk full and the report elsewhere, the run ended with no report at all
+    because the record of group ids given out (a guard for a manifest rebuilt later) could not be
+    written.  The report is written; the record is warned about and written by the next run."""
+    import errno
+
+    from facebatch import groups
+
+    images = tmp_path / "images"
+    images.mkdir()
+    shutil.copy(insightface_dir / "t1.jpg", images / "t1.jpg")
+
+    def disk_full(path, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    written = groups.write_bytes_atomic
+    monkeypatch.setattr(groups, "write_bytes_atomic", disk_full)
+    out = tmp_path / "out"
+    result = run("annotate", images, "--db", workspace_db, "--out", out, "--model-dir", models_root, "-q")
+    assert result.exit_code == 3, result.output
+    assert "cannot write the record of group ids given out (No space left on device)" in result.output
+    assert [r["image"] for r in report_rows(out / "report.csv")][0] == "t1.jpg"
+    monkeypatch.setattr(groups, "write_bytes_atomic", written)  # space again
+    again = run("annotate", images, "--db", workspace_db, "--out", out, "--model-dir", models_root, "-q")
+    assert again.exit_code == 0 and (out / "review" / ".group-numbers-issued").read_text().strip().isdigit()
