@@ -16,8 +16,8 @@ from .config import IMAGES_PER_CHUNK, Settings
 from .errors import Interrupted, UsageProblem, folder_refused, with_hint
 from .hooks import RunHooks
 from .images import find_images
-from .match import (FaceChoice, KnownPeople, face_of_person, person_distances, recurring_face,
-                    too_near_to_be_two_people)
+from .match import (FaceChoice, KnownPeople, face_of_person, median_pair_distance, person_distances,
+                    recurring_face, too_near_to_be_two_people)
 from .packages import sha256_of_file
 from .pathtext import from_text, to_text
 from .pipeline import NO_FACE, PhotoEmbedding, clear_face_hint, embed_photos
@@ -176,6 +176,7 @@ def enroll(people_dir: Path, db_path: Path, settings: Settings, hooks: RunHooks 
         for relative, result in _choose_faces(gallery, folder, spec.crop.key, several, person_of, threshold, outcome):
             _add(gallery, outcome, person_of[relative], relative, hashes[relative], result, settings, folder)
         outcome.warnings += _too_near_to_be_two_people(gallery, before, spec.crop.key)
+        outcome.warnings += _one_persons_folder_as_people(gallery, before, spec.crop.key, people_dir, threshold)
         outcome.orphans = sum(1 for key in current if key not in found)
         _save_if_changed(db_path, gallery, outcome)
         _warn_still_outdated(gallery, spec.crop.key, db_path, outcome)
@@ -484,6 +485,25 @@ def _too_near_to_be_two_people(gallery, before: set[int], crop: str) -> list[str
         warnings = warnings[:MAX_NEAR_PAIRS_SHOWN] + [f"{len(warnings) - MAX_NEAR_PAIRS_SHOWN} more pairs of photos of "
                                                       f"different people nearer than {SUSPECT_DISTANCE}"]
     return warnings
+
+
+def _one_persons_folder_as_people(gallery, before: set[int], crop: str, people_dir: Path, threshold: float) -> list[str]:
+    """A warning when the photos enrolled now as people of their own (`Name.jpg`) are mostly within
+    annotate's threshold of one another, as photos of one person are: `enroll People/madonna`
+    instead of `enroll People/` makes each of her photos a person named after its file.  The
+    median distance of their pairs tells: 0.85 for one person's photos, never under 1.17 for
+    different people in the calibration, however many of them (docs/calibration.md)."""
+    singles = [e.embedding for name, listed in sorted(gallery.people.items()) for e in listed
+               if id(e) not in before and e.crop == crop and "/" not in e.source]
+    if len(singles) < 3:
+        return []
+    median = median_pair_distance(np.stack(singles))
+    if median >= threshold:
+        return []
+    return [f"{to_text(str(people_dir))}: the {len(singles)} photos enrolled now as people of their own (Name.jpg) are "
+            f"a median {median:.2f} apart, within annotate's threshold ({threshold:.2f}), as photos of one person are: "
+            "is this one person's folder? Enroll the folder that holds one folder or photo per person instead, and "
+            "facebatch people remove the names enrolled now"]
 
 
 def _shown(entry) -> str:

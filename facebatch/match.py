@@ -178,6 +178,16 @@ def too_near_to_be_two_people(new: np.ndarray, new_names: list[str], known: np.n
     return sorted(found, key=lambda row: row[2])
 
 
+def median_pair_distance(vectors: np.ndarray, at_most: int = 1000) -> float:
+    """The median distance between two of `vectors` (unit embeddings, at least two): about 0.85
+    for photos of one person, 1.3 and more for different people, however many there are
+    (docs/calibration.md).  Above `at_most` rows, a fixed sample of them stands for all."""
+    if len(vectors) > at_most:
+        vectors = vectors[np.random.default_rng(0).choice(len(vectors), at_most, replace=False)]
+    distances = face_distance(np.asarray(vectors, np.float32), np.asarray(vectors, np.float32))
+    return float(np.median(distances[np.triu_indices(len(vectors), 1)]))
+
+
 def nearest_centroid(faces: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For each face: the index of the nearest centroid and the distance to it (-1 and inf if none)."""
     if len(centroids) == 0 or len(faces) == 0:

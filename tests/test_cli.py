@@ -860,3 +860,22 @@ def test_a_record_of_group_ids_that_cannot_be_written_costs_a_warning_not_the_re
     monkeypatch.setattr(groups, "write_bytes_atomic", written)  # space again
     again = run("annotate", images, "--db", workspace_db, "--out", out, "--model-dir", models_root, "-q")
     assert again.exit_code == 0 and (out / "review" / ".group-numbers-issued").read_text().strip().isdigit()
+
+
+def test_one_persons_folder_enrolled_as_a_folder_of_people_is_warned_about(tmp_path, celebrity, models_root):
+    """`enroll People/madonna` instead of `enroll People/` made each of her photos a person named
+    after its file, with no word said.  Different people, one photo each, give no warning."""
+    hers = tmp_path / "madonna"
+    shutil.copytree(celebrity / "val" / "madonna", hers)
+    mistaken = run("enroll", hers, "--db", tmp_path / "mistaken.json", "--model-dir", models_root, "-q")
+    assert mistaken.exit_code == 3, mistaken.output  # (one photo's largest face is "another" of her)
+    warning = [line for line in mistaken.output.splitlines() if "as people of their own" in line]
+    assert len(warning) == 1 and warning[0].startswith(f"warning: {hers}: the 4 photos enrolled now as people of "
+                                                       "their own (Name.jpg) are a median ")
+    assert "within annotate's threshold (1.12), as photos of one person are: is this one person's folder?" in warning[0]
+    people = tmp_path / "People"
+    people.mkdir()
+    for person in ("ben_afflek", "elton_john", "jerry_seinfeld", "madonna", "mindy_kaling"):
+        shutil.copy(sorted((celebrity / "train" / person).glob("*.jpg"))[0], people / f"{person}.jpg")
+    right = run("enroll", people, "--db", tmp_path / "right.json", "--model-dir", models_root, "-q")
+    assert right.exit_code == 0 and "as people of their own" not in right.output
