@@ -247,7 +247,10 @@ def parse(text: str, path: Path) -> Gallery:
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise DatabaseError(f"{path}: not a facebatch database; {_reenroll_hint(path)}")
     version = document.get("version")
-    if not _is_whole_number(version) or version not in _READABLE_VERSIONS:  # (True == 1 to Python)
+    if not _is_whole_number(version):  # (JSON's true is 1 to Python)
+        raise DatabaseError(f"{path}: damaged database (version {version!r} is not a whole number); the file is "
+                            f"left untouched, restore it from a backup or {_reenroll_hint(path)}")
+    if version not in _READABLE_VERSIONS:
         raise DatabaseError(f"{path}: database version {version} is not supported by this facebatch (it reads "
                             f"versions {', '.join(map(str, _READABLE_VERSIONS))}); upgrade facebatch or "
                             f"{_reenroll_hint(path)}")
@@ -305,7 +308,7 @@ def _is_whole_number(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-_LARGEST_SIDE = 1_000_000  # px: no photo under any --max-pixels limit is wider
+_LARGEST_SIDE = 2**31 - 1  # px: Pillow's limit on an image's side
 
 
 def _box(stored) -> tuple[int, int, int, int]:

@@ -19,7 +19,7 @@ import numpy as np
 
 from . import cluster
 from . import gallery as gallery_db
-from .atomicio import describe_os_error, write_bytes_atomic
+from .atomicio import describe_os_error, write_bytes_atomic, write_failure_hint
 from .errors import OutputError, UsageProblem
 from .pathtext import from_text, to_text
 from .results import STATUS_OK, UNKNOWN
@@ -171,7 +171,8 @@ def record_numbers_issued(review_folder: Path, groups: Groups) -> None:
         write_bytes_atomic(review_folder / _ISSUED, f"{highest}\n".encode("ascii"))
     except OSError as exc:
         raise OutputError(f"{review_folder / _ISSUED}: cannot write the record of group ids given out "
-                          f"({describe_os_error(exc)}); free some space and run again") from None
+                          f"({describe_os_error(exc)}); {write_failure_hint(exc, 'the review folder')}, "
+                          "the next run writes it") from None
 
 
 def refresh(manifest: RunState, redetected: Iterable[str], embedding_size: int, crop: str,

@@ -122,6 +122,8 @@ def remove_our_regions(image_path: Path) -> Path | None:
     existing, mode = _read_what_we_may_have_written(path)
     if existing is None:
         return None
+    if xmp.OUR_NS.encode() not in existing:
+        return path  # nothing of ours: left byte for byte as it is (even if it is not XMP at all)
     with _naming(path):
         new = xmp.remove_our_data(existing)
     return _apply(path, existing, mode, new)
@@ -153,14 +155,15 @@ def _naming(path: Path):
 
 
 def _read_what_we_may_have_written(path: Path) -> tuple[bytes | None, int | None]:
-    """`_read`, but (None, None) for a file facebatch never writes into, so none of its data can
-    be there: a link, something not a regular file, or a file over the size limit.  Taking our
-    regions out of such a file is not a failure to warn about."""
+    """`_read`, but (None, None) for a file facebatch never writes through, so none of its data
+    can be there: a link, or something not a regular file.  Taking our regions out of such a file
+    is not a failure to warn about.  (A regular file it cannot read, or one grown past the size
+    limit, may hold regions it wrote earlier: `_read` says so.)"""
     try:
         info = os.lstat(path)
     except OSError:
         return None, None  # not there, or no file can have this name
-    if not stat.S_ISREG(info.st_mode) or info.st_size > xmp.MAX_SIDECAR_BYTES:
+    if not stat.S_ISREG(info.st_mode):
         return None, None
     return _read(path)
 
@@ -214,8 +217,7 @@ def _apply(path: Path, existing: bytes | None, mode: int | None, new: bytes | No
     try:
         write_bytes_atomic(path, new, permissions=mode if mode is not None else public_mode())
     except PermissionError:
-        raise SidecarError(f"cannot write {name}: permission denied; make the photo's folder writable "
-                           "or leave out --xmp") from None
+        raise SidecarError(f"cannot write {name}: permission denied; make the photo's folder writable") from None
     except OSError as exc:
         raise SidecarError(f"cannot write {name} ({exc.strerror or exc}); "
                            f"{write_failure_hint(exc, 'the photo folder')}") from None

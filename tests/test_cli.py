@@ -855,7 +855,7 @@ def test_a_record_of_group_ids_that_cannot_be_written_costs_a_warning_not_the_re
     out = tmp_path / "out"
     result = run("annotate", images, "--db", workspace_db, "--out", out, "--model-dir", models_root, "-q")
     assert result.exit_code == 3, result.output
-    assert "cannot write the record of group ids given out (No space left on device)" in result.output
+    assert "cannot write the record of group ids given out (No space left on device); free some space, the next run writes it" in result.output
     assert [r["image"] for r in report_rows(out / "report.csv")][0] == "t1.jpg"
     monkeypatch.setattr(groups, "write_bytes_atomic", written)  # space again
     again = run("annotate", images, "--db", workspace_db, "--out", out, "--model-dir", models_root, "-q")

@@ -498,8 +498,7 @@ def test_a_bad_sidecar_is_left_byte_for_byte(tmp_path):
     bad.write_bytes(HOSTILE["billion laughs"])
     with pytest.raises(SidecarError, match="DTD"):
         sidecar.write_sidecar(photo, SIZE, [ALICE])
-    with pytest.raises(SidecarError):
-        sidecar.remove_our_regions(photo)
+    assert sidecar.remove_our_regions(photo) == bad  # nothing of ours in it: nothing to take out, nothing to say
     assert bad.read_bytes() == HOSTILE["billion laughs"]
 
 
@@ -682,3 +681,21 @@ def test_sidecars_that_facebatch_never_writes_are_no_concern_of_a_run_taking_reg
     assert b"Alice" in elsewhere.read_bytes()
     with pytest.raises(SidecarError, match="symbolic link"):
         sidecar.write_sidecar(photo, SIZE, [ALICE])  # asked for with --xmp: said why not
+
+
+def test_taking_our_regions_out_leaves_a_sidecar_without_them_byte_for_byte(tmp_path):
+    """--no-xmp, or a failed photo's clean-up in any mode, rewrote sidecars holding nothing of
+    facebatch's (re-serialised: quotes, attribute order), and called one that is not XMP a
+    failure to take regions out, every run."""
+    photo = _photo(tmp_path)
+    theirs = tmp_path / "photo.jpg.xmp"
+    foreign = (b"<?xpacket begin='' id='W5M0MpCehiHzreSzNTczkc9d'?>\n<x:xmpmeta xmlns:x='adobe:ns:meta/'>"
+               b"<rdf:RDF xmlns:rdf='http://www.w3.org/1999/02/22-rdf-syntax-ns#'><rdf:Description rdf:about='' "
+               b"xmlns:xmp='http://ns.adobe.com/xap/1.0/' xmp:Rating='5'/></rdf:RDF></x:xmpmeta>\n"
+               b"<?xpacket end='w'?>")
+    for content in (foreign, b"garbage, not XML"):
+        theirs.write_bytes(content)
+        assert sidecar.remove_our_regions(photo) == theirs and theirs.read_bytes() == content
+    theirs.write_bytes(xmp.update_sidecar(None, SIZE, [ALICE]) + b" " * xmp.MAX_SIDECAR_BYTES)
+    with pytest.raises(SidecarError, match="over facebatch's limit"):
+        sidecar.remove_our_regions(photo)  # grown past the limit, it may still hold our regions: said
