@@ -78,16 +78,20 @@ def check_output_places(input_dir: Path, output_dir: Path) -> str | None:
     return real_out.relative_to(real_in).as_posix() if real_out.is_relative_to(real_in) else None
 
 
-def own_files_in_out(output_dir: Path, report_path: Path) -> dict[str, str]:
-    """The paths inside --out (relative, as annotated copies are named) that hold facebatch's own
-    files, with what each is: an annotated copy there would be pruned as a stray thumbnail, or
-    stand where the report must go, every run."""
-    own = {review.FOLDER: "review pages", review.INDEX: "review index"}
+def own_files_in_out(output_dir: Path, report_path: Path, summary_path: Path | None = None) -> dict[str, str]:
+    """The paths inside --out (relative, as `to_text` gives annotated copies' names) that hold
+    facebatch's own files, with what each is: an annotated copy there would be pruned as a stray
+    thumbnail, or stand where the report must go, every run.  (A copy elsewhere in review/ is
+    safe: only thumbnails and .html pages are pruned there, and no copy ends in .html.)"""
+    own = {review.THUMBS: "review thumbnails", review.INDEX: "review index"}
     real_out = Path(os.path.realpath(output_dir))
-    for path, what in ((report_path, "report"), (state_path_for(report_path), "manifest")):
+    for path, what in ((report_path, "report"), (state_path_for(report_path), "manifest"),
+                       (summary_path, "--summary-json")):
+        if path is None:
+            continue
         real = Path(os.path.realpath(path))
         if real.is_relative_to(real_out):
-            own[real.relative_to(real_out).as_posix()] = what
+            own[to_text(real.relative_to(real_out).as_posix())] = what
     return own
 
 
@@ -301,8 +305,9 @@ def _remove_outputs(image: str, annotated: str, writers: list, input_dir: Path, 
 
 def annotate(input_dir: Path, db_path: Path, output_dir: Path, report_path: Path, settings: Settings,
              hooks: RunHooks = RunHooks(), force: bool = False, confirm_purge: bool = False,
-             review_options: tuple[str, ...] = ()) -> Summary:
-    """`review_options` are the options the review page adds to the commands it shows (--db, --out)."""
+             review_options: tuple[str, ...] = (), summary_path: Path | None = None) -> Summary:
+    """`review_options` are the options the review page adds to the commands it shows (--db, --out);
+    `summary_path` is where the command line writes --summary-json (kept clear of copies)."""
     input_dir, output_dir, report_path = Path(input_dir), Path(output_dir), Path(report_path)
     if not input_dir.is_dir():
         raise folder_refused(input_dir, "pass the folder of photos to annotate")
@@ -350,7 +355,7 @@ def annotate(input_dir: Path, db_path: Path, output_dir: Path, report_path: Path
         skipped: list[tuple[str, str]] = []
         leftovers: list[str] = []
         relatives = images_to_annotate(input_dir, output_dir, unreadable, skipped, leftovers,
-                                       own_files_in_out(output_dir, report_path))
+                                       own_files_in_out(output_dir, report_path, summary_path))
         _remove_leftover_sidecar_temporaries(input_dir, leftovers)
         for path, why in skipped:
             hooks.warn(f"{to_text(str(input_dir / path))}: skipped, {why}")

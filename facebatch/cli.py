@@ -387,7 +387,7 @@ def annotate(images_dir, db_path, out_dir, report_path, threshold, force, try_ro
 
     def annotate_and_summarise(hooks):
         summary = run_annotate(images_dir, db_path, out_dir, report_path, settings, hooks, force, confirm_purge,
-                               review_options)
+                               review_options, summary_json)
         console.print(f"images {summary.images}, faces {summary.faces}, known {summary.known}, unknown "
                       f"{summary.unknown}, no face {summary.no_face}, errors {summary.errors} ({summary.processed} "
                       f"processed, {summary.relabelled} relabelled, {summary.carried_over} unchanged), time "

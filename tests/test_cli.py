@@ -789,17 +789,22 @@ def test_photos_whose_copies_would_land_on_facebatchs_own_files_are_passed_over(
     every run failed with advice about disk space.  Such photos are passed over, named."""
     images = tmp_path / "images"
     photo = sorted((celebrity / "val" / "madonna").glob("*.jpg"))[0]
-    for relative in ("review/thumbs/holiday.jpg", "report.csv/b.jpg", "review.html/c.jpg", "fine/d.jpg"):
+    for relative in ("review/thumbs/holiday.jpg", "report.csv/b.jpg", "review.html/c.jpg", "s.json/e.jpg",
+                     "fine/d.jpg", "review/f.jpg"):
         (images / relative).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(photo, images / relative)
     out = tmp_path / "out"
     for _ in range(2):
-        result = run("annotate", images, "--db", workspace_db, "--out", out, "--model-dir", models_root, "-q")
+        result = run("annotate", images, "--db", workspace_db, "--out", out, "--model-dir", models_root, "-q",
+                     "--summary-json", out / "s.json")
         assert result.exit_code == 0, result.output
         rows = report_rows(out / "report.csv")
-        assert [r["image"] for r in rows] == ["fine/d.jpg"] and (out / "fine" / "d.jpg").is_file()
-        for relative, what in (("review/thumbs/holiday.jpg", "review pages (review)"), ("report.csv/b.jpg", "report"),
-                               ("review.html/c.jpg", "review index")):
+        # (a folder of photos called review is fine: only thumbnails and pages are pruned there)
+        assert [r["image"] for r in rows] == ["fine/d.jpg", "review/f.jpg"]
+        assert (out / "fine" / "d.jpg").is_file() and (out / "review" / "f.jpg").is_file()
+        for relative, what in (("review/thumbs/holiday.jpg", "review thumbnails (review/thumbs)"),
+                               ("report.csv/b.jpg", "report"), ("review.html/c.jpg", "review index"),
+                               ("s.json/e.jpg", "--summary-json")):
             assert f"{images / relative}: skipped, its annotated copy would be {relative} in --out, where facebatch " \
                    f"keeps its {what}" in result.output
 
