@@ -34,7 +34,8 @@ from .report import Summary
 from .results import STATUS_ERROR, STATUS_OK, UNKNOWN, ImageResult
 from .runner import chunked, run_stoppable
 from .sidecar import sidecar_path_for
-from .state import OUTPUTS_UNSURE, SIDECAR_UNWRITTEN, CopyStat, ImageRecord, RunState, open_state, state_path_for
+from .state import (NO_SIDECAR_NEEDED, OUTPUTS_UNSURE, SIDECAR_UNWRITTEN, CopyStat, ImageRecord, RunState, open_state,
+                    state_path_for)
 from .writers import AnnotatedCopyWriter, CsvReportWriter, ReviewWriter, XmpSidecarWriter, image_writers, output_file
 
 LOCK_NAME = ".facebatch-annotate.lock"
@@ -209,8 +210,8 @@ def _outputs_differ(record: ImageRecord, output_dir: Path, plan: _Plan) -> bool:
 def _sidecar_missing(record: ImageRecord, input_dir: Path) -> bool:
     """A photo with a named face and no sidecar, in a run writing them (--xmp): deleted by hand,
     or by a run over the same photos with another database.  A relabel writes it again without
-    redrawing the copy.  One stat or two per named photo; a photo whose names its own XMP already
-    holds needs no sidecar, and is looked at again each run for that price."""
+    redrawing the copy.  One stat or two per named photo.  (A photo whose own XMP names its faces
+    needs no sidecar: its record carries NO_SIDECAR_NEEDED, and this is not asked of it.)"""
     result = record.result
     if result.status != STATUS_OK or all(f.name == UNKNOWN for f in result.faces):
         return False
@@ -246,8 +247,9 @@ def _plan(relatives: list[str], input_dir: Path, state: RunState, detect_key: st
                 continue
             state.update_stat(to_text(relative), stat.st_size, stat.st_mtime_ns)
         outputs_differ = _outputs_differ(record, output_dir, plan)
-        if record.labels_key != label_key or outputs_differ or \
-                (sidecars_written and _sidecar_missing(record, input_dir)):
+        current = record.labels_key in (label_key, label_key + NO_SIDECAR_NEEDED)
+        if not current or outputs_differ or \
+                (sidecars_written and record.labels_key == label_key and _sidecar_missing(record, input_dir)):
             plan.relabel.append(record.path)
             if record.labels_key == OUTPUTS_UNSURE or outputs_differ:
                 plan.redraw.add(record.path)
@@ -538,10 +540,14 @@ def _clean_up_failures(results: list[ImageResult], cleaners: list, input_dir: Pa
 
 def _stored_labels_key(result: ImageResult, label_key: str) -> str:
     """The labels key a finished result is saved under: an error is relabelled next run (""), and
-    so is a result whose sidecar could not be written (SIDECAR_UNWRITTEN: written again then)."""
+    so is a result whose sidecar could not be written (SIDECAR_UNWRITTEN: written again then).  A
+    named photo that needed no sidecar under --xmp is marked so (NO_SIDECAR_NEEDED)."""
     if result.status == STATUS_ERROR:
         return ""
-    return SIDECAR_UNWRITTEN if result.output_problem else label_key
+    if result.output_problem:
+        return SIDECAR_UNWRITTEN
+    named = any(f.name != UNKNOWN for f in result.faces)
+    return label_key + NO_SIDECAR_NEEDED if named and result.sidecar_written is False else label_key
 
 
 def _output_problems(results: list[ImageResult], input_dir: Path, hooks: RunHooks) -> int:

@@ -184,7 +184,8 @@ def write_outputs(result: ImageResult, output: ImageOutput, writers) -> ImageRes
             if writer.essential:
                 return replace(result, status=STATUS_ERROR, annotated="", error=problem)
             problems.append(problem if isinstance(exc, OSError) else f"{writer.what}: {problem}")
-    return replace(result, annotated=annotated, output_problem="; ".join(problems))
+    return replace(result, annotated=annotated, output_problem="; ".join(problems),
+                   sidecar_written=output.sidecar_written)
 
 
 def relabel_chunk(items: list[tuple[ImageResult, bool]], input_root: Path, output_root: Path,

@@ -38,3 +38,6 @@ class ImageResult:
     # A non-essential output (the XMP sidecar) that could not be written this time, in one line:
     # the result stands, the parent warns and has the next run try again.  Not stored.
     output_problem: str = field(default="", compare=False)
+    # Under --xmp: whether a sidecar is there after this write (None: not written this time).  Kept
+    # only as the labels key's NO_SIDECAR_NEEDED mark (state.py).
+    sidecar_written: bool | None = field(default=None, compare=False)

@@ -43,6 +43,9 @@ OUTPUTS_UNSURE = "outputs-unsure"
 # ...and of a record whose sidecar could not be written, its copy being right: relabelled next run,
 # which writes the sidecar again, without decoding the photo to redraw the copy.
 SIDECAR_UNWRITTEN = "sidecar-unwritten"
+# ...and appended to the labels key of a record whose named faces needed no sidecar under --xmp
+# (the photo's own XMP names them already): its missing sidecar is no sign of one deleted.
+NO_SIDECAR_NEEDED = "+no-sidecar-needed"
 
 
 class ManifestDamaged(FacebatchError):

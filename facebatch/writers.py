@@ -39,6 +39,7 @@ class ImageOutput:
     orientation: int
     image: Image.Image | None = None  # upright RGB; writers may draw on it
     sha256: str = ""  # of the photo's bytes, which names its thumbnails
+    sidecar_written: bool | None = None  # what a writer learned: set by the sidecar writer under --xmp
 
 
 class ImageWriter(Protocol):
@@ -120,7 +121,8 @@ class XmpSidecarWriter:
                 return ""  # (remove() says why nothing outside the input folder is touched)
             raise SidecarError("the photo's folder is now a link out of the folder; no sidecar is written there")
         if self.sidecars == SIDECARS_WRITE:
-            sidecar.write_sidecar(photo, (output.width, output.height), named, output.orientation)
+            written = sidecar.write_sidecar(photo, (output.width, output.height), named, output.orientation)
+            output.sidecar_written = written is not None
         elif self.sidecars == SIDECARS_KEEP_TRUE:
             sidecar.keep_our_regions_true(photo, (output.width, output.height), named, output.orientation)
         else:

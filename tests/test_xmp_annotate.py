@@ -328,3 +328,28 @@ def test_a_deleted_sidecar_is_written_again_by_the_next_xmp_run(tmp_path, celebr
     assert [r["Name"] for r in regions(exiftool(images / "mindy.jpg.xmp"))] == ["mindy_kaling"]
     third = run("annotate", images, "--db", db, "--out", out, "--model-dir", models_root, "-q", "--xmp")
     assert "(0 processed, 0 relabelled, 1 unchanged)" in third.output
+
+
+def test_a_photo_whose_own_xmp_names_its_face_is_not_relabelled_every_xmp_run(tmp_path, celebrity, db, models_root):
+    """It needs no sidecar, so its missing sidecar is no sign of one deleted: carried over (a
+    library whose photo manager writes names into the files would be relabelled every night)."""
+    images = tmp_path / "images"
+    images.mkdir()
+    shutil.copy(sorted((celebrity / "val" / "elton_john").glob("*.jpg"))[0], images / "elton.jpg")
+    boxes = tmp_path / "boxes"
+    assert run("annotate", images, "--db", db, "--out", boxes, "--model-dir", models_root, "-q").exit_code == 0
+    [elton] = report_rows(boxes / "report.csv")
+    with Image.open(images / "elton.jpg") as image:
+        size = image.size
+    x, y, w, h = xmp.normalised_area(xmp.FaceRegion("x", *(int(elton[k]) for k in ("left", "top", "right", "bottom"))),
+                                     size)
+    region = (f"{{AppliedToDimensions={{W={size[0]},H={size[1]},Unit=pixel}},RegionList=[{{Name=elton_john,"
+              f"Type=Face,Area={{X={x},Y={y},W={w},H={h},Unit=normalized}}}}]}}")
+    subprocess.run(["exiftool", "-q", "-overwrite_original", f"-RegionInfo={region}",
+                    "-XMP-iptcExt:PersonInImage=elton_john", str(images / "elton.jpg")], check=True, timeout=60)
+    out = tmp_path / "out"
+    assert run("annotate", images, "--db", db, "--out", out, "--model-dir", models_root, "-q", "--xmp").exit_code == 0
+    assert not (images / "elton.jpg.xmp").exists()  # the photo says it all already
+    for _ in range(2):
+        again = run("annotate", images, "--db", db, "--out", out, "--model-dir", models_root, "-q", "--xmp")
+        assert "(0 processed, 0 relabelled, 1 unchanged)" in again.output, again.output
