@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -43,14 +44,15 @@ class EnrollOutcome:
     saved: bool = False
 
 
-def person_photos(people_dir: Path) -> tuple[list[tuple[str, str]], list[str], int]:
+def person_photos(people_dir: Path,
+                  too_deep_paths: list[str] | None = None) -> tuple[list[tuple[str, str]], list[str], int]:
     """(person, photo path relative to people_dir) pairs from both layouts, warnings, and how
     many photos were refused for their name.
 
     `People/Name.jpg` is one photo of Name; `People/Name/*.jpg` are several.  A photo deeper down
     (`People/Family/madonna/a.jpg`) is refused, not filed under the top folder's name: such a
     folder is as likely a group of people as one person's photos sorted by year, and a wrong
-    guess enrolls someone under another's name.
+    guess enrolls someone under another's name.  Their paths go to `too_deep_paths` if given.
     """
     pairs, warnings, unreadable, skipped, refused = [], [], [], [], 0
     refused_paths: list[str] = []
@@ -59,6 +61,8 @@ def person_photos(people_dir: Path) -> tuple[list[tuple[str, str]], list[str], i
         parts = relative.split("/")
         if len(parts) > 2:
             too_deep[to_text("/".join(parts[:2]))] = too_deep.get(to_text("/".join(parts[:2])), 0) + 1
+            if too_deep_paths is not None:
+                too_deep_paths.append(relative)
             refused += 1
             refused_paths.append(relative)
             continue
@@ -78,7 +82,7 @@ def person_photos(people_dir: Path) -> tuple[list[tuple[str, str]], list[str], i
     for subfolder, count in sorted(too_deep.items()):
         person = subfolder.split("/", 1)[0]
         warnings.append(f"{to_text(str(people_dir))}/{subfolder}: skipped {count} photo{'s' if count > 1 else ''} in a "
-                        f"folder inside {person}'s folder (enroll reads Name.jpg and Name/*.jpg only: a subfolder "
+                        f"folder inside {person}'s folder (only Name.jpg and Name/*.jpg are read: a subfolder "
                         f"may hold someone else); move them up into {person}/ if they are {person}, or into a "
                         "person folder of their own")
     warnings.extend(_folders_without_photos(people_dir, pairs, unreadable + refused_paths, skipped))
@@ -124,7 +128,8 @@ def enroll(people_dir: Path, db_path: Path, settings: Settings, hooks: RunHooks 
         raise folder_refused(people_dir, "put photos in People/Name.jpg or People/Name/*.jpg")
     spec = weights.get_spec(settings.detection.model)
     outcome = EnrollOutcome()
-    pairs, outcome.warnings, outcome.skipped = person_photos(people_dir)
+    too_deep: list[str] = []
+    pairs, outcome.warnings, outcome.skipped = person_photos(people_dir, too_deep)
     outcome.failed = outcome.skipped
     hashes = _hashes(people_dir, pairs, outcome)
     pairs = [(person, rel) for person, rel in pairs if rel in hashes]
@@ -177,7 +182,11 @@ def enroll(people_dir: Path, db_path: Path, settings: Settings, hooks: RunHooks 
             _add(gallery, outcome, person_of[relative], relative, hashes[relative], result, settings, folder)
         outcome.warnings += _too_near_to_be_two_people(gallery, before, spec.crop.key)
         outcome.warnings += _one_persons_folder_as_people(gallery, before, spec.crop.key, people_dir, threshold)
-        outcome.orphans = sum(1 for key in current if key not in found)
+        # entries an older facebatch enrolled from photos now refused (in a folder inside a
+        # person's folder) are no orphans: the photos are there, and may be someone else's
+        refused_now = {to_text(rel) for rel in too_deep}
+        outcome.warnings += _enrolled_from_refused_photos(current, refused_now)
+        outcome.orphans = sum(1 for key in current if key not in found and key[1] not in refused_now)
         _save_if_changed(db_path, gallery, outcome)
         _warn_still_outdated(gallery, spec.crop.key, db_path, outcome)
     return outcome
@@ -485,6 +494,18 @@ def _too_near_to_be_two_people(gallery, before: set[int], crop: str) -> list[str
         warnings = warnings[:MAX_NEAR_PAIRS_SHOWN] + [f"{len(warnings) - MAX_NEAR_PAIRS_SHOWN} more pairs of photos of "
                                                       f"different people nearer than {SUSPECT_DISTANCE}"]
     return warnings
+
+
+def _enrolled_from_refused_photos(current: dict, refused: set[str]) -> list[str]:
+    """One warning per person with entries enrolled (by a facebatch before 2026-11-25) from photos
+    in a folder inside their folder, which enroll refuses now: they may show someone else."""
+    counts: dict[str, int] = {}
+    for name, source in current:
+        if source in refused:
+            counts[name] = counts.get(name, 0) + 1
+    return [f"{name}: {count} database entr{'ies were' if count > 1 else 'y was'} enrolled from photos in a folder "
+            f"inside {name}'s folder, which may show someone else; run facebatch people remove {shlex.quote(name)} "
+            "and enroll again once the photos are in the right folders" for name, count in sorted(counts.items())]
 
 
 def _one_persons_folder_as_people(gallery, before: set[int], crop: str, people_dir: Path, threshold: float) -> list[str]:

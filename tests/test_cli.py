@@ -884,3 +884,22 @@ def test_one_persons_folder_enrolled_as_a_folder_of_people_is_warned_about(tmp_p
         shutil.copy(sorted((celebrity / "train" / person).glob("*.jpg"))[0], people / f"{person}.jpg")
     right = run("enroll", people, "--db", tmp_path / "right.json", "--model-dir", models_root, "-q")
     assert right.exit_code == 0 and "as people of their own" not in right.output
+
+
+def test_entries_an_older_facebatch_enrolled_from_a_subfolder_are_named_not_called_orphans(tmp_path, celebrity,
+                                                                                          models_root):
+    """People/Family/elton/b.jpg enrolled as Family before subfolders were refused: the photo is
+    still there, so it is no orphan, and the entry may be someone else's: say to remove it."""
+    people = tmp_path / "People"
+    (people / "Family").mkdir(parents=True)
+    shutil.copy(sorted((celebrity / "val" / "elton_john").glob("*.jpg"))[0], people / "Family" / "b.jpg")
+    db = tmp_path / "db.json"
+    assert run("enroll", people, "--db", db, "--model-dir", models_root, "-q").exit_code == 0
+    (people / "Family" / "elton").mkdir()
+    (people / "Family" / "b.jpg").rename(people / "Family" / "elton" / "b.jpg")
+    db.write_text(db.read_text().replace('"source": "Family/b.jpg"', '"source": "Family/elton/b.jpg"'))
+    again = run("enroll", people, "--db", db, "--model-dir", models_root, "-q")
+    assert again.exit_code == 3
+    assert "Family: 1 database entry was enrolled from photos in a folder inside Family's folder, which may show " \
+           "someone else; run facebatch people remove Family" in again.output
+    assert "no photo in" not in again.output
