@@ -144,6 +144,14 @@ class RunState:
             raise sqlite3.DatabaseError(f"unexpected columns {columns}")
         if version is None:
             self._db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+        if self._db.execute("SELECT 1 FROM meta WHERE key='zeroed'").fetchone() is None:
+            # A manifest written before secure_delete may hold names in its free pages: rebuilt
+            # once, which leaves none (then secure_delete keeps it so).
+            try:
+                self._db.execute("VACUUM")
+                self._db.execute("INSERT INTO meta VALUES ('zeroed', '1')")
+            except sqlite3.OperationalError:
+                pass  # read-only here (a command that only reads): the next writer does it
 
     def _migrate_from_2(self) -> None:
         """Add the copies' stat column, unknown for every record: the faces stay, nothing is detected

@@ -62,3 +62,30 @@ def test_a_name_taken_off_a_record_leaves_no_copy_in_the_manifest_file(tmp_path,
     manifest.close()
     on_disk = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("report.state.sqlite"))
     assert b"Ann" in on_disk and b"Zebedee_Quux" not in on_disk
+
+
+def test_a_manifest_from_before_secure_delete_is_rebuilt_once_leaving_no_freed_name(tmp_path):
+    import numpy as np
+
+    from facebatch.detect import Face
+    from facebatch.results import ImageResult, LabelledFace
+    from facebatch.state import ImageRecord
+
+    path = tmp_path / "report.state.sqlite"
+    manifest = RunState(path)
+    face = LabelledFace(Face(0, 0, 100, 100, 0.999), "Zebedee_Quux", 0.5)
+    embedding = np.random.default_rng(0).random((1, 128), dtype=np.float32)
+    manifest.put_many([ImageRecord(ImageResult(f"{i}.jpg", "ok", (face,), embeddings=embedding), "d", "l")
+                       for i in range(300)])
+    manifest.close()
+    # as a facebatch before secure_delete left it: the name relabelled away, still in free pages
+    old = sqlite3.connect(path, isolation_level=None)
+    old.execute("PRAGMA secure_delete=OFF")
+    old.execute("CREATE TEMP TABLE relabelled AS SELECT * FROM images")
+    old.execute("UPDATE relabelled SET labels=replace(labels, 'Zebedee_Quux', 'UNKNOWN')")
+    old.execute("INSERT OR REPLACE INTO images SELECT * FROM relabelled")  # as put_many writes
+    old.execute("DELETE FROM meta WHERE key='zeroed'")
+    old.close()
+    assert b"Zebedee_Quux" in path.read_bytes()
+    RunState(path).close()
+    assert b"Zebedee_Quux" not in path.read_bytes()
