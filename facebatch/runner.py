@@ -42,6 +42,12 @@ def _dask_backend(scheduler: str | None, workers: int, shared: list):
                 raise UsageProblem(f"cannot reach the Dask scheduler at {scheduler} ({exc}); "
                                    "check the address and that the scheduler is running") from None
         else:
+            import dask
+
+            # A worker short of memory would spill what it holds (the gallery's embeddings, the
+            # results) to disk, pickled: on this machine, it is held in memory or the run fails.
+            stack.enter_context(dask.config.set({"distributed.worker.memory.target": False,
+                                                 "distributed.worker.memory.spill": False}))
             cluster = stack.enter_context(LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                                        dashboard_address=None))
             client = stack.enter_context(Client(cluster, set_as_default=False))

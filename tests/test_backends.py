@@ -119,3 +119,23 @@ def test_worker_processes_get_a_large_gallery_through_memory_not_a_pickle_on_dis
     arrivals = list(run_ordered(_how_the_gallery_arrived, [[1], [2]], 2, gallery, backend="processes"))
     assert arrivals == [("ndarray", False, 256_000.0)] * 2
     assert not [p for p in tmp_path.rglob("*") if p.is_file()]
+
+
+def _spill_settings(chunk):
+    import os
+
+    import dask
+
+    return (os.getpid(), dask.config.get("distributed.worker.memory.target"),
+            dask.config.get("distributed.worker.memory.spill"))
+
+
+def test_a_local_dask_cluster_never_spills_to_disk():
+    """Dask workers short of memory pickle what they hold (the gallery included) to disk."""
+    import os
+
+    from facebatch.runner import run_ordered
+
+    settings = list(run_ordered(_spill_settings, [[1], [2]], 2, backend="dask"))
+    assert all(pid != os.getpid() for pid, _, _ in settings)  # asked in the workers themselves
+    assert [(target, spill) for _, target, spill in settings] == [(False, False)] * 2
