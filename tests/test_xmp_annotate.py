@@ -32,6 +32,20 @@ def db(tmp_path_factory, celebrity, models_root):
     return path
 
 
+def region_on_the_face(images: Path, photo: str, name: str, db: Path, models_root: Path, grown: float = 1.0) -> str:
+    """exiftool's RegionInfo value for one face region named `name`, on the face annotate finds in
+    `photo` (its box `grown` times as wide and high), as a photo manager would write it."""
+    boxes = images.parent / "boxes"  # where the faces are
+    assert run("annotate", images, "--db", db, "--out", boxes, "--model-dir", models_root, "-q").exit_code == 0
+    [face] = [r for r in report_rows(boxes / "report.csv") if r["image"] == photo]
+    with Image.open(images / photo) as image:
+        size = image.size
+    x, y, w, h = xmp.normalised_area(xmp.FaceRegion("x", *(int(face[k]) for k in ("left", "top", "right", "bottom"))),
+                                     size)
+    return (f"{{AppliedToDimensions={{W={size[0]},H={size[1]},Unit=pixel}},RegionList=[{{Name={name},"
+            f"Type=Face,Area={{X={x},Y={y},W={w * grown},H={h * grown},Unit=normalized}}}}]}}")
+
+
 def rotated_copy(source: Path, target: Path, orientation: int) -> None:
     """A photo stored turned, with the EXIF orientation that shows it upright again."""
     undo = {6: Image.Transpose.ROTATE_90, 8: Image.Transpose.ROTATE_270}[orientation]
@@ -200,15 +214,7 @@ def test_a_new_sidecar_starts_as_a_copy_of_the_photos_own_xmp(tmp_path, celebrit
     images.mkdir()
     shutil.copy(sorted((celebrity / "val" / "elton_john").glob("*.jpg"))[0], images / "elton.jpg")
     shutil.copy(sorted((celebrity / "val" / "mindy_kaling").glob("*.jpg"))[0], images / "mindy.jpg")
-    boxes = tmp_path / "boxes"  # where the faces are, to name Elton's inside his photo
-    assert run("annotate", images, "--db", db, "--out", boxes, "--model-dir", models_root, "-q").exit_code == 0
-    [elton] = [r for r in report_rows(boxes / "report.csv") if r["image"] == "elton.jpg"]
-    with Image.open(images / "elton.jpg") as image:
-        size = image.size
-    x, y, w, h = xmp.normalised_area(xmp.FaceRegion("x", *(int(elton[k]) for k in ("left", "top", "right", "bottom"))),
-                                     size)
-    region = (f"{{AppliedToDimensions={{W={size[0]},H={size[1]},Unit=pixel}},RegionList=[{{Name=Sir Elton,"
-              f"Type=Face,Area={{X={x},Y={y},W={w * 1.2},H={h * 1.2},Unit=normalized}}}}]}}")
+    region = region_on_the_face(images, "elton.jpg", "Sir Elton", db, models_root, grown=1.2)
     subprocess.run(["exiftool", "-q", "-overwrite_original", "-XMP-dc:Subject=holiday", "-XMP-xmp:Rating=5",
                     str(images / "mindy.jpg")], check=True, timeout=60)
     subprocess.run(["exiftool", "-q", "-overwrite_original", "-XMP-dc:Subject=holiday", "-XMP-xmp:Rating=5",
@@ -336,15 +342,7 @@ def test_a_photo_whose_own_xmp_names_its_face_is_not_relabelled_every_xmp_run(tm
     images = tmp_path / "images"
     images.mkdir()
     shutil.copy(sorted((celebrity / "val" / "elton_john").glob("*.jpg"))[0], images / "elton.jpg")
-    boxes = tmp_path / "boxes"
-    assert run("annotate", images, "--db", db, "--out", boxes, "--model-dir", models_root, "-q").exit_code == 0
-    [elton] = report_rows(boxes / "report.csv")
-    with Image.open(images / "elton.jpg") as image:
-        size = image.size
-    x, y, w, h = xmp.normalised_area(xmp.FaceRegion("x", *(int(elton[k]) for k in ("left", "top", "right", "bottom"))),
-                                     size)
-    region = (f"{{AppliedToDimensions={{W={size[0]},H={size[1]},Unit=pixel}},RegionList=[{{Name=elton_john,"
-              f"Type=Face,Area={{X={x},Y={y},W={w},H={h},Unit=normalized}}}}]}}")
+    region = region_on_the_face(images, "elton.jpg", "elton_john", db, models_root)
     subprocess.run(["exiftool", "-q", "-overwrite_original", f"-RegionInfo={region}",
                     "-XMP-iptcExt:PersonInImage=elton_john", str(images / "elton.jpg")], check=True, timeout=60)
     out = tmp_path / "out"
