@@ -27,7 +27,7 @@ from .hooks import RunHooks
 from .images import OUTPUT_MARKER, annotated_name, find_images
 from .match import LABEL_RULE, label_image
 from .packages import sha256_of_file
-from .outputplaces import refuse_a_folder_of_other_files
+from .outputplaces import own_files_in_out, refuse_a_folder_of_other_files
 from .pathtext import to_text
 from .pipeline import annotate_chunk, relabel_chunk
 from .report import Summary
@@ -79,30 +79,13 @@ def check_output_places(input_dir: Path, output_dir: Path) -> str | None:
     return real_out.relative_to(real_in).as_posix() if real_out.is_relative_to(real_in) else None
 
 
-def own_files_in_out(output_dir: Path, report_path: Path, summary_path: Path | None = None) -> dict[str, str]:
-    """The paths inside --out (relative, as `to_text` gives annotated copies' names) that hold
-    facebatch's own files, with what each is: an annotated copy there would be pruned as a stray
-    thumbnail, or stand where the report must go, every run.  (A copy elsewhere in review/ is
-    safe: only thumbnails and .html pages are pruned there, and no copy ends in .html.)"""
-    own = {review.THUMBS: "review thumbnails", review.INDEX: "review index"}
-    real_out = Path(os.path.realpath(output_dir))
-    for path, what in ((report_path, "report"), (state_path_for(report_path), "manifest"),
-                       (summary_path, "--summary-json")):
-        if path is None:
-            continue
-        real = Path(os.path.realpath(path))
-        if real.is_relative_to(real_out):
-            own[to_text(real.relative_to(real_out).as_posix())] = what
-    return own
-
-
 def images_to_annotate(input_dir: Path, output_dir: Path, unreadable: list[str] | None = None,
                        skipped: list[tuple[str, str]] | None = None, leftovers: list[str] | None = None,
                        own_files: dict[str, str] | None = None) -> list[str]:
     """Images below input_dir, leaving out our own output when it lies inside the input folder
     (and any other annotate output folder: images.OUTPUT_MARKER).  What else was passed over,
     with why, goes to `skipped`; our own output folder is not news.  A photo whose copy would
-    land on one of `own_files` (own_files_in_out) is passed over too."""
+    land on one of `own_files` (outputplaces.own_files_in_out) is passed over too."""
     inside = check_output_places(input_dir, output_dir)
     passed_over: list[tuple[str, str]] = []
     relatives = find_images(input_dir, unreadable, passed_over, leftovers)
@@ -213,9 +196,13 @@ def _sidecar_missing(record: ImageRecord, input_dir: Path) -> bool:
     redrawing the copy.  One stat or two per named photo.  (A photo whose own XMP names its faces
     needs no sidecar: its record carries NO_SIDECAR_NEEDED, and this is not asked of it.)"""
     result = record.result
-    if result.status != STATUS_OK or all(f.name == UNKNOWN for f in result.faces):
-        return False
-    return not os.path.lexists(sidecar_path_for(input_dir / result.image))
+    return result.status == STATUS_OK and _names_someone(result) and \
+        not os.path.lexists(sidecar_path_for(input_dir / result.image))
+
+
+def _names_someone(result: ImageResult) -> bool:
+    """Whether a sidecar under --xmp would hold a region of this photo's."""
+    return any(f.name != UNKNOWN for f in result.faces)
 
 
 def _plan(relatives: list[str], input_dir: Path, state: RunState, detect_key: str, label_key: str,
@@ -546,8 +533,8 @@ def _stored_labels_key(result: ImageResult, label_key: str) -> str:
         return ""
     if result.output_problem:
         return SIDECAR_UNWRITTEN
-    named = any(f.name != UNKNOWN for f in result.faces)
-    return label_key + NO_SIDECAR_NEEDED if named and result.sidecar_written is False else label_key
+    needless = _names_someone(result) and result.sidecar_written is False
+    return label_key + NO_SIDECAR_NEEDED if needless else label_key
 
 
 def _output_problems(results: list[ImageResult], input_dir: Path, hooks: RunHooks) -> int:

@@ -11,6 +11,7 @@ import json
 import os
 from pathlib import Path
 
+from . import review
 from .atomicio import describe_os_error
 from .errors import OutputError, UsageProblem
 from .images import OUTPUT_MARKER
@@ -131,3 +132,20 @@ def refuse_a_folder_of_other_files(output_dir: Path) -> None:
                            f"{to_text(other[0])}), which annotated copies and review pages could replace; choose a "
                            "new or empty --out, or the folder of an earlier annotate run (one made before facebatch "
                            f"marked its folders: mark it with touch {shell_word(str(output_dir / OUTPUT_MARKER))})")
+
+
+def own_files_in_out(output_dir: Path, report_path: Path, summary_path: Path | None = None) -> dict[str, str]:
+    """The paths inside --out (relative, as `to_text` gives annotated copies' names) that hold
+    facebatch's own files, with what each is: an annotated copy there would be pruned as a stray
+    thumbnail, or stand where the report must go, every run.  (A copy elsewhere in review/ is
+    safe: only thumbnails and .html pages are pruned there, and no copy ends in .html.)"""
+    own = {review.THUMBS: "review thumbnails", review.INDEX: "review index"}
+    real_out = Path(os.path.realpath(output_dir))
+    for path, what in ((report_path, "report"), (state_path_for(report_path), "manifest"),
+                       (summary_path, "--summary-json")):
+        if path is None:
+            continue
+        real = Path(os.path.realpath(path))
+        if real.is_relative_to(real_out):
+            own[to_text(real.relative_to(real_out).as_posix())] = what
+    return own

@@ -75,10 +75,11 @@ def keep_our_regions_true(image_path: Path, size: tuple[int, int], faces: Iterab
                           orientation: int = 1) -> Path | None:
     """Rewrite facebatch's regions in a sidecar that already holds them (annotate without --xmp).
 
-    No sidecar is created, and one facebatch never wrote into is left unread past its bytes: a
-    sidecar it cannot read (a link, unreadable) was never written by it, so it is no concern of a
-    run that did not ask for sidecars.  One that holds our regions and cannot be kept true (made
-    read-only, say) raises SidecarError: it may name someone since removed.
+    No sidecar is created, and one without facebatch's data is left unread past its bytes.  One it
+    cannot read (a link, not a regular file, unreadable, over the size limit) is passed over in
+    silence: most are other programs', and this run did not ask for sidecars.  One that holds our
+    regions and cannot be kept true (made read-only, say) raises SidecarError: it may name someone
+    since removed.
     """
     path = sidecar_path_for(image_path)
     _leave_a_shared_sidecar(image_path, path)
