@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import shlex
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -56,13 +57,11 @@ def person_photos(people_dir: Path,
     """
     pairs, warnings, unreadable, skipped, refused = [], [], [], [], 0
     refused_paths: list[str] = []
-    too_deep: dict[str, int] = {}  # subfolder of a person's folder: photos refused there
+    too_deep: list[str] = []  # photos in a folder inside a person's folder: refused
     for relative in find_images(people_dir, unreadable, skipped):
         parts = relative.split("/")
         if len(parts) > 2:
-            too_deep[to_text("/".join(parts[:2]))] = too_deep.get(to_text("/".join(parts[:2])), 0) + 1
-            if too_deep_paths is not None:
-                too_deep_paths.append(relative)
+            too_deep.append(relative)
             refused += 1
             refused_paths.append(relative)
             continue
@@ -79,7 +78,9 @@ def person_photos(people_dir: Path,
     warnings.extend(f"{people_dir / folder}: cannot list this folder (permission denied); make it readable to "
                     "enroll its photos" for folder in unreadable)
     warnings.extend(f"{to_text(str(people_dir / path))}: skipped, {why}" for path, why in skipped)
-    for subfolder, count in sorted(too_deep.items()):
+    if too_deep_paths is not None:
+        too_deep_paths.extend(too_deep)
+    for subfolder, count in sorted(Counter(to_text("/".join(p.split("/")[:2])) for p in too_deep).items()):
         person = subfolder.split("/", 1)[0]
         warnings.append(f"{to_text(str(people_dir))}/{subfolder}: skipped {count} photo{'s' if count > 1 else ''} in a "
                         f"folder inside {person}'s folder (only Name.jpg and Name/*.jpg are read: a subfolder "
@@ -499,10 +500,7 @@ def _too_near_to_be_two_people(gallery, before: set[int], crop: str) -> list[str
 def _enrolled_from_refused_photos(current: dict, refused: set[str]) -> list[str]:
     """One warning per person with entries enrolled (by a facebatch before 2026-11-25) from photos
     in a folder inside their folder, which enroll refuses now: they may show someone else."""
-    counts: dict[str, int] = {}
-    for name, source in current:
-        if source in refused:
-            counts[name] = counts.get(name, 0) + 1
+    counts = Counter(name for name, source in current if source in refused)
     return [f"{name}: {count} database entr{'ies were' if count > 1 else 'y was'} enrolled from photos in a folder "
             f"inside {name}'s folder, which may show someone else; run facebatch people remove {shlex.quote(name)} "
             "and enroll again once the photos are in the right folders" for name, count in sorted(counts.items())]
